@@ -1,0 +1,222 @@
+"""`aicli generate`: one prompt in, one answer out (plain, streamed or --json)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from aicli.cli import options
+from aicli.cli.output import handle_errors, info, is_tty, out, print_json, setup_logging
+
+if TYPE_CHECKING:
+    from aicli.types import Request, Result
+
+
+def generate(
+    prompt: str | None = typer.Argument(
+        None, help="The prompt. Piped stdin comes first, then a blank line, then this.",
+        show_default=False,
+    ),
+    tier: str | None = typer.Option(None, "--tier", "-t", help="Model tier (default: default_tier)."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Override the tier's model (same provider)."
+    ),
+    system: str | None = typer.Option(None, "--system", "-s", help="System prompt."),
+    template: str | None = typer.Option(
+        None, "--template", "-T", help="Render prompt template NAME[@VERSION] instead of PROMPT."
+    ),
+    var: list[str] = typer.Option(
+        [], "--var", help="Template variable KEY=VALUE (repeatable; JSON values are parsed)."
+    ),
+    vars_file: Path | None = typer.Option(
+        None, "--vars-file", help="YAML or JSON file of template variables (--var wins)."
+    ),
+    max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Answer token cap."),
+    temperature: float | None = typer.Option(
+        None, "--temperature", min=0.0, max=2.0, help="Sampling temperature."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Sampling seed, where supported."),
+    schema: Path | None = typer.Option(
+        None, "--schema", help="JSON Schema file: the answer must be JSON valid against it."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object with metadata."),
+    stream: bool | None = typer.Option(
+        None, "--stream/--no-stream", help="Stream the answer (default: when stdout is a TTY).",
+        show_default=False,
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
+    refresh: bool = typer.Option(False, "--refresh", help="Skip the cache read, write the answer."),
+    cache_only: bool = typer.Option(
+        False, "--cache-only", help="Answer only from the cache (a miss is exit 3)."
+    ),
+    max_cost: float | None = typer.Option(
+        None, "--max-cost", min=0.0, help="Budget in USD for this call (exit 4 if it could exceed)."
+    ),
+    no_redact: bool = typer.Option(False, "--no-redact", help="Send the prompt unredacted."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="One summary line on stderr: model, tokens, cost, cache."
+    ),
+    config: Path | None = options.CONFIG,
+    debug: bool = options.DEBUG,
+) -> None:
+    """Generate an answer for PROMPT (and/or piped stdin) with a model tier.
+
+    Examples: aicli generate "Name three prime numbers" ;
+    cat notes.txt | aicli generate "Summarize in 3 bullets" ;
+    aicli generate -T summarize --var bullets=5 < notes.txt
+    """
+    with handle_errors(debug):
+        setup_logging(verbose, debug)
+        from aicli.config import load_config
+        from aicli.cost import Budget
+        from aicli.engine import Engine
+        from aicli.errors import UsageError
+
+        if sum([no_cache, refresh, cache_only]) > 1:
+            raise UsageError(
+                "--no-cache, --refresh and --cache-only exclude each other", "pick one of them"
+            )
+        cfg = load_config(config)
+        stdin_text = _read_stdin()
+        request = _build_request(
+            cfg, prompt, stdin_text, template, var, vars_file, system, tier, model,
+            max_tokens, temperature, seed, schema,
+        )  # fmt: skip
+        request.cache_mode = (
+            "off" if no_cache else "refresh" if refresh else "only" if cache_only else "use"
+        )
+        request.redact = False if no_redact else None
+        budget = Budget(max_cost if max_cost is not None else cfg.budget.max_cost_usd)
+        engine = Engine(cfg, budget=budget)
+        streaming = stream if stream is not None else (is_tty() and not json_out)
+        if streaming and json_out:
+            raise UsageError("--stream and --json exclude each other", "drop one of them")
+
+        def emit(text: str) -> None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+        result = engine.run_sync(request, emit if streaming else None)
+        if json_out:
+            print_json(result.to_json())
+        elif streaming:
+            out("")
+        else:
+            out(result.content)
+        if verbose:
+            info(_summary(result))
+
+
+def _read_stdin() -> str | None:
+    """Piped stdin's text, or None on a TTY (never wait for a keyboard)."""
+    from aicli.errors import UsageError
+
+    if sys.stdin is None or is_tty(sys.stdin):
+        return None
+    try:
+        text = sys.stdin.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read stdin: {exc}", "pipe UTF-8 text into aicli") from None
+    return text if text.strip() else None
+
+
+def _build_request(
+    cfg: Any,
+    prompt: str | None,
+    stdin_text: str | None,
+    template: str | None,
+    var: list[str],
+    vars_file: Path | None,
+    system: str | None,
+    tier: str | None,
+    model: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    seed: int | None,
+    schema_path: Path | None,
+) -> Request:
+    from aicli.errors import UsageError
+    from aicli.types import Request
+
+    template_ref = None
+    if template:
+        if prompt is not None:
+            raise UsageError(
+                "give either PROMPT or --template, not both",
+                "pass text to a template with --var KEY=VALUE or piped stdin (variable `input`)",
+            )
+        from aicli.templates import TemplateStore, collect_variables, render
+
+        tpl = TemplateStore(cfg.prompts_dir).get(template)
+        rendered = render(tpl, collect_variables(var, vars_file, stdin_text))
+        messages = rendered.messages()
+        if system is not None:
+            messages = [m for m in messages if m["role"] != "system"]
+            messages.insert(0, {"role": "system", "content": system})
+        template_ref = rendered.template
+        tier = tier or tpl.tier
+    else:
+        if var or vars_file:
+            raise UsageError("--var and --vars-file need --template", "add -T NAME[@VERSION]")
+        parts = [p.rstrip("\n") for p in (stdin_text, prompt) if p is not None]
+        if not parts or not any(p.strip() for p in parts):
+            raise UsageError(
+                "no prompt: give PROMPT as an argument or pipe text on stdin",
+                "aicli generate \"Summarize this\" < notes.txt   (see aicli generate --help)",
+            )
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": "\n\n".join(parts)})
+    return Request(
+        messages=messages,
+        tier=tier,
+        model=model,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        schema=_load_schema(schema_path) if schema_path else None,
+        template=template_ref,
+    )
+
+
+def _load_schema(path: Path) -> dict[str, Any]:
+    import json
+
+    import yaml
+
+    from aicli.errors import UsageError
+    from aicli.jsontext import check_schema
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--schema {path}: cannot read it: {exc}") from None
+    try:
+        schema = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise UsageError(f"--schema {path}: not valid JSON/YAML: {exc}") from None
+    problem = check_schema(schema)
+    if problem:
+        raise UsageError(f"--schema {path}: not a valid JSON Schema: {problem}")
+    return schema
+
+
+def _summary(result: Result) -> str:
+    usage = result.usage
+    parts = [
+        f"model={result.model_used}",
+        f"tier={result.tier}",
+        f"tokens={usage.total_tokens} (in {usage.prompt_tokens}, out {usage.completion_tokens})",
+        f"cost=${result.cost_usd:.6f}",
+        f"cached={'stale' if result.stale else 'yes' if result.cached else 'no'}",
+        f"latency={result.latency_ms:.0f}ms",
+        f"attempts={result.attempts}",
+    ]
+    if result.fallback_used:
+        parts.append(f"fallback={'>'.join(result.tiers_tried)}")
+    if result.redactions:
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(result.redactions.items()))
+        parts.append(f"redacted: {counts}")
+    return "aicli: " + " ".join(parts)

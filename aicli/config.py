@@ -1,0 +1,296 @@
+"""Configuration: find the YAML file, validate it strictly with pydantic, resolve tiers.
+
+Search order (first hit wins): --config, $AICLI_CONFIG, ./aicli.yaml,
+$XDG_CONFIG_HOME/aicli/config.yaml, built-in defaults (aicli/defaults.yaml == config.example.yaml).
+A user file replaces the built-in tiers when it has `tiers:`; the built-in providers `openai` and
+`echo` always exist unless the file redefines them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from aicli.errors import ConfigError
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
+BUILTIN = "built-in defaults"
+REDACT_KINDS = ("email", "phone", "card", "iban", "secret")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Price(_Strict):
+    input_per_1m: float = Field(0.0, ge=0)
+    output_per_1m: float = Field(0.0, ge=0)
+
+
+class ProviderConfig(_Strict):
+    type: Literal["openai", "echo"] = "openai"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    local: bool = False  # a local server (Ollama, vLLM on localhost): prompts are not redacted
+
+
+class TierSettings(_Strict):
+    """The keys `defaults` holds and every tier may override."""
+
+    max_tokens: int | None = Field(None, gt=0)
+    temperature: float | None = Field(None, ge=0, le=2)
+    timeout_seconds: float | None = Field(None, gt=0)
+    max_retries: int | None = Field(None, ge=0, le=20)
+    cache_ttl: int | None = Field(None, ge=0)
+    rate_limit: float | None = Field(None, gt=0)
+
+
+class Defaults(TierSettings):
+    max_tokens: int | None = Field(2000, gt=0)
+    temperature: float | None = Field(0.3, ge=0, le=2)
+    timeout_seconds: float | None = Field(30.0, gt=0)
+    max_retries: int | None = Field(3, ge=0, le=20)
+    cache_ttl: int | None = Field(3600, ge=0)
+    rate_limit: float | None = Field(100.0, gt=0)
+
+
+class TierConfig(TierSettings):
+    model: str = Field(min_length=1)
+    provider: str = "openai"
+    fallback: list[str] = Field(default_factory=list)
+    price: Price = Field(default_factory=Price)
+
+    @field_validator("fallback", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        return [value] if isinstance(value, str) else value
+
+
+class CacheConfig(_Strict):
+    dir: str | None = None
+    size_limit_mb: int = Field(1024, gt=0)
+
+
+class RedactConfig(_Strict):
+    enabled: bool = True
+    kinds: list[Literal["email", "phone", "card", "iban", "secret"]] | None = None
+
+
+class BudgetConfig(_Strict):
+    max_cost_usd: float | None = Field(None, ge=0)
+
+
+class _File(_Strict):
+    """The file as written: every key optional, nothing unknown."""
+
+    default_tier: str = "standard"
+    prompts_dir: str = "prompts"
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)
+    tiers: dict[str, TierConfig] = Field(default_factory=dict)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    redact: RedactConfig = Field(default_factory=RedactConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+
+
+class Config:
+    """A validated configuration with every tier's settings resolved against `defaults`."""
+
+    def __init__(self, data: _File, *, source: str, config_dir: Path) -> None:
+        self.source = source
+        self.config_dir = config_dir
+        self.default_tier = data.default_tier
+        self.prompts_dir = (config_dir / data.prompts_dir).resolve()
+        self.providers = data.providers
+        self.defaults = data.defaults
+        self.cache = data.cache
+        self.redact = data.redact
+        self.budget = data.budget
+        inherited = data.defaults.model_dump()
+        self.tiers: dict[str, TierConfig] = {
+            name: tier.model_copy(
+                update={k: v for k, v in inherited.items() if getattr(tier, k) is None}
+            )
+            for name, tier in data.tiers.items()
+        }
+
+    def tier(self, name: str) -> TierConfig:
+        try:
+            return self.tiers[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown tier '{name}'",
+                f"tiers in {self.source}: {', '.join(sorted(self.tiers)) or '(none)'}",
+            ) from None
+
+    def provider(self, name: str) -> ProviderConfig:
+        return self.providers[name]
+
+    def base_url(self, provider_name: str) -> str:
+        """The endpoint for a provider; $OPENAI_BASE_URL overrides the `openai` provider's."""
+        provider = self.providers[provider_name]
+        if provider.type == "echo":
+            return "echo:"
+        if provider_name == "openai" and os.environ.get("OPENAI_BASE_URL"):
+            return os.environ["OPENAI_BASE_URL"]
+        return provider.base_url or "https://api.openai.com/v1"
+
+    def fallback_chain(self, name: str) -> list[str]:
+        """The tier itself, then its fallbacks depth-first, each tier at most once."""
+        chain: list[str] = []
+
+        def visit(tier_name: str) -> None:
+            if tier_name in chain:
+                return
+            chain.append(tier_name)
+            for nxt in self.tier(tier_name).fallback:
+                visit(nxt)
+
+        visit(name)
+        return chain
+
+
+def _find(explicit: str | Path | None) -> Path | None:
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"config file not found: {path}", "check the --config path or $AICLI_CONFIG"
+            )
+        return path
+    if os.environ.get("AICLI_CONFIG"):
+        return _find(os.environ["AICLI_CONFIG"])
+    local = Path("aicli.yaml")
+    if local.is_file():
+        return local
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    user = Path(xdg) / "aicli" / "config.yaml"
+    return user if user.is_file() else None
+
+
+def _read_yaml(path: Path, label: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{label}: cannot read the file: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"{label}:{where}: malformed YAML: {problem}", "fix the YAML syntax at that line"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{label}: expected a mapping of settings at the top level, got {type(data).__name__}"
+        )
+    return data
+
+
+def _reject_literal_keys(data: dict[str, Any], label: str) -> None:
+    providers = data.get("providers")
+    if not isinstance(providers, dict):
+        return
+    for name, provider in providers.items():
+        if isinstance(provider, dict) and "api_key" in provider:
+            raise ConfigError(
+                f"{label}: providers.{name}.api_key: keys must not be written in config files",
+                "remove it and set `api_key_env: SOME_ENV_VAR`, then export SOME_ENV_VAR",
+            )
+
+
+def _explain(exc: ValidationError, label: str) -> ConfigError:
+    errors = exc.errors()
+    first = errors[0]
+    path = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        what = "unknown key"
+    elif first["type"] == "literal_error":
+        what = f"expected {first['ctx']['expected']}, got {first['input']!r}"
+    else:
+        what = f"{first['msg']}, got {first['input']!r}"
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return ConfigError(f"{label}: {path}: {what}{more}", "see config.example.yaml for every key")
+
+
+def _check_references(cfg: Config, label: str) -> None:
+    def fail(path: str, what: str) -> ConfigError:
+        return ConfigError(f"{label}: {path}: {what}", "see config.example.yaml for every key")
+
+    tiers = sorted(cfg.tiers)
+    if cfg.default_tier not in cfg.tiers:
+        raise fail("default_tier", f"unknown tier '{cfg.default_tier}' (tiers: {', '.join(tiers)})")
+    for name, tier in cfg.tiers.items():
+        if tier.provider not in cfg.providers:
+            raise fail(
+                f"tiers.{name}.provider",
+                f"unknown provider '{tier.provider}' (providers: {', '.join(sorted(cfg.providers))})",
+            )
+        for target in tier.fallback:
+            if target not in cfg.tiers:
+                raise fail(
+                    f"tiers.{name}.fallback",
+                    f"unknown tier '{target}' (tiers: {', '.join(tiers)})",
+                )
+    for name, provider in cfg.providers.items():
+        if provider.type == "openai" and not provider.api_key_env and not provider.local:
+            raise fail(
+                f"providers.{name}.api_key_env",
+                "required for an openai-type provider (the NAME of the env var holding the key);"
+                " set `local: true` for a keyless local server",
+            )
+    _check_cycles(cfg, fail)
+
+
+def _check_cycles(cfg: Config, fail: Any) -> None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for nxt in cfg.tiers[name].fallback:
+            if state.get(nxt) == 1:
+                cycle = " -> ".join([*path[path.index(nxt) :], nxt])
+                raise fail(f"tiers.{name}.fallback", f"fallback cycle {cycle}")
+            if nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[name] = 2
+
+    for name in sorted(cfg.tiers):
+        if name not in state:
+            visit(name, [name])
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Find, read and validate the configuration; raise ConfigError (exit 2) on any mistake."""
+    builtin = _read_yaml(DEFAULTS_FILE, BUILTIN)
+    found = _find(path)
+    if found is None:
+        data, label, folder = builtin, BUILTIN, Path.cwd()
+    else:
+        label = str(found)
+        data = _read_yaml(found, label)
+        folder = found.resolve().parent
+        _reject_literal_keys(data, label)
+        if "tiers" not in data:
+            data = {**data, "tiers": builtin["tiers"]}
+            data.setdefault("default_tier", builtin["default_tier"])
+        providers = data.get("providers")
+        if providers is None or isinstance(providers, dict):
+            data = {**data, "providers": {**builtin["providers"], **(providers or {})}}
+    try:
+        parsed = _File.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, label) from None
+    cfg = Config(parsed, source=label, config_dir=folder)
+    _check_references(cfg, label)
+    return cfg

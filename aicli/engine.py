@@ -1,0 +1,367 @@
+"""One request, one way: tier -> redact -> cache -> rate limit -> call -> fall back -> cache write
+-> restore -> Result. Every command that needs a model answer goes through Engine.run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aicli.config import Config, TierConfig
+from aicli.cost import Budget, cost_of, estimate_usage, worst_case_cost
+from aicli.errors import AicliError, NoAnswerError
+from aicli.providers.base import Provider, ProviderCall, ProviderFailure
+from aicli.resilience import Cooldowns, TierLimiters
+from aicli.types import Message, Request, Result
+
+if TYPE_CHECKING:
+    from aicli.cache import CacheEntry, ResponseCache
+    from aicli.recording import Recorder, ReplayStore
+    from aicli.redact import Redactor
+
+log = logging.getLogger("aicli")
+_UNSET: Any = object()
+
+
+@dataclass
+class _Plan:
+    """One tier of the fallback chain, with exactly what would be sent to it."""
+
+    name: str
+    tier: TierConfig
+    model: str
+    messages: list[Message]
+    key: str
+    redacted: bool
+
+
+@dataclass
+class _Outcome:
+    attempts: int = 0
+    tried: list[str] = field(default_factory=list)
+    stale: tuple[_Plan, CacheEntry] | None = None
+    last_error: str = ""
+
+
+class Engine:
+    """Answers Requests for one invocation; shares providers, limits and the budget across calls."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        cache: ResponseCache | None = _UNSET,
+        recorder: Recorder | None = None,
+        replay: ReplayStore | None = None,
+        budget: Budget | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self._cache = cache
+        self.recorder = recorder
+        self.replay = replay
+        self.budget = budget or Budget(cfg.budget.max_cost_usd)
+        self.limiters = TierLimiters()
+        self.cooldowns = Cooldowns()
+        self._providers: dict[str, Provider] = {}
+
+    @property
+    def cache(self) -> ResponseCache | None:
+        if self._cache is _UNSET:
+            from aicli.cache import ResponseCache
+
+            self._cache = ResponseCache.from_config(self.cfg)
+        return self._cache
+
+    # -- public API --------------------------------------------------------------------------
+
+    def run_sync(self, request: Request, on_delta: Callable[[str], None] | None = None) -> Result:
+        async def go() -> Result:
+            try:
+                return await self.run(request, on_delta)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(go())
+
+    async def run(
+        self, request: Request, on_delta: Callable[[str], None] | None = None
+    ) -> Result:
+        started = time.monotonic()
+        redactor = self._redactor(request)
+        plans = self._plan(request, redactor)
+        if self.replay is not None:
+            return self._replayed(request, plans, redactor, on_delta)
+
+        outcome = _Outcome()
+        reads = request.cache_mode in ("use", "only")
+        cache = self.cache if request.cache_mode != "off" else None
+        for index, plan in enumerate(plans):
+            entry = cache.get(plan.key) if (cache is not None and reads) else None
+            if entry is not None and not entry.expired():
+                self._count_hit(entry)
+                return self._finish(
+                    request, plan, entry, redactor, on_delta, index, outcome, cached=True
+                )
+            if entry is not None and outcome.stale is None:
+                outcome.stale = (plan, entry)
+            if request.cache_mode == "only":
+                continue
+            if self.cooldowns.cooling(plan.name):
+                outcome.tried.append(plan.name)
+                outcome.last_error = f"tier '{plan.name}' skipped: it failed repeatedly just now"
+                continue
+            fresh = await self._call(request, plan, redactor, on_delta, outcome, started)
+            if fresh is not None:
+                if cache is not None:
+                    self._count_miss(reads)
+                    if fresh.content and plan.tier.cache_ttl:
+                        cache.set(plan.key, fresh)
+                return self._finish(request, plan, fresh, redactor, None, index, outcome)
+
+        if cache is not None and reads:
+            self._count_miss(True)
+        if outcome.stale is not None:
+            plan, entry = outcome.stale
+            why = outcome.last_error or "--cache-only"
+            log.warning(f"serving an expired cached answer (stale) for tier '{plan.name}': {why}")
+            if cache is not None:
+                cache.record_hit(entry)
+            return self._finish(
+                request, plan, entry, redactor, on_delta, plans.index(plan), outcome,
+                cached=True, stale=True,
+            )  # fmt: skip
+        if request.cache_mode == "only":
+            raise NoAnswerError(
+                "not in the cache: --cache-only found no answer for this request"
+                f" (tiers looked up: {', '.join(p.name for p in plans)})",
+                "run it once without --cache-only to fill the cache",
+            )
+        raise NoAnswerError(
+            f"no answer from tiers {', '.join(outcome.tried)}: {outcome.last_error}",
+            "check the endpoint and your network, or use --cache-only / -t echo",
+        )
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+        self._providers.clear()
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _redactor(self, request: Request) -> Redactor | None:
+        enabled = self.cfg.redact.enabled if request.redact is None else request.redact
+        if not enabled:
+            return None
+        from aicli.redact import Redactor
+
+        return Redactor(self.cfg.redact.kinds)
+
+    def _plan(self, request: Request, redactor: Redactor | None) -> list[_Plan]:
+        from aicli.cache import cache_key
+
+        first = request.tier or self.cfg.default_tier
+        self.cfg.tier(first)  # unknown tier -> ConfigError (exit 2) before anything else
+        redacted_messages = redactor.redact_messages(request.messages) if redactor else None
+        plans = []
+        for position, name in enumerate(self.cfg.fallback_chain(first)):
+            tier = self.cfg.tier(name)
+            model = request.model if (request.model and position == 0) else tier.model
+            local = self.cfg.provider(tier.provider).local
+            use_redacted = redacted_messages is not None and not local
+            messages = redacted_messages if use_redacted and redacted_messages else request.messages
+            key = cache_key(
+                base_url=self.cfg.base_url(tier.provider),
+                model=model,
+                messages=messages,
+                max_tokens=self._max_tokens(request, tier),
+                temperature=self._temperature(request, tier),
+                seed=request.seed,
+                schema=request.schema,
+                template_checksum=request.template.checksum if request.template else None,
+            )
+            plans.append(_Plan(name, tier, model, messages, key, use_redacted))
+        return plans
+
+    @staticmethod
+    def _max_tokens(request: Request, tier: TierConfig) -> int | None:
+        return request.max_tokens if request.max_tokens is not None else tier.max_tokens
+
+    @staticmethod
+    def _temperature(request: Request, tier: TierConfig) -> float | None:
+        return request.temperature if request.temperature is not None else tier.temperature
+
+    def _provider(self, name: str) -> Provider:
+        if name not in self._providers:
+            from aicli.providers import make_provider
+
+            self._providers[name] = make_provider(self.cfg, name)
+        return self._providers[name]
+
+    async def _call(
+        self,
+        request: Request,
+        plan: _Plan,
+        redactor: Redactor | None,
+        on_delta: Callable[[str], None] | None,
+        outcome: _Outcome,
+        started: float,
+    ) -> CacheEntry | None:
+        """Call one tier; return the answer as a cache entry, or None to fall back."""
+        from aicli.cache import CacheEntry
+
+        tier = plan.tier
+        max_tokens = self._max_tokens(request, tier)
+        provider = self._provider(tier.provider)
+        worst = worst_case_cost(plan.messages, max_tokens or 4096, tier.price)
+        reserved = self.budget.reserve(worst, f"a call to tier '{plan.name}' ({plan.model})")
+        sink = on_delta
+        restorer = None
+        if on_delta is not None and redactor is not None and plan.redacted:
+            restorer = redactor.stream_restorer()
+            sink = lambda text: on_delta(restorer.feed(text))  # noqa: E731
+        call = ProviderCall(
+            model=plan.model,
+            messages=plan.messages,
+            max_tokens=max_tokens,
+            temperature=self._temperature(request, tier),
+            seed=request.seed,
+            schema=request.schema,
+            timeout_seconds=float(tier.timeout_seconds or 30),
+            max_retries=int(tier.max_retries if tier.max_retries is not None else 3),
+            stream=on_delta is not None,
+        )
+        outcome.tried.append(plan.name)
+        actual = 0.0
+        try:
+            async with self.limiters.get(plan.name, float(tier.rate_limit or 100)):
+                answer = await provider.complete(call, sink)
+        except ProviderFailure as failure:
+            outcome.attempts += failure.attempts
+            outcome.last_error = failure.message
+            if not failure.retryable:
+                raise NoAnswerError(failure.message, failure.hint) from None
+            self.cooldowns.failed(plan.name)
+            log.info(f"tier '{plan.name}' failed: {failure.message}")
+            return None
+        else:
+            outcome.attempts += answer.attempts
+            self.cooldowns.succeeded(plan.name)
+            usage = answer.usage or estimate_usage(plan.messages, answer.content)
+            actual = cost_of(usage, tier.price)
+        finally:
+            self.budget.settle(reserved, actual)
+        if restorer is not None and on_delta is not None:
+            on_delta(restorer.flush())
+        if request.schema is not None:
+            self._check_schema(request.schema, answer.content, plan.name)
+        now = time.time()
+        return CacheEntry(
+            content=answer.content,
+            model_used=answer.model or plan.model,
+            provider=tier.provider,
+            tier=plan.name,
+            usage=usage,
+            cost_usd=actual,
+            latency_ms=(time.monotonic() - started) * 1000,
+            created=now,
+            expires=now + tier.cache_ttl if tier.cache_ttl else now,
+            template_checksum=request.template.checksum if request.template else None,
+        )
+
+    @staticmethod
+    def _check_schema(schema: dict[str, Any], content: str, tier: str) -> None:
+        from aicli.jsontext import loads_answer, schema_errors
+
+        try:
+            value = loads_answer(content)
+        except ValueError as exc:
+            raise NoAnswerError(
+                f"the answer from tier '{tier}' is not JSON ({exc}), so it breaks --schema",
+                "ask for JSON explicitly in the prompt, or use a model with structured output",
+            ) from None
+        errors = schema_errors(value, schema)
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise NoAnswerError(
+                f"the answer from tier '{tier}' breaks --schema: {errors[0]}{more}",
+                "the answer was not cached; refine the prompt or the schema",
+            )
+
+    def _replayed(
+        self,
+        request: Request,
+        plans: list[_Plan],
+        redactor: Redactor | None,
+        on_delta: Callable[[str], None] | None,
+    ) -> Result:
+        assert self.replay is not None
+        for index, plan in enumerate(plans):
+            entry = self.replay.get(plan.key)
+            if entry is not None:
+                result = self._finish(request, plan, entry, redactor, on_delta, index, _Outcome())
+                result.cost_usd = 0.0
+                return result
+        first = plans[0]
+        raise NoAnswerError(
+            f"no recorded answer for this request (tier '{first.name}', model {first.model}):"
+            " not recorded",
+            "record it again with --record (a changed template or variable changes the key)",
+        )
+
+    def _finish(
+        self,
+        request: Request,
+        plan: _Plan,
+        entry: CacheEntry,
+        redactor: Redactor | None,
+        on_delta: Callable[[str], None] | None,
+        index: int,
+        outcome: _Outcome,
+        *,
+        cached: bool = False,
+        stale: bool = False,
+    ) -> Result:
+        content = entry.content
+        if redactor is not None and plan.redacted:
+            content = redactor.restore(content)
+        if on_delta is not None and content:
+            on_delta(content)  # a cache hit or replay streams at once
+        if self.recorder is not None:
+            self.recorder.write(plan.key, entry)
+        return Result(
+            content=content,
+            tier=plan.name,
+            model_used=entry.model_used,
+            usage=entry.usage,
+            cost_usd=0.0 if cached else entry.cost_usd,
+            latency_ms=entry.latency_ms,
+            request_id=request.request_id,
+            cached=cached,
+            stale=stale,
+            fallback_used=index > 0,
+            attempts=outcome.attempts,
+            template=request.template,
+            provider=entry.provider,
+            tiers_tried=outcome.tried or [plan.name],
+            redactions=dict(redactor.counts) if redactor is not None else {},
+            cache_key=plan.key,
+        )
+
+    def _count_hit(self, entry: CacheEntry) -> None:
+        try:
+            if self.cache is not None:
+                self.cache.record_hit(entry)
+        except AicliError:
+            raise
+        except Exception as exc:  # counters are best effort; the answer is not
+            log.warning(f"could not update cache counters: {exc}")
+
+    def _count_miss(self, reads: bool) -> None:
+        if reads and self.cache is not None:
+            try:
+                self.cache.record_miss()
+            except Exception as exc:
+                log.warning(f"could not update cache counters: {exc}")

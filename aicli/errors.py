@@ -1,0 +1,63 @@
+"""The error hierarchy: every user-facing failure is an AicliError carrying its exit code and hint.
+
+Code below the CLI raises these; `aicli.cli.output` turns one into a single `aicli: error:` line
+(plus an optional hint line) and the documented exit code.
+"""
+
+from __future__ import annotations
+
+
+class AicliError(Exception):
+    """A failure the user should see as one clear line, never as a traceback."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(AicliError):
+    """Bad flags or unreadable input (exit 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(AicliError):
+    """The configuration file is malformed or invalid (exit 2)."""
+
+    exit_code = 2
+
+
+class TemplateError(AicliError):
+    """A template could not be found, validated, locked or rendered (exit 2)."""
+
+    exit_code = 2
+
+
+class SuiteError(AicliError):
+    """A suite file is invalid (exit 2); raised before any model is called."""
+
+    exit_code = 2
+
+
+class CacheError(AicliError):
+    """The cache directory is unusable or unsafe (exit 2)."""
+
+    exit_code = 2
+
+
+class NoAnswerError(AicliError):
+    """Every retry and fallback failed, the answer broke --schema, or a --cache-only miss (exit 3)."""
+
+    exit_code = 3
+
+
+class BudgetError(AicliError):
+    """The cost cap would be exceeded; nothing past the cap was spent (exit 4)."""
+
+    exit_code = 4

@@ -1,0 +1,18 @@
+"""Providers: one interface (base.Provider) over the openai SDK and the offline echo provider."""
+
+from __future__ import annotations
+
+from aicli.config import Config
+from aicli.providers.base import Provider
+
+
+def make_provider(cfg: Config, name: str) -> Provider:
+    """Build the provider called `name` in the config (imports the SDK only for openai types)."""
+    provider = cfg.provider(name)
+    if provider.type == "echo":
+        from aicli.providers.echo import EchoProvider
+
+        return EchoProvider(name)
+    from aicli.providers.openai import OpenAIProvider
+
+    return OpenAIProvider(name, provider, cfg.base_url(name))

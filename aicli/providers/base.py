@@ -1,0 +1,64 @@
+"""The Provider protocol and the call/answer/failure types every provider speaks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aicli.types import Message, Usage
+
+DeltaSink = Callable[[str], None]
+
+
+@dataclass
+class ProviderCall:
+    model: str
+    messages: list[Message]
+    max_tokens: int | None
+    temperature: float | None
+    seed: int | None
+    schema: dict[str, Any] | None
+    timeout_seconds: float
+    max_retries: int
+    stream: bool = False
+
+
+@dataclass
+class ProviderAnswer:
+    content: str
+    usage: Usage | None  # None when the server reported none
+    model: str
+    attempts: int  # HTTP requests made, retries included
+
+
+class ProviderFailure(Exception):
+    """A provider call failed. `retryable` failures let the engine fall back to the next tier."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        attempts: int,
+        status: int | None = None,
+        hint: str | None = None,
+        partial_output: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.attempts = attempts
+        self.status = status
+        self.hint = hint
+        self.partial_output = partial_output  # streamed text already reached the user
+
+
+class Provider(Protocol):
+    name: str
+
+    async def complete(self, call: ProviderCall, on_delta: DeltaSink | None) -> ProviderAnswer:
+        """Answer one call; stream deltas to on_delta when call.stream is set."""
+        ...
+
+    async def aclose(self) -> None: ...

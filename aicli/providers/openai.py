@@ -1,0 +1,190 @@
+"""The OpenAI-compatible provider, on the official `openai` SDK (which owns retries and backoff).
+
+This module is imported only when a call goes to the network, so `--help`, `render` and cache
+hits never pay for the SDK's import.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from typing import Any
+
+import openai
+
+from aicli.config import ProviderConfig
+from aicli.errors import UsageError
+from aicli.providers.base import DeltaSink, ProviderAnswer, ProviderCall, ProviderFailure
+from aicli.security import register_secret, scrub
+from aicli.types import Usage
+
+# HTTP requests made by the current call, retries included; event hooks run in the caller's task.
+_requests: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "aicli_requests", default=None
+)
+
+
+async def _count_request(_request: Any) -> None:
+    counter = _requests.get()
+    if counter is not None:
+        counter[0] += 1
+
+
+class OpenAIProvider:
+    def __init__(self, name: str, cfg: ProviderConfig, base_url: str) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.base_url = base_url
+        self._client: openai.AsyncOpenAI | None = None
+
+    def _api_key(self) -> str:
+        env = self.cfg.api_key_env
+        if not env:
+            return "not-needed"  # a keyless local server
+        key = os.environ.get(env, "").strip()
+        if not key:
+            if self.cfg.local:
+                return "not-needed"
+            raise UsageError(
+                f"${env} is not set: provider '{self.name}' needs an API key",
+                f"export {env}=... (or pick another tier, e.g. -t echo for offline use)",
+            )
+        register_secret(key)
+        return key
+
+    def _get_client(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            self._client = openai.AsyncOpenAI(
+                api_key=self._api_key(),
+                base_url=self.base_url,
+                http_client=openai.DefaultAsyncHttpxClient(
+                    event_hooks={"request": [_count_request]}
+                ),
+            )
+        return self._client
+
+    async def complete(self, call: ProviderCall, on_delta: DeltaSink | None) -> ProviderAnswer:
+        client = self._get_client().with_options(
+            timeout=call.timeout_seconds, max_retries=call.max_retries
+        )
+        kwargs: dict[str, Any] = {"model": call.model, "messages": call.messages}
+        if call.max_tokens is not None:
+            kwargs["max_tokens"] = call.max_tokens
+        if call.temperature is not None:
+            kwargs["temperature"] = call.temperature
+        if call.seed is not None:
+            kwargs["seed"] = call.seed
+        if call.schema is not None:
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "response", "schema": call.schema, "strict": False},
+            }
+        counter = [0]
+        token = _requests.set(counter)
+        emitted = [False]
+        try:
+            if call.stream and on_delta is not None:
+                return await self._stream(client, kwargs, on_delta, counter, emitted)
+            response = await client.chat.completions.create(**kwargs)
+            return self._answer(response, call.model, counter[0])
+        except ProviderFailure:
+            raise
+        except openai.OpenAIError as exc:
+            raise self._failure(exc, counter[0], emitted[0]) from None
+        except (ValueError, TypeError, KeyError) as exc:  # an undecodable body
+            raise ProviderFailure(
+                f"malformed response from {self.base_url}: {scrub(str(exc))[:200]}",
+                retryable=True,
+                attempts=counter[0],
+            ) from None
+        finally:
+            _requests.reset(token)
+
+    async def _stream(
+        self,
+        client: openai.AsyncOpenAI,
+        kwargs: dict[str, Any],
+        on_delta: DeltaSink,
+        counter: list[int],
+        emitted: list[bool],
+    ) -> ProviderAnswer:
+        parts: list[str] = []
+        usage: Usage | None = None
+        model = kwargs["model"]
+        stream = await client.chat.completions.create(
+            **kwargs, stream=True, stream_options={"include_usage": True}
+        )
+        async for chunk in stream:
+            if getattr(chunk, "usage", None):
+                usage = Usage.from_dict(chunk.usage.model_dump())
+            model = getattr(chunk, "model", None) or model
+            for choice in chunk.choices or []:
+                text = choice.delta.content if choice.delta else None
+                if text:
+                    parts.append(text)
+                    emitted[0] = True
+                    on_delta(text)
+        return ProviderAnswer("".join(parts), usage, model, counter[0])
+
+    def _answer(self, response: Any, model: str, attempts: int) -> ProviderAnswer:
+        choices = getattr(response, "choices", None)
+        message = getattr(choices[0], "message", None) if choices else None
+        if message is None or not isinstance(getattr(message, "content", ""), (str, type(None))):
+            raise ProviderFailure(
+                f"malformed response from {self.base_url}: no choices[0].message in the body",
+                retryable=True,
+                attempts=attempts,
+            )
+        usage_obj = getattr(response, "usage", None)
+        usage = Usage.from_dict(usage_obj.model_dump()) if usage_obj is not None else None
+        return ProviderAnswer(
+            message.content or "", usage, getattr(response, "model", None) or model, attempts
+        )
+
+    def _failure(self, exc: openai.OpenAIError, attempts: int, emitted: bool) -> ProviderFailure:
+        where = f"provider '{self.name}' ({self.base_url})"
+        if isinstance(exc, openai.AuthenticationError):
+            env = self.cfg.api_key_env or "the provider's api_key_env"
+            return ProviderFailure(
+                f"{where} rejected the API key (401): check ${env}",
+                retryable=False,
+                attempts=attempts,
+                status=401,
+                hint=f"${env} holds the key aicli sent; make sure it is valid for {self.base_url}",
+            )
+        if isinstance(exc, openai.APITimeoutError):
+            what = "timed out"
+            status = None
+        elif isinstance(exc, openai.APIConnectionError):
+            what = f"connection failed ({scrub(str(exc))[:120]})"
+            status = None
+        elif isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            detail = scrub(_error_message(exc))[:200]
+            what = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
+        elif isinstance(exc, openai.APIResponseValidationError):
+            what, status = "malformed response", None
+        else:
+            what, status = scrub(str(exc))[:200], None
+        retryable = status is None or status in (408, 409, 429) or status >= 500
+        return ProviderFailure(
+            f"{where}: {what}",
+            retryable=retryable and not emitted,
+            attempts=attempts,
+            status=status,
+            partial_output=emitted,
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _error_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    return str(getattr(exc, "message", "") or "")
