@@ -86,10 +86,9 @@ class Engine:
 
         return asyncio.run(go())
 
-    async def run(
-        self, request: Request, on_delta: Callable[[str], None] | None = None
-    ) -> Result:
+    async def run(self, request: Request, on_delta: Callable[[str], None] | None = None) -> Result:
         started = time.monotonic()
+        self.cfg.tier(request.tier or self.cfg.default_tier)  # unknown tier: exit 2 before all else
         redactor = self._redactor(request)
         plans = self._plan(request, redactor)
         if self.replay is not None:
@@ -163,15 +162,20 @@ class Engine:
         from aicli.cache import cache_key
 
         first = request.tier or self.cfg.default_tier
-        self.cfg.tier(first)  # unknown tier -> ConfigError (exit 2) before anything else
-        redacted_messages = redactor.redact_messages(request.messages) if redactor else None
+        redacted_messages = (
+            redactor.redact_messages(request.messages) if redactor is not None else None
+        )
         plans = []
         for position, name in enumerate(self.cfg.fallback_chain(first)):
             tier = self.cfg.tier(name)
             model = request.model if (request.model and position == 0) else tier.model
             local = self.cfg.provider(tier.provider).local
             use_redacted = redacted_messages is not None and not local
-            messages = redacted_messages if use_redacted and redacted_messages else request.messages
+            messages = (
+                redacted_messages
+                if use_redacted and redacted_messages is not None
+                else request.messages
+            )
             key = cache_key(
                 base_url=self.cfg.base_url(tier.provider),
                 model=model,
@@ -330,7 +334,7 @@ class Engine:
         if on_delta is not None and content:
             on_delta(content)  # a cache hit or replay streams at once
         if self.recorder is not None:
-            self.recorder.write(plan.key, entry)
+            self.recorder.write(plan.key, entry, request.template)
         return Result(
             content=content,
             tier=plan.name,

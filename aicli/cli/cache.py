@@ -1,0 +1,165 @@
+"""`aicli cache stats | clear | prune`: look into and tidy the disk cache of answers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from aicli.cli import options
+from aicli.cli.output import (
+    handle_errors,
+    info,
+    is_tty,
+    out,
+    print_json,
+    setup_logging,
+    stdout_console,
+)
+
+cache_app = typer.Typer(
+    help="Inspect and manage the disk cache of answers (shared by every aicli process).\n\n"
+    "Where it lives: $AICLI_CACHE_DIR, else cache.dir in the config, else "
+    "$XDG_CACHE_HOME/aicli (~/.cache/aicli).",
+    no_args_is_help=True,
+)
+
+JSON = typer.Option(False, "--json", help="Print one JSON object instead of text.")
+
+
+def _open(config: Path | None) -> Any:
+    from aicli.cache import ResponseCache
+    from aicli.config import load_config
+
+    return ResponseCache.from_config(load_config(config))
+
+
+def _plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def _human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{n} bytes" if unit == "bytes" else f"{size:.1f} {unit} ({n:,} bytes)"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _money(usd: float) -> str:
+    return f"${usd:,.2f}" if usd >= 1 else f"${usd:.6f}"
+
+
+def _rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    lookups = s["hits"] + s["misses"]
+    rate = f"{s['hit_rate'] * 100:.1f}% ({s['hits']:,} of {lookups:,} lookups)" if lookups else "-"
+    return [
+        ("directory", s["directory"]),
+        ("entries", f"{s['entries']:,}"),
+        ("size on disk", _human_size(s["size_bytes"])),
+        ("hits", f"{s['hits']:,}"),
+        ("misses", f"{s['misses']:,}"),
+        ("hit rate", rate),
+        ("tokens saved", f"{s['tokens_saved']:,}"),
+        ("cost saved", _money(s["cost_saved_usd"])),
+        ("oldest entry", s["oldest"] or "-"),
+        ("newest entry", s["newest"] or "-"),
+    ]
+
+
+@cache_app.command("stats")
+def stats(
+    json_out: bool = JSON,
+    config: Path | None = options.CONFIG,
+    debug: bool = options.DEBUG,
+) -> None:
+    """Show entries, size, hit rate, and the tokens and dollars the cache saved.
+
+    Counters (hits, misses, tokens and dollars saved) are shared by every process using the
+    cache and persist until `aicli cache clear`.
+    """
+    with handle_errors(debug):
+        setup_logging(debug=debug)
+        with _open(config) as cache:
+            s = cache.stats()
+        if json_out:
+            print_json(s)
+            return
+        rows = _rows(s)
+        if is_tty():
+            from rich.table import Table
+
+            table = Table(title="aicli cache", show_header=False, title_justify="left")
+            table.add_column(style="bold")
+            table.add_column()
+            for key, value in rows:
+                table.add_row(key, value)
+            stdout_console().print(table)
+        else:
+            width = max(len(key) for key, _ in rows)
+            for key, value in rows:
+                out(f"{key.ljust(width)}  {value}")
+
+
+@cache_app.command("clear")
+def clear(
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    json_out: bool = JSON,
+    config: Path | None = options.CONFIG,
+    debug: bool = options.DEBUG,
+) -> None:
+    """Delete every cached answer and reset the counters.
+
+    Asks first when run on a terminal; from a script, pass --yes.
+    """
+    with handle_errors(debug):
+        from aicli.errors import UsageError
+
+        setup_logging(debug=debug)
+        with _open(config) as cache:
+            if not yes:
+                if not is_tty(sys.stdin):
+                    raise UsageError(
+                        "refusing to clear the cache without confirmation"
+                        " (stdin is not a terminal)",
+                        "pass --yes to clear it from a script",
+                    )
+                entries = cache.stats()["entries"]
+                question = (
+                    f"Delete {_plural(entries, 'cached answer')} in {cache.directory}"
+                    " and reset the counters?"
+                )
+                if not typer.confirm(question, default=False, err=True):
+                    info("aicli: nothing was deleted")
+                    raise typer.Exit(1)
+            count = cache.clear()
+            directory = str(cache.directory)
+        if json_out:
+            print_json({"cleared": count, "directory": directory})
+        else:
+            out(f"cleared {_plural(count, 'entry', 'entries')} from {directory}; counters reset")
+
+
+@cache_app.command("prune")
+def prune(
+    json_out: bool = JSON,
+    config: Path | None = options.CONFIG,
+    debug: bool = options.DEBUG,
+) -> None:
+    """Delete expired entries and print how many.
+
+    Expired entries are otherwise kept (until evicted by cache.size_limit_mb) so that a stale
+    answer can be served when every tier fails.
+    """
+    with handle_errors(debug):
+        setup_logging(debug=debug)
+        with _open(config) as cache:
+            count = cache.prune()
+            directory = str(cache.directory)
+        if json_out:
+            print_json({"pruned": count, "directory": directory})
+        else:
+            out(f"pruned {_plural(count, 'expired entry', 'expired entries')}")

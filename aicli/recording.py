@@ -1,0 +1,226 @@
+"""Record and replay answers: a JSONL file keyed like the cache (`--record` / `--replay`).
+
+One line per answer:
+  {"key", "tier", "model", "provider", "template": {name, version, checksum} | null,
+   "content", "usage", "cost_usd", "latency_ms", "created"}
+A later line with the same key wins, so re-recording into a file updates it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from aicli.errors import UsageError
+from aicli.types import TemplateRef, Usage
+
+if TYPE_CHECKING:
+    from aicli.cache import CacheEntry
+
+_HINT = "record it again with --record, or fix the line (one JSON object per line)"
+
+
+def entry_to_line(
+    key: str, entry: CacheEntry, template: TemplateRef | None = None
+) -> dict[str, Any]:
+    checksum = template.checksum if template else entry.template_checksum
+    tpl = (
+        {"name": template.name, "version": template.version, "checksum": template.checksum}
+        if template
+        else ({"name": None, "version": None, "checksum": checksum} if checksum else None)
+    )
+    return {
+        "key": key,
+        "tier": entry.tier,
+        "model": entry.model_used,
+        "provider": entry.provider,
+        "template": tpl,
+        "content": entry.content,
+        "usage": {
+            "prompt_tokens": entry.usage.prompt_tokens,
+            "completion_tokens": entry.usage.completion_tokens,
+            "total_tokens": entry.usage.total_tokens,
+        },
+        "cost_usd": entry.cost_usd,
+        "latency_ms": entry.latency_ms,
+        "created": entry.created,
+    }
+
+
+class Recorder:
+    """Appends one line per answer and flushes it at once; safe across threads and tasks.
+
+    Re-recording into an existing file appends; `close()` then compacts the file (last line per
+    key wins, first-seen order kept) so a committed recording does not grow with every run.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self.count = 0
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise UsageError(f"--record {path}: cannot write: {exc.strerror}") from None
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+        self._f: IO[bytes] | None = os.fdopen(fd, "ab")
+
+    def write(self, key: str, entry: CacheEntry, template: TemplateRef | None = None) -> None:
+        line = json.dumps(entry_to_line(key, entry, template), ensure_ascii=False) + "\n"
+        data = line.encode("utf-8")
+        with self._lock:
+            if self._f is None:
+                raise UsageError(f"--record {self.path}: the recording is already closed")
+            self._f.write(data)
+            self._f.flush()
+            self.count += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._f is None:
+                return
+            f, self._f = self._f, None
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                f.close()
+            if self.count:  # repeats and cache hits record the same key again
+                self._rewrite_unique()
+
+    def _rewrite_unique(self) -> None:
+        """Drop lines that a later line with the same key replaced (atomic rewrite, 0600)."""
+        from aicli.security import atomic_write_text
+
+        latest: dict[str, str] = {}
+        lines = 0
+        with open(self.path, encoding="utf-8") as fh:
+            for raw in fh:
+                lines += 1
+                try:
+                    key = json.loads(raw).get("key")
+                except (ValueError, AttributeError):
+                    return  # not ours to repair: ReplayStore names the bad line
+                if not isinstance(key, str):
+                    return
+                latest[key] = raw if raw.endswith("\n") else raw + "\n"  # keeps first position
+        if lines != len(latest):
+            atomic_write_text(self.path, "".join(latest.values()))
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _num(line: dict[str, Any], name: str, default: float) -> float:
+    value = line.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"field {name!r} must be a number")
+    return float(value)
+
+
+def line_to_entry(data: Any) -> tuple[str, CacheEntry]:
+    """A parsed recording line -> (key, CacheEntry); ValueError says what is wrong."""
+    from aicli.cache import CacheEntry
+
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    key, content = data.get("key"), data.get("content")
+    if not isinstance(key, str) or not key:
+        raise ValueError("field 'key' must be a non-empty string")
+    if not isinstance(content, str):
+        raise ValueError("field 'content' must be a string")
+    for name in ("tier", "model", "provider"):
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise ValueError(f"field {name!r} must be a string")
+    usage = data.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        raise ValueError("field 'usage' must be an object")
+    try:
+        usage_obj = Usage.from_dict(usage)
+    except (TypeError, ValueError):
+        raise ValueError("field 'usage' must hold token counts") from None
+    template = data.get("template")
+    if template is not None and not isinstance(template, dict):
+        raise ValueError("field 'template' must be an object or null")
+    checksum = (template or {}).get("checksum")
+    if checksum is not None and not isinstance(checksum, str):
+        raise ValueError("field 'template.checksum' must be a string")
+    entry = CacheEntry(
+        content=content,
+        model_used=data.get("model") or "",
+        provider=data.get("provider") or "",
+        tier=data.get("tier") or "",
+        usage=usage_obj,
+        cost_usd=_num(data, "cost_usd", 0.0),
+        latency_ms=_num(data, "latency_ms", 0.0),
+        created=_num(data, "created", time.time()),
+        expires=None,  # a recording never expires
+        template_checksum=checksum,
+    )
+    return key, entry
+
+
+class ReplayStore:
+    """Answers only from a recording. The file is read on first use (or by `load()`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not path.is_file():
+            raise UsageError(
+                f"--replay {path}: no such file", "make one with: aicli test-prompts --record FILE"
+            )
+        self._entries: dict[str, CacheEntry] | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> ReplayStore:
+        """Read and check the whole file now (the CLI calls this to fail before any case runs)."""
+        with self._lock:
+            if self._entries is None:
+                self._entries = self._read()
+        return self
+
+    def _read(self) -> dict[str, CacheEntry]:
+        entries: dict[str, CacheEntry] = {}
+        try:
+            with open(self.path, "rb") as fh:
+                for lineno, raw in enumerate(fh, start=1):
+                    if not raw.strip():
+                        continue
+                    try:
+                        key, entry = line_to_entry(json.loads(raw.decode("utf-8")))
+                    except (ValueError, UnicodeDecodeError) as exc:
+                        raise UsageError(
+                            f"--replay {self.path}:{lineno}: not a valid recording line: {exc}",
+                            _HINT,
+                        ) from None
+                    entries[key] = entry  # last line wins
+        except OSError as exc:
+            raise UsageError(f"--replay {self.path}: cannot read: {exc.strerror}") from None
+        return entries
+
+    def get(self, key: str) -> CacheEntry | None:
+        entries = self._entries if self._entries is not None else self.load()._entries
+        assert entries is not None
+        return entries.get(key)
+
+    def __len__(self) -> int:
+        self.load()
+        return len(self._entries or {})
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def keys(self) -> list[str]:
+        self.load()
+        return list(self._entries or {})

@@ -1,0 +1,1 @@
+"""Prompt regression suites for `aicli test-prompts`: model, assertions, runner and reports."""

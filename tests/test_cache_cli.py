@@ -1,0 +1,235 @@
+"""`aicli cache stats | clear | prune` through the CLI, in-process and as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aicli.cache import CacheEntry, ResponseCache
+from aicli.types import Usage
+
+STATS_FIELDS = [
+    "directory",
+    "entries",
+    "size_bytes",
+    "hits",
+    "misses",
+    "hit_rate",
+    "tokens_saved",
+    "cost_saved_usd",
+    "oldest",
+    "newest",
+]
+
+
+def entry(content: str = "answer", ttl: float | None = 3600) -> CacheEntry:
+    now = time.time()
+    return CacheEntry(
+        content=content,
+        model_used="gpt-4o-mini",
+        provider="openai",
+        tier="standard",
+        usage=Usage(100, 20, 120),
+        cost_usd=0.0000270,
+        latency_ms=812.0,
+        created=now,
+        expires=None if ttl is None else now + ttl,
+        template_checksum=None,
+    )
+
+
+def fill(directory: Path, fresh: int = 2, expired: int = 0, hits: int = 0, misses: int = 0) -> None:
+    with ResponseCache(directory) as c:
+        for i in range(fresh):
+            c.set(f"fresh{i}", entry(f"fresh {i}"))
+        for i in range(expired):
+            c.set(f"old{i}", entry(f"old {i}", ttl=-5))
+        for _ in range(hits):
+            c.record_hit(entry())
+        for _ in range(misses):
+            c.record_miss()
+
+
+def stats_json(cli: Any, *args: str) -> dict[str, Any]:
+    done = cli("cache", "stats", "--json", *args)
+    assert done.exit_code == 0, done
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
+
+
+def test_stats_on_an_empty_cache(cli: Any, isolate: Any) -> None:
+    data = stats_json(cli)
+    assert list(data) == STATS_FIELDS
+    assert data["directory"] == str(isolate.cache_dir)
+    assert {k: data[k] for k in STATS_FIELDS[1:] if k != "size_bytes"} == {
+        "entries": 0,
+        "hits": 0,
+        "misses": 0,
+        "hit_rate": 0.0,
+        "tokens_saved": 0,
+        "cost_saved_usd": 0.0,
+        "oldest": None,
+        "newest": None,
+    }
+    assert isinstance(data["size_bytes"], int)
+
+    done = cli("cache", "stats")
+    assert done.exit_code == 0, done
+    assert done.stderr == ""
+    lines = dict(line.split("  ", 1) for line in done.stdout.splitlines())
+    assert [k.strip() for k in lines] == [
+        "directory",
+        "entries",
+        "size on disk",
+        "hits",
+        "misses",
+        "hit rate",
+        "tokens saved",
+        "cost saved",
+        "oldest entry",
+        "newest entry",
+    ]
+    values = {k.strip(): v.strip() for k, v in lines.items()}
+    assert values["directory"] == str(isolate.cache_dir)
+    assert values["entries"] == "0" and values["hit rate"] == "-"
+    assert values["oldest entry"] == "-"
+
+
+def test_stats_after_entries_and_lookups(cli: Any, isolate: Any) -> None:
+    fill(isolate.cache_dir, fresh=3, expired=1, hits=3, misses=1)
+    data = stats_json(cli)
+    assert (data["entries"], data["hits"], data["misses"], data["hit_rate"]) == (4, 3, 1, 0.75)
+    assert data["tokens_saved"] == 360
+    assert data["cost_saved_usd"] == pytest.approx(0.000081, abs=1e-12)
+    assert data["oldest"].endswith("Z") and data["newest"].endswith("Z")
+    assert data["size_bytes"] > 0
+
+    text = cli("cache", "stats").stdout
+    assert "75.0% (3 of 4 lookups)" in text
+    assert "$0.000081" in text and "360" in text
+    assert "KiB" in text
+
+
+def test_stats_as_a_table_on_a_terminal(
+    cli: Any, isolate: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(isolate.cache_dir, hits=1)
+    monkeypatch.setattr("aicli.cli.cache.is_tty", lambda stream=None: True)
+    done = cli("cache", "stats")
+    assert done.exit_code == 0, done
+    assert "aicli cache" in done.stdout and "hit rate" in done.stdout
+    assert "100.0%" in done.stdout
+
+
+def test_counters_persist_across_processes(run_aicli: Any, isolate: Any) -> None:
+    fill(isolate.cache_dir, fresh=1, hits=2, misses=2)
+    done = run_aicli("cache", "stats", "--json")
+    assert done.exit_code == 0, done
+    data = json.loads(done.stdout)
+    assert (data["entries"], data["hits"], data["misses"]) == (1, 2, 2)
+
+
+def test_clear_with_yes(cli: Any, isolate: Any) -> None:
+    fill(isolate.cache_dir, fresh=2, hits=1)
+    done = cli("cache", "clear", "--yes")
+    assert done.exit_code == 0, done
+    assert done.stdout == f"cleared 2 entries from {isolate.cache_dir}; counters reset\n"
+    data = stats_json(cli)
+    assert (data["entries"], data["hits"]) == (0, 0)
+    fill(isolate.cache_dir, fresh=1)
+    done = cli("cache", "clear", "-y", "--json")
+    assert json.loads(done.stdout) == {"cleared": 1, "directory": str(isolate.cache_dir)}
+
+
+def test_clear_without_yes_from_a_script_is_refused(run_aicli: Any, isolate: Any) -> None:
+    fill(isolate.cache_dir, fresh=2)
+    done = run_aicli("cache", "clear")
+    assert done.exit_code == 2, done
+    assert done.stdout == ""
+    assert done.stderr.startswith("aicli: error: refusing to clear the cache")
+    assert "--yes" in done.stderr and "Traceback" not in done.stderr
+    assert stats_json_sub(run_aicli)["entries"] == 2
+
+
+def stats_json_sub(run_aicli: Any) -> dict[str, Any]:
+    done = run_aicli("cache", "stats", "--json")
+    assert done.exit_code == 0, done
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
+
+
+@pytest.mark.parametrize(("answer", "code", "left"), [("n\n", 1, 2), ("y\n", 0, 0)])
+def test_clear_asks_on_a_terminal(
+    cli: Any, isolate: Any, monkeypatch: pytest.MonkeyPatch, answer: str, code: int, left: int
+) -> None:
+    fill(isolate.cache_dir, fresh=2)
+    monkeypatch.setattr("aicli.cli.cache.is_tty", lambda stream=None: True)
+    done = cli("cache", "clear", input=answer)
+    assert done.exit_code == code, done
+    assert "Delete 2 cached answers" in done.stderr
+    assert stats_json(cli)["entries"] == left
+
+
+def test_prune_counts_expired_entries(cli: Any, isolate: Any) -> None:
+    fill(isolate.cache_dir, fresh=2, expired=3)
+    done = cli("cache", "prune")
+    assert done.exit_code == 0, done
+    assert done.stdout == "pruned 3 expired entries\n"
+    assert stats_json(cli)["entries"] == 2
+    assert cli("cache", "prune").stdout == "pruned 0 expired entries\n"
+    fill(isolate.cache_dir, fresh=0, expired=1)
+    assert cli("cache", "prune").stdout == "pruned 1 expired entry\n"
+    fill(isolate.cache_dir, fresh=0, expired=2)
+    assert json.loads(cli("cache", "prune", "--json").stdout)["pruned"] == 2
+
+
+def test_damaged_database_warns_once_and_carries_on(run_aicli: Any, isolate: Any) -> None:
+    fill(isolate.cache_dir, fresh=5)
+    (isolate.cache_dir / "entries" / "cache.db").write_bytes(b"garbage, not sqlite\n" * 100)
+    done = run_aicli("cache", "stats", "--json")
+    assert done.exit_code == 0, done
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("aicli: warning: ")
+    assert "damaged" in done.stderr and "Traceback" not in done.stderr
+    assert json.loads(done.stdout)["entries"] == 0
+
+
+def test_unusable_cache_directory_is_one_error_line(run_aicli: Any, isolate: Any) -> None:
+    isolate.cache_dir.mkdir(parents=True)
+    isolate.cache_dir.chmod(0o777)
+    for args in (("cache", "stats"), ("cache", "prune"), ("cache", "clear", "--yes")):
+        done = run_aicli(*args)
+        assert done.exit_code == 2, done
+        lines = done.stderr.splitlines()
+        assert lines[0].startswith("aicli: error: refusing to use the cache directory")
+        assert lines[1].startswith("  hint: ") and len(lines) == 2
+        assert done.stdout == ""
+
+
+def test_cache_path_that_is_a_file(run_aicli: Any, tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    done = run_aicli("cache", "stats", env={"AICLI_CACHE_DIR": str(blocker / "sub")})
+    assert done.exit_code == 2, done
+    assert done.stderr.startswith("aicli: error: ")
+    assert "Traceback" not in done.stderr
+
+
+def test_directory_from_config_and_env(
+    cli: Any, make_config: Any, isolate: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_config(cache={"dir": "my-cache", "size_limit_mb": 5})
+    assert stats_json(cli)["directory"] == str(isolate.work / "my-cache")
+    assert stats_json(cli, "--config", str(cfg))["directory"] == str(isolate.work / "my-cache")
+    monkeypatch.setenv("AICLI_CACHE_DIR", str(isolate.tmp / "from-env"))
+    assert stats_json(cli)["directory"] == str(isolate.tmp / "from-env")
+
+
+def test_bad_config_is_an_error_not_a_traceback(cli: Any, make_config: Any) -> None:
+    make_config(cache={"size_limit_mb": "lots"})
+    done = cli("cache", "stats")
+    assert done.exit_code == 2, done
+    assert "cache.size_limit_mb" in done.stderr
