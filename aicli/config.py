@@ -204,7 +204,8 @@ def _reject_literal_keys(data: dict[str, Any], label: str) -> None:
     for name, provider in providers.items():
         if isinstance(provider, dict) and "api_key" in provider:
             raise ConfigError(
-                f"{label}: providers.{name}.api_key: keys must not be written in config files",
+                f"{label}: providers.{name}.api_key: keys must not be written in config files;"
+                " use api_key_env",
                 "remove it and set `api_key_env: SOME_ENV_VAR`, then export SOME_ENV_VAR",
             )
 
@@ -234,7 +235,8 @@ def _check_references(cfg: Config, label: str) -> None:
         if tier.provider not in cfg.providers:
             raise fail(
                 f"tiers.{name}.provider",
-                f"unknown provider '{tier.provider}' (providers: {', '.join(sorted(cfg.providers))})",
+                f"unknown provider '{tier.provider}'"
+                f" (providers: {', '.join(sorted(cfg.providers))})",
             )
         for target in tier.fallback:
             if target not in cfg.tiers:

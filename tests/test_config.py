@@ -81,7 +81,10 @@ BAD_CONFIGS = [
     ("colour: blue\n", "colour: unknown key"),
     ("defaults: {max_tokens: lots}\n", "defaults.max_tokens"),
     ("tiers: {a: {model: m, provider: nowhere}}\ndefault_tier: a\n", "tiers.a.provider"),
-    ("tiers: {a: {model: m, fallback: b}}\ndefault_tier: a\n", "tiers.a.fallback: unknown tier 'b'"),
+    (
+        "tiers: {a: {model: m, fallback: b}}\ndefault_tier: a\n",
+        "tiers.a.fallback: unknown tier 'b'",
+    ),
     (
         "tiers: {a: {model: m, fallback: b}, b: {model: m, fallback: [a]}}\ndefault_tier: a\n",
         "fallback cycle a -> b -> a",

@@ -17,10 +17,13 @@ if TYPE_CHECKING:
 
 def generate(
     prompt: str | None = typer.Argument(
-        None, help="The prompt. Piped stdin comes first, then a blank line, then this.",
+        None,
+        help="The prompt. Piped stdin comes first, then a blank line, then this.",
         show_default=False,
     ),
-    tier: str | None = typer.Option(None, "--tier", "-t", help="Model tier (default: default_tier)."),
+    tier: str | None = typer.Option(
+        None, "--tier", "-t", help="Model tier (default: default_tier)."
+    ),
     model: str | None = typer.Option(
         None, "--model", "-m", help="Override the tier's model (same provider)."
     ),
@@ -44,7 +47,9 @@ def generate(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object with metadata."),
     stream: bool | None = typer.Option(
-        None, "--stream/--no-stream", help="Stream the answer (default: when stdout is a TTY).",
+        None,
+        "--stream/--no-stream",
+        help="Stream the answer (default: when stdout is a TTY).",
         show_default=False,
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
@@ -165,7 +170,7 @@ def _build_request(
         if not parts or not any(p.strip() for p in parts):
             raise UsageError(
                 "no prompt: give PROMPT as an argument or pipe text on stdin",
-                "aicli generate \"Summarize this\" < notes.txt   (see aicli generate --help)",
+                'aicli generate "Summarize this" < notes.txt   (see aicli generate --help)',
             )
         messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": "\n\n".join(parts)})
