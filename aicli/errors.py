@@ -52,7 +52,7 @@ class CacheError(AicliError):
 
 
 class NoAnswerError(AicliError):
-    """No usable answer: all tiers failed, the answer broke --schema, or a cache-only miss (exit 3)."""
+    """No usable answer: all tiers failed, the answer broke --schema, or a cache miss (exit 3)."""
 
     exit_code = 3
 
