@@ -9,6 +9,7 @@ A user file replaces the built-in tiers when it has `tiers:`; the built-in provi
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ from aicli.errors import ConfigError
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 BUILTIN = "built-in defaults"
 REDACT_KINDS = ("email", "phone", "card", "iban", "secret")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class _Strict(BaseModel):
@@ -219,9 +221,19 @@ def _explain(exc: ValidationError, label: str) -> ConfigError:
     elif first["type"] == "literal_error":
         what = f"expected {first['ctx']['expected']}, got {first['input']!r}"
     else:
-        what = f"{first['msg']}, got {first['input']!r}"
+        what = f"{first['msg']}, got {_shown(first['input'])}"
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return ConfigError(f"{label}: {path}: {what}{more}", "see config.example.yaml for every key")
+
+
+def _shown(value: Any) -> str:
+    """A rejected value as the error shows it; a value that looks like a secret stays hidden."""
+    if isinstance(value, str):
+        from aicli.redact import Redactor
+
+        if Redactor(["secret"]).redact(value) != value:
+            return "a value that looks like a secret (not shown)"
+    return repr(value)
 
 
 def _check_references(cfg: Config, label: str) -> None:
@@ -245,6 +257,12 @@ def _check_references(cfg: Config, label: str) -> None:
                     f"unknown tier '{target}' (tiers: {', '.join(tiers)})",
                 )
     for name, provider in cfg.providers.items():
+        if provider.api_key_env and not _ENV_NAME.fullmatch(provider.api_key_env):
+            raise fail(
+                f"providers.{name}.api_key_env",
+                "must be the NAME of an environment variable (like OPENAI_API_KEY), not the key"
+                " itself (the value is not shown)",
+            )
         if provider.type == "openai" and not provider.api_key_env and not provider.local:
             raise fail(
                 f"providers.{name}.api_key_env",

@@ -80,9 +80,11 @@ def handle_errors(debug: bool = False) -> Iterator[None]:
     except (typer.Exit, typer.Abort):
         raise
     except AicliError as exc:
+        from aicli.security import scrub
+
         if debug:
-            traceback.print_exc()
-        error(exc.message, exc.hint)
+            info(scrub(traceback.format_exc()))
+        error(scrub(exc.message), scrub(exc.hint) if exc.hint else None)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         error("interrupted", None)
@@ -93,9 +95,10 @@ def handle_errors(debug: bool = False) -> Iterator[None]:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         raise typer.Exit(0) from None
     except Exception as exc:
-        if debug:
-            traceback.print_exc()
         from aicli.security import scrub
+
+        if debug:
+            info(scrub(traceback.format_exc()))
 
         error(
             f"unexpected {type(exc).__name__}: {scrub(str(exc))}",

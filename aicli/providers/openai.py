@@ -35,6 +35,7 @@ class OpenAIProvider:
         self.name = name
         self.cfg = cfg
         self.base_url = base_url
+        self.shown_url = _without_credentials(base_url)  # for messages: never user:password@
         self._client: openai.AsyncOpenAI | None = None
 
     def _api_key(self) -> str:
@@ -93,7 +94,7 @@ class OpenAIProvider:
             raise self._failure(exc, counter[0], emitted[0]) from None
         except (ValueError, TypeError, KeyError) as exc:  # an undecodable body
             raise ProviderFailure(
-                f"malformed response from {self.base_url}: {scrub(str(exc))[:200]}",
+                f"malformed response from {self.shown_url}: {scrub(str(exc))[:200]}",
                 retryable=True,
                 attempts=counter[0],
             ) from None
@@ -131,7 +132,7 @@ class OpenAIProvider:
         message = getattr(choices[0], "message", None) if choices else None
         if message is None or not isinstance(getattr(message, "content", ""), (str, type(None))):
             raise ProviderFailure(
-                f"malformed response from {self.base_url}: no choices[0].message in the body",
+                f"malformed response from {self.shown_url}: no choices[0].message in the body",
                 retryable=True,
                 attempts=attempts,
             )
@@ -142,7 +143,7 @@ class OpenAIProvider:
         )
 
     def _failure(self, exc: openai.OpenAIError, attempts: int, emitted: bool) -> ProviderFailure:
-        where = f"provider '{self.name}' ({self.base_url})"
+        where = f"provider '{self.name}' ({self.shown_url})"
         if isinstance(exc, openai.AuthenticationError):
             env = self.cfg.api_key_env or "the provider's api_key_env"
             return ProviderFailure(
@@ -150,7 +151,7 @@ class OpenAIProvider:
                 retryable=False,
                 attempts=attempts,
                 status=401,
-                hint=f"${env} holds the key aicli sent; make sure it is valid for {self.base_url}",
+                hint=f"${env} holds the key aicli sent; make sure it is valid for {self.shown_url}",
             )
         if isinstance(exc, openai.APITimeoutError):
             what = "timed out"
@@ -188,3 +189,12 @@ def _error_message(exc: openai.APIStatusError) -> str:
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])
     return str(getattr(exc, "message", "") or "")
+
+
+def _without_credentials(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
