@@ -18,32 +18,52 @@ if TYPE_CHECKING:
 def generate(
     prompt: str | None = typer.Argument(
         None,
+        metavar="PROMPT",
         help="The prompt. Piped stdin comes first, then a blank line, then this.",
         show_default=False,
     ),
     tier: str | None = typer.Option(
-        None, "--tier", "-t", help="Model tier (default: default_tier)."
+        None, "--tier", "-t", metavar="NAME", help="Model tier (default: default_tier)."
     ),
     model: str | None = typer.Option(
-        None, "--model", "-m", help="Override the tier's model (same provider)."
+        None, "--model", "-m", metavar="MODEL", help="Override the tier's model (same provider)."
     ),
-    system: str | None = typer.Option(None, "--system", "-s", help="System prompt."),
+    system: str | None = typer.Option(
+        None, "--system", "-s", metavar="TEXT", help="System prompt."
+    ),
     template: str | None = typer.Option(
-        None, "--template", "-T", help="Render prompt template NAME[@VERSION] instead of PROMPT."
+        None,
+        "--template",
+        "-T",
+        metavar="NAME[@VERSION]",
+        help="Render prompt template NAME[@VERSION] instead of PROMPT.",
     ),
     var: list[str] = typer.Option(
-        [], "--var", help="Template variable KEY=VALUE (repeatable; JSON values are parsed)."
+        [],
+        "--var",
+        metavar="KEY=VALUE",
+        help="Template variable KEY=VALUE (repeatable; JSON values are parsed).",
     ),
     vars_file: Path | None = typer.Option(
-        None, "--vars-file", help="YAML or JSON file of template variables (--var wins)."
+        None,
+        "--vars-file",
+        metavar="FILE",
+        help="YAML or JSON file of template variables (--var wins).",
     ),
-    max_tokens: int | None = typer.Option(None, "--max-tokens", min=1, help="Answer token cap."),
+    max_tokens: int | None = typer.Option(
+        None, "--max-tokens", metavar="N", min=1, help="Answer token cap."
+    ),
     temperature: float | None = typer.Option(
-        None, "--temperature", min=0.0, max=2.0, help="Sampling temperature."
+        None, "--temperature", metavar="T", min=0.0, max=2.0, help="Sampling temperature."
     ),
-    seed: int | None = typer.Option(None, "--seed", help="Sampling seed, where supported."),
+    seed: int | None = typer.Option(
+        None, "--seed", metavar="N", help="Sampling seed, where supported."
+    ),
     schema: Path | None = typer.Option(
-        None, "--schema", help="JSON Schema file: the answer must be JSON valid against it."
+        None,
+        "--schema",
+        metavar="FILE",
+        help="JSON Schema file: the answer must be JSON valid against it.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object with metadata."),
     stream: bool | None = typer.Option(
@@ -58,7 +78,11 @@ def generate(
         False, "--cache-only", help="Answer only from the cache (a miss is exit 3)."
     ),
     max_cost: float | None = typer.Option(
-        None, "--max-cost", min=0.0, help="Budget in USD for this call (exit 4 if it could exceed)."
+        None,
+        "--max-cost",
+        metavar="USD",
+        min=0.0,
+        help="Budget in USD for this call (exit 4 if it could exceed).",
     ),
     no_redact: bool = typer.Option(False, "--no-redact", help="Send the prompt unredacted."),
     verbose: bool = typer.Option(
@@ -69,9 +93,12 @@ def generate(
 ) -> None:
     """Generate an answer for PROMPT (and/or piped stdin) with a model tier.
 
-    Examples: aicli generate "Name three prime numbers" ;
-    cat notes.txt | aicli generate "Summarize in 3 bullets" ;
-    aicli generate -T summarize --var bullets=5 < notes.txt
+    \b
+    Examples:
+      aicli generate "Name three prime numbers"
+      cat notes.txt | aicli generate "Summarize in 3 bullets"
+      git diff --staged | aicli generate -T commit-message
+      aicli generate --json -t premium "Hello" | jq .cost_usd
     """
     with handle_errors(debug):
         setup_logging(verbose, debug)

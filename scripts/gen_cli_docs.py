@@ -1,0 +1,68 @@
+"""Write docs/cli.md from the real `--help` of every command, so the docs never drift.
+
+Usage: python scripts/gen_cli_docs.py          # rewrite docs/cli.md
+       python scripts/gen_cli_docs.py --check  # exit 1 if docs/cli.md is out of date (CI)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "cli.md"
+COMMANDS = [
+    [],
+    ["generate"],
+    ["render"],
+    ["test-prompts"],
+    ["cache"],
+    ["cache", "stats"],
+    ["cache", "clear"],
+    ["cache", "prune"],
+]
+
+
+def help_text(args: list[str]) -> str:
+    from typer.testing import CliRunner
+
+    from aicli.cli.app import app
+
+    result = CliRunner().invoke(
+        app, [*args, "--help"], env={"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
+    )
+    if result.exit_code != 0:
+        raise SystemExit(f"aicli {' '.join(args)} --help failed:\n{result.output}")
+    return result.stdout.rstrip() + "\n"
+
+
+def build() -> str:
+    parts = [
+        "# aicli command reference\n",
+        "Generated from the real `--help` output by `python scripts/gen_cli_docs.py`;"
+        " a test fails when this file is out of date.\n",
+    ]
+    for args in COMMANDS:
+        title = " ".join(["aicli", *args])
+        parts.append(f"\n## `{title}`\n\n```\n{help_text(args)}```\n")
+    return "".join(parts)
+
+
+def main() -> int:
+    sys.path.insert(0, str(ROOT))
+    os.environ["COLUMNS"] = "100"
+    text = build()
+    if "--check" in sys.argv:
+        if not DOC.exists() or DOC.read_text(encoding="utf-8") != text:
+            print("docs/cli.md is out of date: run python scripts/gen_cli_docs.py", file=sys.stderr)
+            return 1
+        return 0
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text, encoding="utf-8")
+    print(f"wrote {DOC.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
