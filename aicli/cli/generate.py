@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from aicli.cli import options
-from aicli.cli.output import handle_errors, info, is_tty, out, print_json, setup_logging
+from aicli.cli.output import (
+    handle_errors,
+    info,
+    is_tty,
+    out,
+    print_json,
+    read_piped_stdin,
+    setup_logging,
+)
 
 if TYPE_CHECKING:
     from aicli.types import Request, Result
@@ -112,7 +120,7 @@ def generate(
                 "--no-cache, --refresh and --cache-only exclude each other", "pick one of them"
             )
         cfg = load_config(config)
-        stdin_text = _read_stdin()
+        stdin_text = read_piped_stdin()
         request = _build_request(
             cfg, prompt, stdin_text, template, var, vars_file, system, tier, model,
             max_tokens, temperature, seed, schema,
@@ -140,19 +148,6 @@ def generate(
             out(result.content)
         if verbose:
             info(_summary(result))
-
-
-def _read_stdin() -> str | None:
-    """Piped stdin's text, or None on a TTY (never wait for a keyboard)."""
-    from aicli.errors import UsageError
-
-    if sys.stdin is None or is_tty(sys.stdin):
-        return None
-    try:
-        text = sys.stdin.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read stdin: {exc}", "pipe UTF-8 text into aicli") from None
-    return text if text.strip() else None
 
 
 def _build_request(

@@ -31,6 +31,19 @@ def use_color(stream: IO[str] | None = None) -> bool:
     return is_tty(stream) and "NO_COLOR" not in os.environ
 
 
+def read_piped_stdin() -> str | None:
+    """Piped stdin's text (None when empty, or on a TTY: never wait for a keyboard)."""
+    from aicli.errors import UsageError
+
+    if sys.stdin is None or is_tty(sys.stdin):
+        return None
+    try:
+        text = sys.stdin.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read stdin: {exc}", "pipe UTF-8 text into aicli") from None
+    return text if text.strip() else None
+
+
 def out(text: str, end: str = "\n") -> None:
     """Write a result to stdout."""
     sys.stdout.write(text + end)

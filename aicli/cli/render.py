@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from aicli.cli import options
-from aicli.cli.output import handle_errors, info, is_tty, out, print_json, stdout_console
+from aicli.cli.output import (
+    handle_errors,
+    info,
+    is_tty,
+    out,
+    print_json,
+    read_piped_stdin,
+    stdout_console,
+)
 
 
 def render(
@@ -93,25 +100,13 @@ def render(
             _render(cfg.prompts_dir, name, var, vars_file, json_)
 
 
-def _read_stdin() -> str | None:
-    from aicli.errors import UsageError
-
-    if sys.stdin is None or is_tty(sys.stdin):
-        return None
-    try:
-        text = sys.stdin.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read stdin: {exc}", "pipe UTF-8 text into aicli") from None
-    return text if text.strip() else None
-
-
 def _render(prompts_dir: Path, name: str, var: list[str], vars_file: Path | None, js: bool) -> None:
     from aicli.templates import TemplateStore, collect_variables, render
 
     tpl = TemplateStore(prompts_dir).get(name)
     values = collect_variables(var, vars_file, None)
     if "input" in tpl.variables and "input" not in values:
-        stdin_text = _read_stdin()
+        stdin_text = read_piped_stdin()
         if stdin_text is not None:
             values = collect_variables(var, vars_file, stdin_text)
     rendered = render(tpl, values)
