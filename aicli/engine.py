@@ -57,6 +57,7 @@ class Engine:
         recorder: Recorder | None = None,
         replay: ReplayStore | None = None,
         budget: Budget | None = None,
+        providers: dict[str, Provider] | None = None,
     ) -> None:
         self.cfg = cfg
         self._cache = cache
@@ -65,7 +66,8 @@ class Engine:
         self.budget = budget or Budget(cfg.budget.max_cost_usd)
         self.limiters = TierLimiters()
         self.cooldowns = Cooldowns()
-        self._providers: dict[str, Provider] = {}
+        # Providers by config name; pass some in to answer from elsewhere (recording scripts).
+        self._providers: dict[str, Provider] = dict(providers or {})
 
     @property
     def cache(self) -> ResponseCache | None:

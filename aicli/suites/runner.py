@@ -1,0 +1,363 @@
+"""The suite runner: cases x tiers x repeats through one shared Engine, a bounded number at once.
+
+Every answer goes through `Engine.run`, so the cache, retries, fallback, redaction, cost, the
+per-tier rate limit and the budget are the shared core's. Results reach `on_result` as they
+arrive (report writers, progress bar, summary); nothing here prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aicli.errors import AicliError, BudgetError, NoAnswerError, UsageError
+from aicli.suites.assertions import (
+    Observation,
+    build_rubric_prompt,
+    case_verdict,
+    evaluate,
+    parse_grader_answer,
+    primary_failure,
+)
+from aicli.suites.model import Assertion, Case, Suite, display_path, matches, suite_error
+from aicli.suites.reports import CaseResult
+from aicli.types import CacheMode, Request
+
+if TYPE_CHECKING:
+    from aicli.config import Config
+    from aicli.engine import Engine
+    from aicli.templates import Rendered, TemplateStore
+    from aicli.types import Result
+
+# Why the rest of a run was not started (CaseResult.reason of the skipped results).
+STOP_BUDGET = "budget"
+STOP_FAIL_FAST = "fail-fast"
+STOP_INTERRUPTED = "interrupted"
+
+
+@dataclass
+class RunOptions:
+    tiers: list[str] = field(default_factory=list)  # -t; empty: case > suite > template > default
+    model: str | None = None  # -m: overrides each tier's model (same provider)
+    concurrency: int = 8
+    repeat: int = 1
+    filter: str | None = None  # -k: glob or case-insensitive substring of "suite/case"
+    fail_fast: bool = False
+    cache_mode: CacheMode = "use"
+    grader: str | None = None  # --grader TIER for llm-rubric
+    redact: bool | None = None  # None: the config's redact.enabled
+
+
+@dataclass
+class Job:
+    """One run of one case on one tier."""
+
+    suite: Suite
+    case: Case
+    tier: str
+    repeat_index: int = 0
+
+
+# --- planning (shared with scripts/make_recording.py) -----------------------------------------
+
+
+def case_tier(cfg: Config, store: TemplateStore, suite: Suite, case: Case) -> str:
+    """Without -t: the case's tier, else the suite's, else the template's, else default_tier."""
+    tier = case.tier or suite.tier
+    if tier is None and suite.template is not None:
+        tier = store.get(suite.template).tier
+    return tier or cfg.default_tier
+
+
+def grader_tier(cfg: Config, assertion: Assertion, opts: RunOptions) -> str:
+    """--grader, else the assertion's own `grader`, else a tier named `grader`, else the default."""
+    if opts.grader:
+        return opts.grader
+    if assertion.extra.get("grader"):
+        return str(assertion.extra["grader"])
+    return "grader" if "grader" in cfg.tiers else cfg.default_tier
+
+
+def plan_jobs(
+    suites: list[Suite], cfg: Config, store: TemplateStore, opts: RunOptions
+) -> list[Job]:
+    """Every (case, tier, repeat) to run, in suite order; all tiers are checked here (exit 2)."""
+    selected = [
+        (s, c) for s in suites for c in s.cases if not opts.filter or matches(c.id, opts.filter)
+    ]
+    if not selected:
+        example = suites[0].cases[0].id if suites and suites[0].cases else "suite/case"
+        raise UsageError(
+            f"-k/--filter {opts.filter!r} matches no case",
+            f"case ids look like {example!r}; a pattern with * ? [ is a glob, anything else a"
+            " case-insensitive substring",
+        )
+    for name in opts.tiers:
+        cfg.tier(name)
+    if opts.grader:
+        cfg.tier(opts.grader)
+    jobs: list[Job] = []
+    for suite, case in selected:
+        tiers = list(dict.fromkeys(opts.tiers)) or [case_tier(cfg, store, suite, case)]
+        _check_tiers(cfg, suite, case, tiers, opts)
+        for tier in tiers:
+            runs = 1 if case.skip else opts.repeat
+            jobs.extend(Job(suite, case, tier, i) for i in range(runs))
+    return jobs
+
+
+def _check_tiers(cfg: Config, suite: Suite, case: Case, tiers: list[str], opts: RunOptions) -> None:
+    names = list(tiers)
+    names += [grader_tier(cfg, a, opts) for a in case.asserts if a.base_type == "llm-rubric"]
+    for name in names:
+        if name not in cfg.tiers:
+            raise suite_error(
+                suite.file,
+                f"unknown tier {name!r}",
+                line=case.line,
+                case=case.name,
+                hint=f"tiers in {cfg.source}: {', '.join(sorted(cfg.tiers))}",
+            )
+
+
+def render_case(suite: Suite, case: Case, store: TemplateStore) -> Rendered:
+    """The case's messages: its template rendered with its vars, or the suite's inline prompt."""
+    if suite.template is not None:
+        from aicli.templates import render
+
+        return render(store.get(suite.template), case.vars)
+    from aicli.templates import render_inline
+
+    return render_inline(
+        suite.prompt or "", case.vars, base_dir=suite.file.parent, system=suite.system
+    )
+
+
+def cache_mode_for(opts: RunOptions, repeat_index: int) -> CacheMode:
+    """Repeats after the first skip the cache read (and refresh the entry): N real samples."""
+    if repeat_index > 0 and opts.cache_mode == "use":
+        return "refresh"
+    return opts.cache_mode
+
+
+def build_request(job: Job, rendered: Rendered, opts: RunOptions) -> Request:
+    """The Request a case run sends; make_recording.py builds its recording through this too."""
+    return Request(
+        messages=rendered.messages(),
+        tier=job.tier,
+        model=opts.model,
+        template=rendered.template,
+        cache_mode=cache_mode_for(opts, job.repeat_index),
+        redact=opts.redact,
+    )
+
+
+def grader_request(rubric: str, output: str, tier: str, opts: RunOptions) -> Request:
+    return Request(
+        messages=build_rubric_prompt(rubric, output),
+        tier=tier,
+        temperature=0.0,
+        cache_mode=opts.cache_mode,
+        redact=opts.redact,
+    )
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+class Runner:
+    """Runs planned jobs concurrently; `stop_reason`, `fatal` and `interrupted` say how it ended."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: TemplateStore,
+        opts: RunOptions,
+        on_result: Callable[[CaseResult], None],
+    ) -> None:
+        self.engine = engine
+        self.cfg = engine.cfg
+        self.store = store
+        self.opts = opts
+        self.on_result = on_result
+        self.stop_reason: str | None = None
+        self.budget_error: BudgetError | None = None
+        self.fatal: AicliError | None = None  # e.g. a missing API key: the run cannot go on
+        self.interrupted = False
+        self._rendered: dict[str, Rendered | AicliError] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self._unhook: Callable[[], None] = lambda: None
+
+    async def run(self, jobs: list[Job]) -> None:
+        pending = iter(jobs)
+        count = max(1, min(self.opts.concurrency, len(jobs)))
+        self._workers = [asyncio.create_task(self._worker(pending)) for _ in range(count)]
+        self._unhook = _on_sigint(self.interrupt)
+        try:
+            await asyncio.wait(self._workers)
+        except asyncio.CancelledError:  # Ctrl-C reached the main task (no signal handler)
+            self.interrupt()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait(self._workers)
+        finally:
+            self._unhook()
+        for job in pending:  # never started: the run was stopped
+            self._emit(self._skipped(job, self.stop_reason or STOP_INTERRUPTED))
+        for w in self._workers:
+            if not w.cancelled() and w.exception() is not None:
+                raise w.exception()  # type: ignore[misc]  # a bug: let the CLI report it
+
+    def interrupt(self) -> None:
+        """Ctrl-C: start nothing new and cancel the calls in flight; a second Ctrl-C is Python's."""
+        self._unhook()
+        self.interrupted = True
+        self._stop(STOP_INTERRUPTED)
+        for w in self._workers:
+            w.cancel()
+
+    def _stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def _emit(self, result: CaseResult) -> None:
+        self.on_result(result)
+        if self.opts.fail_fast and result.status in ("failed", "error"):
+            self._stop(STOP_FAIL_FAST)
+
+    async def _worker(self, pending: Iterator[Job]) -> None:
+        for job in pending:  # one shared iterator: each job is taken by exactly one worker
+            if self.stop_reason is not None:
+                self._emit(self._skipped(job, self.stop_reason))
+                continue
+            try:
+                result = await self._run_job(job)
+            except asyncio.CancelledError:
+                self._emit(self._skipped(job, STOP_INTERRUPTED))
+                raise
+            self._emit(result)
+
+    def _base(self, job: Job) -> CaseResult:
+        return CaseResult(
+            suite=job.suite.name,
+            case=job.case.name,
+            tier=job.tier,
+            repeat_index=job.repeat_index,
+            vars=job.case.vars,
+            file=display_path(job.case.file),
+        )
+
+    def _skipped(self, job: Job, reason: str) -> CaseResult:
+        r = self._base(job)
+        r.status, r.reason = "skipped", reason
+        return r
+
+    def _error(self, job: Job, kind: str, reason: str) -> CaseResult:
+        r = self._base(job)
+        r.status, r.reason_kind, r.reason = "error", kind, reason
+        return r
+
+    def _render(self, job: Job) -> Rendered:
+        key = job.case.id
+        if key not in self._rendered:
+            try:
+                self._rendered[key] = render_case(job.suite, job.case, self.store)
+            except AicliError as exc:
+                self._rendered[key] = exc
+        got = self._rendered[key]
+        if isinstance(got, AicliError):
+            raise got
+        return got
+
+    async def _run_job(self, job: Job) -> CaseResult:
+        if job.case.skip:
+            return self._skipped(job, job.case.skip)
+        try:
+            rendered = self._render(job)
+        except AicliError as exc:
+            return self._error(job, "render_error", exc.message)
+        try:
+            result = await self.engine.run(build_request(job, rendered, self.opts))
+        except NoAnswerError as exc:
+            return self._error(job, "api_error", exc.message)
+        except BudgetError as exc:
+            return self._budget(job, exc)
+        except AicliError as exc:
+            return self._abort(job, exc)
+        return await self._judge(job, rendered, result)
+
+    def _budget(self, job: Job, exc: BudgetError) -> CaseResult:
+        self.budget_error = self.budget_error or exc
+        self._stop(STOP_BUDGET)
+        return self._skipped(job, f"{STOP_BUDGET}: {exc.message}")
+
+    def _abort(self, job: Job, exc: AicliError) -> CaseResult:
+        self.fatal = self.fatal or exc
+        self._stop(f"aborted: {exc.message}")
+        return self._skipped(job, f"aborted: {exc.message}")
+
+    async def _judge(self, job: Job, rendered: Rendered, result: Result) -> CaseResult:
+        from aicli.cost import cost_of
+
+        case = job.case
+        # A cost check means what this answer costs at its tier's price, cached or replayed too.
+        priced = cost_of(result.usage, self.cfg.tier(result.tier).price)
+        obs = Observation(result.content, result.latency_ms, priced, result.cached)
+        graders = {
+            a.value: grader_tier(self.cfg, a, self.opts)
+            for a in reversed(case.asserts)
+            if a.base_type == "llm-rubric"
+        }
+        spent = [0.0]
+
+        async def grade(rubric: str, output: str) -> tuple[bool, float, str]:
+            tier = graders.get(rubric) or self.opts.grader or self.cfg.default_tier
+            answer = await self.engine.run(grader_request(rubric, output, tier, self.opts))
+            spent[0] += answer.cost_usd
+            return parse_grader_answer(answer.content)
+
+        r = self._base(job)
+        r.output, r.latency_ms, r.usage = result.content, result.latency_ms, result.usage
+        r.cached, r.model_used, r.template = result.cached, result.model_used, rendered.template
+        r.fallback_used = result.fallback_used
+        try:
+            r.assertions = await evaluate(case.asserts, obs, grader=grade if graders else None)
+        except NoAnswerError as exc:
+            r.status, r.reason_kind = "error", "api_error"
+            r.reason = f"the llm-rubric grader got no answer: {exc.message}"
+        except BudgetError as exc:
+            self.budget_error = self.budget_error or exc
+            self._stop(STOP_BUDGET)
+            r.status, r.reason = "skipped", f"{STOP_BUDGET}: grading: {exc.message}"
+        except AicliError as exc:
+            return self._abort(job, exc)
+        r.cost_usd = result.cost_usd + spent[0]  # what this run spent, grading included
+        if r.status in ("error", "skipped"):
+            return r
+        passed, r.score = case_verdict(r.assertions, case.threshold)
+        if not passed:
+            r.status = "failed"
+            first = primary_failure(r.assertions)
+            r.reason_kind = first.kind if first else "assertion_failed"
+            r.reason = first.reason if first else "the weighted score is below the threshold"
+            if case.threshold is not None:
+                r.reason = f"score {r.score:.2f} < threshold {case.threshold:g}; {r.reason}"
+        return r
+
+
+def _on_sigint(handler: Callable[[], None]) -> Callable[[], None]:
+    """Route Ctrl-C to `handler` while the run lasts; returns the function that undoes it."""
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGINT, handler)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        return lambda: None
+
+    def remove() -> None:
+        with contextlib.suppress(Exception):
+            loop.remove_signal_handler(signal.SIGINT)
+
+    return remove
