@@ -93,7 +93,7 @@ def test_near_misses_are_left_untouched() -> None:
         if not expect:
             redactor = Redactor()
             assert redactor.redact(text) == text
-            assert not redactor and redactor.mapping_is_empty and redactor.counts == {}
+            assert redactor.mapping_is_empty and redactor.counts == {}
 
 
 def test_placeholders_are_stable_and_numbered_per_kind() -> None:
@@ -104,7 +104,12 @@ def test_placeholders_are_stable_and_numbered_per_kind() -> None:
     assert redactor.redact("a@example.com or +44 20 7946 0958") == "[EMAIL_1] or [PHONE_1]"
     assert redactor.redact("c@example.com") == "[EMAIL_3]"
     assert redactor.counts == {"email": 3, "phone": 1}
-    assert redactor and not redactor.mapping_is_empty
+    assert not redactor.mapping_is_empty
+
+
+def test_an_empty_redactor_is_still_truthy() -> None:
+    # `if redactor:` means "redaction is on", never "something was found" (that was a real bug).
+    assert Redactor() and Redactor().mapping_is_empty
 
 
 def test_redact_messages_returns_new_list() -> None:
@@ -295,11 +300,11 @@ def test_large_and_pathological_inputs_are_fast(text: str) -> None:
 
 def test_import_is_light_and_patterns_compile_lazily() -> None:
     code = (
-        "import sys, aicli.redact as r\n"
-        "assert r._compiled is None\n"
+        "import sys, aicli.redact as r, aicli.redact.patterns as p\n"
+        "assert p._compiled is None\n"
         "heavy = {'yaml', 'openai', 'httpx2', 'jsonschema', 'pydantic'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
         "r.Redactor().redact('a@example.com')\n"
-        "assert r._compiled is not None\n"
+        "assert p._compiled is not None\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,4 @@
-"""Redaction: swap personal data and secrets in prompts for stable placeholders, and put them back.
+"""Detection: the patterns and checks (Luhn, IBAN mod-97) that find personal data and secrets.
 
 The patterns are our own, with detect-secrets' plugins as the reference for key formats:
 detect-secrets takes ~110 ms to import, scans line by line, reports values rather than spans and
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 KINDS: tuple[str, ...] = ("email", "phone", "card", "iban", "secret")
-_MAX_DIGITS = 6  # placeholder numbers never get longer than this within one request
+MAX_DIGITS = 6  # placeholder numbers never get longer than this within one request
 
 # Country -> IBAN length (SWIFT IBAN registry).
 _IBAN_SPEC = (
@@ -48,7 +48,7 @@ class Detection(NamedTuple):
 
 
 class _Patterns:
-    """Every compiled regex, built once per process by `_patterns()`."""
+    """Every compiled regex, built once per process by `compiled_patterns()`."""
 
     def __init__(self) -> None:
         c = re.compile
@@ -110,13 +110,14 @@ class _Patterns:
         self.phone_national = c(
             r"(?<![\w.+\-#/])(?<!\d[ .\-/])0[1-9]\d{0,3}(?:[ .\-/]\d{2,8}){1,4}(?![\w]|[ .\-/:]\d)"
         )
-        self.placeholder = c(rf"\[(EMAIL|PHONE|CARD|IBAN|SECRET)_([0-9]{{1,{_MAX_DIGITS}}})\]")
+        self.placeholder = c(rf"\[(EMAIL|PHONE|CARD|IBAN|SECRET)_([0-9]{{1,{MAX_DIGITS}}})\]")
 
 
 _compiled: _Patterns | None = None
 
 
-def _patterns() -> _Patterns:
+def compiled_patterns() -> _Patterns:
+    """The compiled patterns, built on first use so that importing aicli.redact stays cheap."""
     global _compiled
     if _compiled is None:
         _compiled = _Patterns()
@@ -315,8 +316,8 @@ _RANK = {kind: rank for rank, (kind, _) in enumerate(_FINDERS)}
 
 def detect(text: str, kinds: Iterable[str] | None = None) -> list[Detection]:
     """Every value of the given kinds in `text`, non-overlapping, earliest then longest first."""
-    selected = _check_kinds(kinds)
-    p = _patterns()
+    selected = check_kinds(kinds)
+    p = compiled_patterns()
     found = [
         Detection(kind, start, end, text[start:end])
         for kind, finder in _FINDERS
@@ -324,10 +325,10 @@ def detect(text: str, kinds: Iterable[str] | None = None) -> list[Detection]:
         for start, end in finder(p, text)
         if end > start
     ]
-    return _earliest_longest(found)
+    return earliest_longest(found)
 
 
-def _earliest_longest(found: list[Detection]) -> list[Detection]:
+def earliest_longest(found: list[Detection]) -> list[Detection]:
     """Drop overlaps: the earliest start wins, then the longest, then the most specific kind."""
     found.sort(key=lambda d: (d.start, -d.end, _RANK[d.kind]))
     result: list[Detection] = []
@@ -337,7 +338,8 @@ def _earliest_longest(found: list[Detection]) -> list[Detection]:
     return result
 
 
-def _check_kinds(kinds: Iterable[str] | None) -> frozenset[str]:
+def check_kinds(kinds: Iterable[str] | None) -> frozenset[str]:
+    """The chosen kinds (all for None, one for a string); an unknown kind is a ValueError."""
     if kinds is None:
         return frozenset(KINDS)
     chosen = frozenset([kinds] if isinstance(kinds, str) else kinds)
@@ -348,137 +350,3 @@ def _check_kinds(kinds: Iterable[str] | None) -> frozenset[str]:
             f"valid kinds: {', '.join(KINDS)}"
         )
     return chosen
-
-
-class Redactor:
-    """One request's redactions: the same value always gets the same placeholder."""
-
-    def __init__(self, kinds: Iterable[str] | None = None) -> None:
-        self.kinds = _check_kinds(kinds)
-        self._placeholder_of: dict[str, str] = {}
-        self._original_of: dict[str, str] = {}
-        self._reserved: set[str] = set()
-        self._counts: dict[str, int] = {}
-        self._last_number: dict[str, int] = {}
-
-    def __repr__(self) -> str:  # never the values, even in a debugger or a traceback
-        return f"Redactor(kinds={sorted(self.kinds)}, counts={self.counts})"
-
-    def __bool__(self) -> bool:
-        return bool(self._original_of)
-
-    @property
-    def mapping_is_empty(self) -> bool:
-        return not self._original_of
-
-    @property
-    def counts(self) -> dict[str, int]:
-        """Kind -> number of distinct values replaced, in KINDS order, only kinds that occurred."""
-        return {k: self._counts[k] for k in KINDS if k in self._counts}
-
-    def redact(self, text: str) -> str:
-        """Replace every detected value, and every value this request already hid elsewhere
-        (`my password is hunter2` after `password=hunter2`), by its placeholder."""
-        if not self.kinds or not text:
-            return text
-        self._reserve(text)
-        found = self._learn(text)
-        for value, placeholder in self._placeholder_of.items():
-            if len(value) >= 4:
-                kind = placeholder[1 : placeholder.rindex("_")].lower()
-                i = text.find(value)
-                while i != -1:
-                    found.append(Detection(kind, i, i + len(value), value))
-                    i = text.find(value, i + len(value))
-        parts: list[str] = []
-        pos = 0
-        for d in _earliest_longest(found):
-            parts += [text[pos : d.start], self._placeholder(d.kind, d.value)]
-            pos = d.end
-        parts.append(text[pos:])
-        return "".join(parts)
-
-    def redact_messages(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
-        contents = [m.get("content") for m in messages]
-        for content in contents:
-            self._reserve(content)
-        for content in contents:  # learn every value first: a later message may reveal one
-            if isinstance(content, str) and self.kinds:
-                self._learn(content)
-        return [
-            {**m, "content": self.redact(m["content"])}
-            if isinstance(m.get("content"), str)
-            else dict(m)
-            for m in messages
-        ]
-
-    def restore(self, text: str) -> str:
-        if not self._original_of or "[" not in text:
-            return text
-        original = self._original_of
-        return _patterns().placeholder.sub(lambda m: original.get(m.group(), m.group()), text)
-
-    def stream_restorer(self) -> StreamRestorer:
-        return StreamRestorer(self)
-
-    def _reserve(self, text: object) -> None:
-        """Placeholder look-alikes already in the input are never issued, so never restored."""
-        if isinstance(text, str) and "[" in text:
-            for m in _patterns().placeholder.finditer(text):
-                if m.group() not in self._original_of:
-                    self._reserved.add(m.group())
-
-    def _learn(self, text: str) -> list[Detection]:
-        """Detect the values in `text` and give each a placeholder, in order of appearance."""
-        found = detect(text, self.kinds)
-        for d in found:
-            self._placeholder(d.kind, d.value)
-        return found
-
-    def _placeholder(self, kind: str, value: str) -> str:
-        known = self._placeholder_of.get(value)
-        if known is not None:
-            return known
-        n = self._last_number.get(kind, 0)
-        while True:
-            n += 1
-            placeholder = f"[{kind.upper()}_{n}]"
-            if placeholder not in self._reserved:
-                break
-        self._last_number[kind] = n
-        self._counts[kind] = self._counts.get(kind, 0) + 1
-        self._placeholder_of[value] = placeholder
-        self._original_of[placeholder] = value
-        return placeholder
-
-
-class StreamRestorer:
-    """Restores placeholders in streamed text, holding back one that a chunk boundary split."""
-
-    def __init__(self, redactor: Redactor) -> None:
-        self._redactor = redactor
-        self._pending = ""
-
-    def feed(self, chunk: str) -> str:
-        text = self._pending + chunk
-        cut = text.rfind("[")
-        if cut == -1 or not _could_be_placeholder(text[cut + 1 :]):
-            cut = len(text)
-        self._pending = text[cut:]
-        return self._redactor.restore(text[:cut])
-
-    def flush(self) -> str:
-        text, self._pending = self._pending, ""
-        return self._redactor.restore(text)
-
-
-def _could_be_placeholder(body: str) -> bool:
-    """Whether `[` + body is the unfinished start of some `[KIND_N]`."""
-    for kind in KINDS:
-        name = kind.upper() + "_"
-        if name.startswith(body):
-            return True
-        digits = body[len(name) :]
-        if body.startswith(name) and len(digits) <= _MAX_DIGITS and re.fullmatch(r"[0-9]+", digits):
-            return True
-    return False
