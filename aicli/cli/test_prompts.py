@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import sys
@@ -230,6 +229,8 @@ def _main(
                 advance(r)
 
             runner = Runner(engine, store, opts, on_result)
+            import asyncio
+
             try:
                 asyncio.run(_run(runner, engine, jobs))
             except KeyboardInterrupt:  # Ctrl-C outside the runner's own handler

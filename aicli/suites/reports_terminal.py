@@ -68,7 +68,12 @@ def _explain(console: Any, r: CaseResult, repeats: int, excerpt_len: int) -> Non
 
 
 def _tier_table(summary: Summary) -> Table:
-    table = Table(title="Tiers compared", title_justify="left")
+    # "compared" only when the same cases ran on several tiers (-t a -t b), else a breakdown.
+    per_case: dict[str, set[str]] = {}
+    for c in summary.case_stats:
+        per_case.setdefault(c.case_id, set()).add(c.tier)
+    compared = any(len(tiers) > 1 for tiers in per_case.values())
+    table = Table(title="Tiers compared" if compared else "By tier", title_justify="left")
     table.add_column("tier")
     for col in ("pass rate", "passed", "failed", "errors", "cost", "mean latency", "p95 latency"):
         table.add_column(col, justify="right")
