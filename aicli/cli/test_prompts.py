@@ -134,8 +134,11 @@ def test_prompts(
     passed (or the pass rate reached --pass-rate), 1 failures, 2 invalid suites or usage,
     4 budget reached, 130 interrupted (reports are still written for what completed).
 
-    Examples: aicli test-prompts ; aicli test-prompts prompts/extraction -t standard -t premium ;
-    aicli test-prompts --replay prompts/recordings/shipped.jsonl -o report.xml -o report.html
+    \b
+    Examples:
+      aicli test-prompts
+      aicli test-prompts prompts/extraction -t standard -t premium
+      aicli test-prompts --replay prompts/recordings/shipped.jsonl -o report.xml -o report.html
     """
     with handle_errors(debug):
         setup_logging(verbose, debug)
