@@ -129,7 +129,8 @@ def builtin_config() -> Config:
     """The config a keyless CI replay in the repo root gets: the built-in defaults."""
     for name in ("AICLI_CONFIG", "OPENAI_BASE_URL"):
         os.environ.pop(name, None)
-    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="aicli-empty-config-")
+    # A folder that holds no aicli/config.yaml, so the user's own config is not picked up.
+    os.environ["XDG_CONFIG_HOME"] = str(REPO / "prompts" / "recordings" / "no-user-config")
     os.chdir(REPO)
     if (REPO / "aicli.yaml").exists():
         sys.exit("make_recording: remove ./aicli.yaml first: the recording uses the defaults")
