@@ -89,7 +89,6 @@ class Engine:
         return asyncio.run(go())
 
     async def run(self, request: Request, on_delta: Callable[[str], None] | None = None) -> Result:
-        started = time.monotonic()
         self.cfg.tier(request.tier or self.cfg.default_tier)  # unknown tier: exit 2 before all else
         redactor = self._redactor(request)
         plans = self._plan(request, redactor)
@@ -114,7 +113,7 @@ class Engine:
                 outcome.tried.append(plan.name)
                 outcome.last_error = f"tier '{plan.name}' skipped: it failed repeatedly just now"
                 continue
-            fresh = await self._call(request, plan, redactor, on_delta, outcome, started)
+            fresh = await self._call(request, plan, redactor, on_delta, outcome)
             if fresh is not None:
                 if cache is not None:
                     self._count_miss(reads)
@@ -122,8 +121,8 @@ class Engine:
                         cache.set(plan.key, fresh)
                 return self._finish(request, plan, fresh, redactor, None, index, outcome)
 
-        if cache is not None and reads:
-            self._count_miss(True)
+        if cache is not None and reads and outcome.stale is None:
+            self._count_miss(True)  # a stale answer served below counts as a hit instead
         if outcome.stale is not None:
             plan, entry = outcome.stale
             why = outcome.last_error or "--cache-only"
@@ -213,7 +212,6 @@ class Engine:
         redactor: Redactor | None,
         on_delta: Callable[[str], None] | None,
         outcome: _Outcome,
-        started: float,
     ) -> CacheEntry | None:
         """Call one tier; return the answer as a cache entry, or None to fall back."""
         from aicli.cache import CacheEntry
@@ -242,8 +240,12 @@ class Engine:
         outcome.tried.append(plan.name)
         actual = 0.0
         try:
-            async with self.limiters.get(plan.name, float(tier.rate_limit or 100)):
-                answer = await provider.complete(call, sink)
+            if self.cfg.provider(tier.provider).type != "echo":  # offline: nothing to protect
+                await self.limiters.get(plan.name, float(tier.rate_limit or 100)).acquire()
+            # Latency is the provider's (retries included), not our queueing or start-up.
+            called = time.monotonic()
+            answer = await provider.complete(call, sink)
+            latency_ms = (time.monotonic() - called) * 1000
         except ProviderFailure as failure:
             outcome.attempts += failure.attempts
             outcome.last_error = failure.message
@@ -271,7 +273,7 @@ class Engine:
             tier=plan.name,
             usage=usage,
             cost_usd=actual,
-            latency_ms=(time.monotonic() - started) * 1000,
+            latency_ms=latency_ms,
             created=now,
             expires=now + tier.cache_ttl if tier.cache_ttl else now,
             template_checksum=request.template.checksum if request.template else None,

@@ -138,6 +138,9 @@ def test_ttl_expiry_then_stale_answer_when_the_server_fails(
     data = json.loads(done.stdout)
     assert data["stale"] is True and data["cached"] is True and data["content"] == "renewed"
     assert "aicli: warning:" in done.stderr and "stale" in done.stderr
+    # three lookups: two misses (first call, expired), one hit (the stale answer served)
+    counters = json.loads(run_aicli("cache", "stats", "--json").stdout)
+    assert (counters["hits"], counters["misses"]) == (1, 2)
     # no cached answer at all: exit 3
     for model in ("standard-model", "economy-model"):
         server.script(model, ["503"] * 5)

@@ -143,6 +143,20 @@ def test_schema_violation_is_exit_3_with_the_error(cli, server, make_config, tmp
     assert "not JSON" in result.stderr
 
 
+def test_schema_falls_back_to_plain_json_when_structured_output_is_refused(
+    cli, server, make_config, tmp_path
+) -> None:
+    make_config()
+    schema = tmp_path / "s.json"
+    schema.write_text('{"type": "object", "required": ["name"]}')
+    server.script("standard-model", ["400"])  # e.g. a model without json_schema support
+    server.set_answer("standard-model", '{"name": "Ada"}')
+    result = cli("generate", "--schema", str(schema), "who?")
+    assert result.exit_code == 0, result
+    first, second = server.requests
+    assert "response_format" in first["body"] and "response_format" not in second["body"]
+
+
 def test_invalid_schema_file_is_exit_2(cli, server, make_config, tmp_path) -> None:
     make_config()
     bad = tmp_path / "bad.json"

@@ -22,6 +22,26 @@ def test_rate_limit_spaces_requests_per_tier(cli, server, make_config) -> None:
     assert times[1] - times[0] < 0.4
 
 
+def test_latency_is_the_providers_not_the_rate_limit_wait(cli, server, make_config) -> None:
+    import json
+
+    make_config(tiers={"standard": {"rate_limit": 60}})  # one request a second
+    write(Path("prompts/many.test.yaml"), many_cases(3))
+    result = cli("test-prompts", "-j", "3", "--no-cache", "-o", "report.json")
+    assert result.exit_code == 0, result
+    times = sorted(r["time"] for r in server.requests)
+    assert times[-1] - times[0] >= 1.5  # the run waited on the limiter...
+    latencies = [r["latency_ms"] for r in json.loads(Path("report.json").read_text())["results"]]
+    assert max(latencies) < 1000  # ...but no answer's latency includes that wait
+
+
+def test_echo_is_not_rate_limited(cli, make_config) -> None:
+    make_config(tiers={"echo": {"rate_limit": 1}})
+    write(Path("prompts/many.test.yaml"), many_cases(3, tier="echo"))
+    result = cli("test-prompts", "-j", "3", "--no-cache")
+    assert result.exit_code == 0, result
+
+
 def test_other_tiers_have_their_own_bucket(cli, server, make_config) -> None:
     make_config(tiers={"standard": {"rate_limit": 60}, "economy": {"rate_limit": 6000}})
     write(Path("prompts/many.test.yaml"), many_cases(4, tier="economy"))

@@ -113,20 +113,13 @@ def clear(
 ) -> None:
     """Delete every cached answer and reset the counters.
 
-    Asks first when run on a terminal; from a script, pass --yes.
+    Asks first when run on a terminal (--yes skips the question); from a script or CI, where
+    nobody can answer, it clears without asking.
     """
     with handle_errors(debug):
-        from aicli.errors import UsageError
-
         setup_logging(debug=debug)
         with _open(config) as cache:
-            if not yes:
-                if not is_tty(sys.stdin):
-                    raise UsageError(
-                        "refusing to clear the cache without confirmation"
-                        " (stdin is not a terminal)",
-                        "pass --yes to clear it from a script",
-                    )
+            if not yes and is_tty(sys.stdin) and is_tty(sys.stderr):
                 entries = cache.stats()["entries"]
                 question = (
                     f"Delete {_plural(entries, 'cached answer')} in {cache.directory}"
@@ -134,7 +127,7 @@ def clear(
                 )
                 if not typer.confirm(question, default=False, err=True):
                     info("aicli: nothing was deleted")
-                    raise typer.Exit(1)
+                    raise typer.Exit(0)
             count = cache.clear()
             directory = str(cache.directory)
         if json_out:

@@ -7,6 +7,7 @@ hits never pay for the SDK's import.
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
 from typing import Any
 
@@ -17,6 +18,8 @@ from aicli.errors import UsageError
 from aicli.providers.base import DeltaSink, ProviderAnswer, ProviderCall, ProviderFailure
 from aicli.security import register_secret, scrub
 from aicli.types import Usage
+
+log = logging.getLogger("aicli")
 
 # HTTP requests made by the current call, retries included; event hooks run in the caller's task.
 _requests: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
@@ -37,6 +40,7 @@ class OpenAIProvider:
         self.base_url = base_url
         self.shown_url = _without_credentials(base_url)  # for messages: never user:password@
         self._client: openai.AsyncOpenAI | None = None
+        self._get_client()  # now, so SDK start-up is not counted in the first call's latency
 
     def _api_key(self) -> str:
         env = self.cfg.api_key_env
@@ -84,10 +88,16 @@ class OpenAIProvider:
         token = _requests.set(counter)
         emitted = [False]
         try:
-            if call.stream and on_delta is not None:
-                return await self._stream(client, kwargs, on_delta, counter, emitted)
-            response = await client.chat.completions.create(**kwargs)
-            return self._answer(response, call.model, counter[0])
+            try:
+                return await self._once(client, kwargs, call, on_delta, counter, emitted)
+            except openai.BadRequestError:
+                if "response_format" not in kwargs or emitted[0]:
+                    raise
+                # Many models and local servers reject structured output; the engine validates
+                # the answer against --schema anyway, so ask once more without it.
+                log.info(f"{self.shown_url} refused response_format json_schema; retrying without")
+                del kwargs["response_format"]
+                return await self._once(client, kwargs, call, on_delta, counter, emitted)
         except ProviderFailure:
             raise
         except openai.OpenAIError as exc:
@@ -100,6 +110,20 @@ class OpenAIProvider:
             ) from None
         finally:
             _requests.reset(token)
+
+    async def _once(
+        self,
+        client: openai.AsyncOpenAI,
+        kwargs: dict[str, Any],
+        call: ProviderCall,
+        on_delta: DeltaSink | None,
+        counter: list[int],
+        emitted: list[bool],
+    ) -> ProviderAnswer:
+        if call.stream and on_delta is not None:
+            return await self._stream(client, kwargs, on_delta, counter, emitted)
+        response = await client.chat.completions.create(**kwargs)
+        return self._answer(response, call.model, counter[0])
 
     async def _stream(
         self,
