@@ -25,7 +25,8 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "200" is not a number and "yes" is not a boolean (ints still pass as floats)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Price(_Strict):
@@ -217,13 +218,29 @@ def _explain(exc: ValidationError, label: str) -> ConfigError:
     first = errors[0]
     path = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
-        what = "unknown key"
+        allowed = _allowed_keys(first["loc"][:-1])
+        what = f"unknown key (expected one of: {', '.join(allowed)})" if allowed else "unknown key"
     elif first["type"] == "literal_error":
         what = f"expected {first['ctx']['expected']}, got {first['input']!r}"
     else:
         what = f"{first['msg']}, got {_shown(first['input'])}"
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return ConfigError(f"{label}: {path}: {what}{more}", "see config.example.yaml for every key")
+
+
+def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
+    """The keys the model at `parent` (a pydantic error location) accepts."""
+    model: Any = _File
+    for part in parent:
+        if getattr(model, "__origin__", None) is dict:  # tiers.<name>, providers.<name>
+            model = model.__args__[-1]
+            continue
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        model = fields[part].annotation
+    fields = getattr(model, "model_fields", None)
+    return sorted(fields) if fields else []
 
 
 def _shown(value: Any) -> str:

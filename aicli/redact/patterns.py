@@ -60,20 +60,20 @@ class _Patterns:
             r"(?:[A-Za-z0-9+/=]{16,}|(?:Proc-Type|DEK-Info):[^\n]*))+"
         )
         self.jwt = c(r"(?<![\w-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
-        # (pattern, whether the body must look random: upper, lower and digit, unlike a word)
+        # (pattern, the group holding the part after the prefix, or 0 when the regex says enough)
         self.tokens = [
-            (c(r"(?<![\w-])sk-ant-[A-Za-z0-9_-]{20,}"), True),
-            (c(r"(?<![\w-])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"), True),
-            (c(r"(?<!\w)(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}(?!\w)"), False),
-            (c(r"(?<!\w)github_pat_[A-Za-z0-9_]{22,255}"), False),
-            (c(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"), False),
-            (c(r"(?<![\w-])xox[abposr]-(?:\d+-)+[A-Za-z0-9-]{8,}"), False),
-            (c(r"https://hooks\.slack\.com/services/T\w+/B\w+/\w+"), False),
-            (c(r"(?<!\w)(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), False),
-            (c(r"(?<!\w)whsec_[A-Za-z0-9]{24,}"), False),
-            (c(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])"), False),
+            (c(r"(?<![\w-])sk-(?:ant-|proj-|svcacct-|admin-)?([A-Za-z0-9_-]{20,})"), 1),
+            (c(r"(?<!\w)(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}(?!\w)"), 0),
+            (c(r"(?<!\w)github_pat_[A-Za-z0-9_]{22,255}"), 0),
+            (c(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"), 0),
+            (c(r"(?<![\w-])xox[abposr]-(?:\d+-)+[A-Za-z0-9-]{8,}"), 0),
+            (c(r"https://hooks\.slack\.com/services/T\w+/B\w+/\w+"), 0),
+            (c(r"(?<!\w)(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), 0),
+            (c(r"(?<!\w)whsec_[A-Za-z0-9]{24,}"), 0),
+            (c(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])"), 0),
         ]
-        self.bearer = c(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{20,}=*)")
+        self.alnum_run = c(r"[A-Za-z0-9]+")
+        self.bearer = c(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{16,}=*)")
         self.basic_auth = c(r"(?i)\bauthorization:\s*basic\s+([A-Za-z0-9+/]{8,}={0,2})")
         self.url_password = c(
             r"(?<![a-z0-9+.\-])[a-z][a-z0-9+.\-]{0,15}://[^\s:/@]{1,64}:([^\s:/@\[\]]{1,128})@[\w.\-]"

@@ -220,8 +220,8 @@ def parse_template(data: dict[str, Any], path: Path) -> dict[str, Any]:
     }
 
 
-def read_template_file(path: Path, root: Path) -> dict[str, Any] | None:
-    """Read one YAML file under prompts_dir: its fields if it is a template, else None."""
+def read_yaml_file(path: Path, root: Path) -> Any:
+    """Read and parse one YAML file under prompts_dir; errors name the file."""
     where = display(path)
     try:
         real = path.resolve(strict=True)
@@ -233,7 +233,24 @@ def read_template_file(path: Path, root: Path) -> dict[str, Any] | None:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise TemplateError(f"{where}: cannot read it: {reason}") from None
-    data = load_yaml(raw, where)
-    if not isinstance(data, dict) or "template" not in data:
+    return load_yaml(raw, where)
+
+
+def is_template_data(data: Any) -> bool:
+    """A YAML mapping with a `template:` key is a template file; other YAML is left alone."""
+    return isinstance(data, dict) and "template" in data
+
+
+def claimed_name(data: Any) -> str | None:
+    """The template name a parsed file declares, if it is a usable slug (errors then belong
+    to that name); None when the file's name cannot be known."""
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and NAME_RE.match(name) else None
+
+
+def read_template_file(path: Path, root: Path) -> dict[str, Any] | None:
+    """Read one YAML file under prompts_dir: its fields if it is a template, else None."""
+    data = read_yaml_file(path, root)
+    if not is_template_data(data):
         return None
     return parse_template(data, path)
