@@ -112,6 +112,8 @@ def test_stream_cut_midway_is_exit_3(cli, server, make_config) -> None:
     result = cli("generate", "--stream", "a long answer that will be cut off")
     assert result.exit_code == 3, result
     assert result.stderr.startswith("aicli: error:")
+    assert "broke off" in result.stderr and "hint:" in result.stderr
+    assert result.stdout.startswith("a lo") and result.stdout.endswith("\n")
     assert len(server.requests) == 1  # partial output: no fallback that would print twice
 
 
@@ -306,3 +308,42 @@ def test_help_does_not_import_heavy_modules(run_aicli, args) -> None:
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
     for heavy in ("openai", "httpx", "httpx2", "jsonschema"):
         assert heavy not in imported
+
+
+def test_config_before_the_subcommand(cli, tmp_path) -> None:
+    alt = tmp_path / "alt.yaml"
+    alt.write_text(
+        f"cache: {{dir: {tmp_path / 'altcache'}}}\n"
+        "tiers: {e: {model: echo, provider: echo}}\ndefault_tier: e\n"
+    )
+    assert cli("--config", str(alt), "generate", "hi").stdout == "hi\n"
+    for args in (
+        ["--config", str(alt), "cache", "stats", "--json"],
+        ["cache", "--config", str(alt), "stats", "--json"],
+        ["cache", "stats", "--config", str(alt), "--json"],
+    ):
+        result = cli(*args)
+        assert result.exit_code == 0, result
+        assert json.loads(result.stdout)["directory"] == str(tmp_path / "altcache")
+    missing = cli("--config", "nope.yaml", "generate", "x")
+    assert missing.exit_code == 2 and "config file not found: nope.yaml" in missing.stderr
+
+
+def test_stdin_that_is_not_utf8_is_exit_2(run_aicli) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import _child_env
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "aicli", "generate", "-t", "echo", "x"],
+        input=b"\xff\xfeabc", capture_output=True, env=_child_env(None),
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.decode().startswith("aicli: error: stdin is not UTF-8 text")
+    bad_arg = subprocess.run(
+        [sys.executable, "-m", "aicli", "generate", "-t", "echo", b"caf\xe9"],
+        capture_output=True, env=_child_env(None), stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert bad_arg.returncode == 2
+    assert b"PROMPT is not valid UTF-8" in bad_arg.stderr

@@ -308,3 +308,40 @@ def test_import_is_light_and_patterns_compile_lazily() -> None:
         "assert p._compiled is not None\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+AUDIT_SECRETS = [
+    "sk-1234567890abcdef1234567890abcdef",
+    "sk-proj-abc123def456ghi789jkl012mno345pqr678",
+    "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789",
+    "4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c",
+    "TOKENVALUEALLUPPER1234567",
+]
+AUDIT_PROMPTS = [
+    f"key {AUDIT_SECRETS[0]}",
+    AUDIT_SECRETS[1],
+    AUDIT_SECRETS[2],
+    f"Authorization: Bearer {AUDIT_SECRETS[3]}",
+    f"Bearer {AUDIT_SECRETS[4]}",
+]
+
+
+@pytest.mark.parametrize(("prompt", "secret"), list(zip(AUDIT_PROMPTS, AUDIT_SECRETS, strict=True)))
+def test_audit_secret_shapes_never_reach_a_remote_provider(
+    prompt: str, secret: str, cli: Any, server: Any, make_config: Any
+) -> None:
+    # A black-box audit found these hex / single-case / placeholder-style keys sent in clear.
+    make_config()
+    done = cli("generate", "-v", "--no-cache", prompt)
+    assert done.exit_code == 0, done
+    assert "redacted: 1 secret" in done.stderr
+    assert secret in done.stdout  # the echoed answer gets the original back
+    assert len(server.requests) == 1
+    sent = str(server.requests[0]["body"])
+    assert secret not in sent and "[SECRET_1]" in sent
+
+
+def test_audit_secret_counted_for_the_echo_tier(cli: Any) -> None:
+    done = cli("generate", "-t", "echo", "-v", "--no-cache", f"key {AUDIT_SECRETS[0]}")
+    assert done.exit_code == 0, done
+    assert "redacted: 1 secret" in done.stderr

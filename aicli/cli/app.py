@@ -6,8 +6,10 @@ Imports nothing heavy: each command imports the core it needs inside its own fun
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -16,6 +18,7 @@ from typer.core import TyperGroup
 from aicli import __version__
 from aicli.cli import cache as cache_cmd
 from aicli.cli import generate as generate_cmd
+from aicli.cli import options
 from aicli.cli import render as render_cmd
 from aicli.cli import test_prompts as test_prompts_cmd
 from aicli.cli.output import error
@@ -42,6 +45,10 @@ class _Group(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        for stream in (sys.stdout, sys.stderr):
+            # An ASCII or cp1252 terminal gets `?` for a character it lacks, not a crash.
+            with contextlib.suppress(AttributeError, ValueError):
+                stream.reconfigure(errors="replace")  # type: ignore[union-attr]
         ClickException, NoArgsIsHelpError = _click_exceptions()
         Exit, Abort = typer.Exit, typer.Abort
 
@@ -95,11 +102,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    config: Path | None = options.CONFIG,
 ) -> None:
     """aicli: tiered models, a disk cache, cost control, prompt templates and prompt tests."""
+    options.pass_config_down(ctx, config)
 
 
 app.command("generate")(generate_cmd.generate)

@@ -19,14 +19,19 @@ from aicli.cli.output import (
     stdout_console,
 )
 
-cache_app = typer.Typer(
-    help="Inspect and manage the disk cache of answers (shared by every aicli process).\n\n"
-    "Where it lives: $AICLI_CACHE_DIR, else cache.dir in the config, else "
-    "$XDG_CACHE_HOME/aicli (~/.cache/aicli).",
-    no_args_is_help=True,
-)
+cache_app = typer.Typer(no_args_is_help=True)
 
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of text.")
+
+
+@cache_app.callback()
+def _group(ctx: typer.Context, config: Path | None = options.CONFIG) -> None:
+    """Inspect and manage the disk cache of answers (shared by every aicli process).
+
+    Where it lives: $AICLI_CACHE_DIR, else cache.dir in the config, else $XDG_CACHE_HOME/aicli
+    (~/.cache/aicli).
+    """
+    options.pass_config_down(ctx, config)
 
 
 def _open(config: Path | None) -> Any:

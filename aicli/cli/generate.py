@@ -10,6 +10,7 @@ import typer
 
 from aicli.cli import options
 from aicli.cli.output import (
+    check_text,
     handle_errors,
     info,
     is_tty,
@@ -113,12 +114,16 @@ def generate(
         from aicli.config import load_config
         from aicli.cost import Budget
         from aicli.engine import Engine
-        from aicli.errors import UsageError
+        from aicli.errors import AicliError, UsageError
 
         if sum([no_cache, refresh, cache_only]) > 1:
             raise UsageError(
                 "--no-cache, --refresh and --cache-only exclude each other", "pick one of them"
             )
+        check_text(prompt, "PROMPT")
+        check_text(system, "--system")
+        for item in var:
+            check_text(item, "--var")
         cfg = load_config(config)
         stdin_text = read_piped_stdin()
         request = _build_request(
@@ -135,11 +140,20 @@ def generate(
         if streaming and json_out:
             raise UsageError("--stream and --json exclude each other", "drop one of them")
 
-        def emit(text: str) -> None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+        printed = [False]
 
-        result = engine.run_sync(request, emit if streaming else None)
+        def emit(text: str) -> None:
+            if text:
+                printed[0] = True
+                sys.stdout.write(text)
+                sys.stdout.flush()
+
+        try:
+            result = engine.run_sync(request, emit if streaming else None)
+        except AicliError:
+            if printed[0]:
+                out("")  # end the partial line so the error starts on its own
+            raise
         if json_out:
             print_json(result.to_json())
         elif streaming:

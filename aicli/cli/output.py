@@ -38,10 +38,32 @@ def read_piped_stdin() -> str | None:
     if sys.stdin is None or is_tty(sys.stdin):
         return None
     try:
-        text = sys.stdin.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    except OSError as exc:
         raise UsageError(f"cannot read stdin: {exc}", "pipe UTF-8 text into aicli") from None
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"stdin is not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start})",
+            "convert it first, e.g. iconv -f latin1 -t utf-8",
+        ) from None
     return text if text.strip() else None
+
+
+def check_text(value: str | None, what: str) -> None:
+    """Arguments arrive with undecodable bytes as surrogates; refuse them (exit 2), not crash."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        from aicli.errors import UsageError
+
+        raise UsageError(
+            f"{what} is not valid UTF-8 text (byte at position {exc.start})",
+            "pass UTF-8 text (check the terminal's or file's encoding)",
+        ) from None
 
 
 def out(text: str, end: str = "\n") -> None:
@@ -70,19 +92,20 @@ def error(message: str, hint: str | None = None) -> None:
         info(f"  hint: {hint}")
 
 
-def stderr_console() -> Any:
-    """A rich Console on stderr (imported lazily: rich is only needed for tables and bars)."""
+def _console(stream: IO[str], **kwargs: Any) -> Any:
+    """A rich Console (imported lazily); no escape codes at all unless `use_color(stream)`."""
     from rich.console import Console
 
-    return Console(stderr=True, no_color=not use_color(sys.stderr), highlight=False)
+    styled = use_color(stream)
+    return Console(file=stream, color_system="auto" if styled else None, highlight=False, **kwargs)
+
+
+def stderr_console() -> Any:
+    return _console(sys.stderr)
 
 
 def stdout_console() -> Any:
-    from rich.console import Console
-
-    return Console(
-        file=sys.stdout, no_color=not use_color(sys.stdout), highlight=False, soft_wrap=True
-    )
+    return _console(sys.stdout, soft_wrap=True)
 
 
 @contextlib.contextmanager

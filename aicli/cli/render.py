@@ -15,6 +15,7 @@ from aicli.cli.output import (
     out,
     print_json,
     read_piped_stdin,
+    setup_logging,
     stdout_console,
 )
 
@@ -40,7 +41,8 @@ def render(
     list_: bool = typer.Option(
         False,
         "--list",
-        help="List every template version: checksum, tier, lock state, description.",
+        help="List every template version: checksum, tier, lock state, description. "
+        "Files with errors are reported on stderr and make it exit 2.",
     ),
     lock: bool = typer.Option(
         False,
@@ -64,6 +66,13 @@ def render(
     when the template declares `input` and no --var/--vars-file gave it.
 
     \b
+    A broken template file only breaks its own name: rendering that name (any version) fails
+    with the file's error (exit 2), other templates still work. A file too broken to tell its
+    name (bad YAML, not UTF-8) is skipped with a warning on stderr. --list prints the good
+    templates on stdout, then one `aicli: error:` line per broken file on stderr, and exits 2;
+    --lock records the good ones, reports the broken ones and exits 2.
+
+    \b
     The lock: PROMPTS_DIR/prompts.lock records the checksum of each released name@version.
     A locked version whose content changed stops every command (exit 2, "bump the version"):
     put edits in a new version, then run `aicli render --lock` and commit the lock.
@@ -77,6 +86,7 @@ def render(
       aicli render --lock
     """
     with handle_errors(debug):
+        setup_logging(debug=debug)
         from aicli.config import load_config
         from aicli.errors import UsageError
 
@@ -134,21 +144,46 @@ def _list(prompts_dir: Path, name: str | None, js: bool) -> None:
 
     store = TemplateStore(prompts_dir, check_lock=False)
     templates = store.all()
+    problems = store.problems()
     if name:
-        store.get(name)  # an unknown name gets the usual "did you mean" error
-        templates = [t for t in templates if t.name == name.partition("@")[0]]
+        base = name.strip().partition("@")[0]
+        templates = [t for t in templates if t.name == base]
+        if not any(p.name == base for p in problems):
+            store.get(name)  # an unknown name gets the usual "did you mean" error
+        # A file whose name could not be read may be this template: show it too.
+        problems = [p for p in problems if p.name in (base, None)]
     status = store.lock_status()
     if js:
         print_json([_describe(t, status[t.key]) for t in templates])
-    elif not templates:
-        warn(f"no templates in {prompts_dir}")
-    else:
+    elif templates:
         _table(templates, status)
-    problems = store.lock_problems()
+    elif not problems:
+        warn(f"no templates in {prompts_dir}")
+    _report(problems)
+    lock_error = store.lock_error()
+    if lock_error is not None:
+        raise TemplateError(
+            lock_error.message, "put the edit in a new version (see `aicli render --help`)"
+        )
     if problems:
         raise TemplateError(
-            problems[0], "put the edit in a new version (see `aicli render --help`)"
+            f"{_files(len(problems))} could not be loaded (see above); the others are usable",
+            "fix or remove them; `aicli render --help` says how broken files are handled",
         )
+
+
+def _files(n: int) -> str:
+    return f"{n} template file{'s' if n != 1 else ''}"
+
+
+def _report(problems: list[Any]) -> None:
+    """One `aicli: error:` line (and hint) per template file that could not be loaded."""
+    from aicli.cli.output import error
+    from aicli.security import scrub
+
+    for problem in problems:
+        exc = problem.error
+        error(scrub(exc.message), scrub(exc.hint) if exc.hint else None)
 
 
 def _describe(tpl: Any, state: str) -> dict[str, Any]:
@@ -191,6 +226,7 @@ def _table(templates: list[Any], status: dict[str, str]) -> None:
 
 
 def _write_lock(prompts_dir: Path) -> None:
+    from aicli.errors import TemplateError
     from aicli.templates import TemplateStore
     from aicli.templates.model import display
 
@@ -204,3 +240,10 @@ def _write_lock(prompts_dir: Path) -> None:
         info(f"wrote {where}: {len(added)} added, {total} template version(s) in all")
     else:
         info(f"{where} is up to date ({total} template version(s))")
+    problems = store.problems()
+    if problems:
+        _report(problems)
+        raise TemplateError(
+            f"{_files(len(problems))} could not be loaded and were not locked (see above)",
+            "fix them, then rerun `aicli render --lock`",
+        )

@@ -318,6 +318,9 @@ def _report(
     if not is_tty(sys.stdout) and not os.environ.get("COLUMNS"):
         console.width = _LOG_WIDTH  # CI logs and files are wider than rich's 80-column guess
     render_terminal(summary, ranked, console, show_passed=show_passed)
+    used = sorted({(t.name, t.version, t.checksum) for r in ranked if (t := r.template)})
+    if used:
+        out("templates: " + ", ".join(f"{n}@{v} ({c})" for n, v, c in used))
     hidden = 0 if show_passed else sum(r.status == "passed" for r in ranked)
     if hidden:
         out(f"({hidden} passed results not listed; -v lists them)")

@@ -192,11 +192,14 @@ class OpenAIProvider:
         else:
             what, status = scrub(str(exc))[:200], None
         retryable = status is None or status in (408, 409, 429) or status >= 500
+        if emitted:
+            what = f"the stream broke off after part of the answer was printed ({what})"
         return ProviderFailure(
             f"{where}: {what}",
             retryable=retryable and not emitted,
             attempts=attempts,
             status=status,
+            hint="the partial answer was not cached; run it again" if emitted else None,
             partial_output=emitted,
         )
 

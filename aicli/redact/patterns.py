@@ -138,18 +138,29 @@ def _iban_ok(compact: str) -> bool:
     return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
 
 
-def _random_looking(body: str) -> bool:
-    return all(any(map(test, body)) for test in (str.isupper, str.islower, str.isdigit))
+def _key_body_ok(p: _Patterns, body: str) -> bool:
+    """Whether what follows `sk-` is a key (hex, single-case or mixed) rather than hyphenated words.
+
+    The prefix is the evidence, so any case or alphabet will do; `sk-learn-transformers-2024`
+    and `sk-learn-compatible-estimators` are prose because no run between `-`/`_` is key-like.
+    """
+    for run in p.alnum_run.findall(body):
+        if len(run) >= 24 or (
+            len(run) >= 12 and any(map(str.isdigit, run)) and any(map(str.isalpha, run))
+        ):
+            return True
+    return False
 
 
 def _find_secrets(p: _Patterns, text: str) -> list[tuple[int, int]]:
     spans = _find_pem_blocks(p, text)
     spans += [m.span() for m in p.jwt.finditer(text)]
-    for pattern, random_body in p.tokens:
+    for pattern, body_group in p.tokens:
         for m in pattern.finditer(text):
-            if not random_body or _random_looking(m.group()):
+            if not body_group or _key_body_ok(p, m.group(body_group)):
                 spans.append(m.span())
-    spans += [m.span(1) for m in p.bearer.finditer(text) if _random_looking(m.group(1))]
+    # After `Bearer`, a digit is enough to tell a token from words (`Bearer token required`).
+    spans += [m.span(1) for m in p.bearer.finditer(text) if any(map(str.isdigit, m.group(1)))]
     spans += [m.span(1) for m in p.basic_auth.finditer(text)]
     spans += [m.span(1) for m in p.url_password.finditer(text) if _url_password_ok(m.group(1))]
     for m in p.assignment.finditer(text):
@@ -219,8 +230,10 @@ def _is_code_or_prose(value: str, key: str, op: str, after: str) -> bool:
     """
     if after[:1] in ("(", "[") or re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", value):
         return True  # hide_value(...), parts['password'], settings.API_KEY
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-        return False
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) or re.fullmatch(
+        r"[0-9a-fA-F]{20,}", value
+    ):
+        return False  # not a name; or a long hex string (`token = deadbeef...`), never a name
     if key in value.lower():
         return True  # password=db_password
     if any(c.isdigit() for c in value):

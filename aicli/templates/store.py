@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aicli.errors import TemplateError
 from aicli.templates.model import (
     VERSION_RE,
     Template,
     checksum,
+    claimed_name,
     display,
     is_prerelease,
+    is_template_data,
     load_yaml,
-    read_template_file,
+    parse_template,
+    read_yaml_file,
     semver_key,
 )
 from aicli.templates.sandbox import analyze
@@ -28,11 +34,9 @@ LOCK_HEADER = """\
 """
 
 
-def build_template(path: Path, root: Path) -> Template | None:
-    """Load and vet one file: schema, Jinja syntax, includes, declared names, checksum."""
-    fields = read_template_file(path, root)
-    if fields is None:
-        return None
+def build_template(data: dict[str, Any], path: Path, root: Path) -> Template:
+    """Vet one parsed template file: schema, Jinja syntax, includes, declared names, checksum."""
+    fields = parse_template(data, path)
     where = display(path)
     sources = {"template": fields["template"]}
     if fields["system"] is not None:
@@ -65,14 +69,31 @@ def _candidates(root: Path) -> list[Path]:
     return found
 
 
+@dataclass(frozen=True)
+class Problem:
+    """A template file that could not be loaded. `name` is the template name it declares, or
+    None when the file could not be read far enough to know it (bad YAML, not UTF-8, ...)."""
+
+    name: str | None
+    path: Path
+    error: TemplateError
+
+
 class TemplateStore:
-    """Every template version under one prompts folder, loaded on first use."""
+    """Every template version under one prompts folder, loaded on first use.
+
+    A bad file only breaks its own name: every lookup of a name with a broken file (or a
+    duplicated version) fails with that file's error, other names keep working. A file whose
+    name cannot be read breaks no lookup; it is logged once and named when a lookup misses.
+    """
 
     def __init__(self, prompts_dir: Path, *, check_lock: bool = True) -> None:
         self.prompts_dir = Path(prompts_dir)
         self.check_lock = check_lock
         self._templates: list[Template] | None = None
+        self._problems: list[Problem] = []
         self._lock_ok = False
+        self._warned = False
 
     @property
     def lock_path(self) -> Path:
@@ -81,31 +102,47 @@ class TemplateStore:
     def _discover(self) -> list[Template]:
         if self._templates is not None:
             return self._templates
-        templates: list[Template] = []
-        seen: dict[str, Template] = {}
+        built: list[Template] = []
+        problems: list[Problem] = []
+        first: dict[str, Template] = {}
+        duplicated: set[str] = set()
         if self.prompts_dir.is_dir():
             for path in _candidates(self.prompts_dir):
-                tpl = build_template(path, self.prompts_dir)
-                if tpl is None:
+                name = None
+                try:
+                    data = read_yaml_file(path, self.prompts_dir)
+                    if not is_template_data(data):
+                        continue
+                    name = claimed_name(data)
+                    tpl = build_template(data, path, self.prompts_dir)
+                except TemplateError as exc:
+                    problems.append(Problem(name, path, exc))
                     continue
-                if tpl.key in seen:
-                    other = display(seen[tpl.key].path)
-                    raise TemplateError(
+                if tpl.key in first:
+                    other = display(first[tpl.key].path)
+                    error = TemplateError(
                         f"{tpl.key} is defined twice: in {other} and in {display(path)}",
                         "give one of them a new version",
                     )
-                seen[tpl.key] = tpl
-                templates.append(tpl)
+                    problems.append(Problem(tpl.name, path, error))
+                    duplicated.add(tpl.key)
+                    continue
+                first[tpl.key] = tpl
+                built.append(tpl)
+        # Neither copy of a duplicated version can be trusted (or locked).
+        templates = [t for t in built if t.key not in duplicated]
         templates.sort(key=lambda t: (t.name, semver_key(t.version)))
+        self._problems = problems
         self._templates = templates
         return templates
 
     def _load(self) -> list[Template]:
         templates = self._discover()
         if self.check_lock and not self._lock_ok:
-            problems = self.lock_problems()
-            if problems:
-                raise TemplateError(problems[0], self._bump_hint())
+            # Release integrity is global on purpose: CI must catch any edited locked version.
+            error = self.lock_error()
+            if error is not None:
+                raise error
             self._lock_ok = True
         return templates
 
@@ -117,22 +154,66 @@ class TemplateStore:
         )
 
     def all(self) -> list[Template]:
-        """Every template version, sorted by name and then by semver."""
+        """Every template version that loaded, sorted by name and then by semver."""
         return list(self._load())
+
+    def problems(self) -> list[Problem]:
+        """Every template file that could not be loaded, in discovery order."""
+        self._discover()
+        return list(self._problems)
 
     def versions(self, name: str) -> list[Template]:
         return [t for t in self._load() if t.name == name]
 
+    def _unloaded(self) -> list[Problem]:
+        return [p for p in self._problems if p.name is None]
+
+    def _unloaded_note(self, name: str) -> str:
+        """Tells a user whose template has, say, a YAML error why its name is 'unknown'."""
+
+        def unlikely(problem: Problem) -> bool:  # files named after the template come first
+            stem, folder = problem.path.stem, problem.path.parent.name
+            return not (name in (stem, folder) or stem.startswith((f"{name}-", f"{name}_")))
+
+        unloaded = sorted(self._unloaded(), key=unlikely)
+        if not unloaded:
+            return ""
+        n = len(unloaded)
+        files = "file" if n == 1 else "files"
+        more = f" (and {n - 1} more, see `aicli render --list`)" if n > 1 else ""
+        return f"; {n} template {files} could not be loaded: {unloaded[0].error.message}{more}"
+
+    def _warn_unloaded(self) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        log = logging.getLogger("aicli")
+        for problem in self._unloaded():
+            hint = f"; {problem.error.hint}" if problem.error.hint else ""
+            log.warning("%s (file skipped%s)", problem.error.message, hint)
+
     def get(self, ref: str) -> Template:
         """`NAME` -> its highest released version (pre-releases only if there is nothing else);
-        `NAME@X.Y.Z` -> exactly that version."""
+        `NAME@X.Y.Z` -> exactly that version.
+
+        Fails with the file's own error when any file of NAME is broken; files whose name
+        cannot be read are logged as a warning (once per store) on success.
+        """
+        tpl = self._resolve(ref)
+        self._warn_unloaded()
+        return tpl
+
+    def _resolve(self, ref: str) -> Template:
         name, sep, version = ref.strip().partition("@")
         if sep and not VERSION_RE.match(version):
             raise TemplateError(
                 f"'{ref}': version '{version}' is not semver X.Y.Z", "e.g. extraction@1.2.0"
             )
         templates = self._load()
-        if not templates:
+        for problem in self._problems:
+            if problem.name == name:
+                raise TemplateError(problem.error.message, problem.error.hint)
+        if not templates and not self._problems:
             where = display(self.prompts_dir)
             state = "does not exist" if not self.prompts_dir.is_dir() else "has no templates"
             raise TemplateError(
@@ -141,12 +222,18 @@ class TemplateStore:
             )
         versions = [t for t in templates if t.name == name]
         if not versions:
-            names = sorted({t.name for t in templates})
+            known = {t.name for t in templates} | {p.name for p in self._problems if p.name}
+            names = sorted(known)
             close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-            hint = f"did you mean {' or '.join(close)}?" if close else None
+            if close:
+                hint = f"did you mean {' or '.join(close)}?"
+            elif names:
+                hint = f"available: {', '.join(names)} (see `aicli render --list`)"
+            else:
+                hint = "fix that file (`aicli render --list` shows every problem)"
+            where = display(self.prompts_dir)
             raise TemplateError(
-                f"unknown template '{name}' in {display(self.prompts_dir)}",
-                hint or f"available: {', '.join(names)} (see `aicli render --list`)",
+                f"unknown template '{name}' in {where}{self._unloaded_note(name)}", hint
             )
         if not sep:
             released = [t for t in versions if not is_prerelease(t.version)]
@@ -155,7 +242,7 @@ class TemplateStore:
             if tpl.version == version:
                 return tpl
         raise TemplateError(
-            f"template '{name}' has no version {version}",
+            f"template '{name}' has no version {version}{self._unloaded_note(name)}",
             f"available: {', '.join(t.version for t in versions)}",
         )
 
@@ -194,24 +281,39 @@ class TemplateStore:
             )
         return status
 
-    def lock_problems(self) -> list[str]:
-        """One message per locked version whose content no longer matches its checksum."""
+    def _changed(self) -> list[tuple[Template, str]]:
         locked = self.read_lock()
-        templates = self._discover()
         return [
-            f"{tpl.key} ({display(tpl.path)}) changed since it was locked "
-            f"(checksum {locked[tpl.key]} -> {tpl.checksum}): bump the version instead of "
-            "editing a released one"
-            for tpl in templates
+            (tpl, locked[tpl.key])
+            for tpl in self._discover()
             if tpl.key in locked and locked[tpl.key] != tpl.checksum
         ]
+
+    def lock_problems(self) -> list[str]:
+        """One message per locked version whose content no longer matches its checksum."""
+        return [
+            f"{tpl.key} ({display(tpl.path)}) changed since it was locked "
+            f"(checksum {recorded} -> {tpl.checksum}): bump the version instead of "
+            "editing a released one"
+            for tpl, recorded in self._changed()
+        ]
+
+    def lock_error(self) -> TemplateError | None:
+        """The error for changed locked versions (naming every one of them), or None."""
+        changed = self._changed()
+        if not changed:
+            return None
+        message = self.lock_problems()[0]
+        if len(changed) > 1:
+            message += f" (also changed: {', '.join(tpl.key for tpl, _ in changed[1:])})"
+        return TemplateError(message, self._bump_hint())
 
     def write_lock(self) -> list[str]:
         """Record every version not locked yet; returns what was added. Refuses changed ones."""
         templates = self._discover()
-        problems = self.lock_problems()
-        if problems:
-            raise TemplateError(problems[0], self._bump_hint())
+        error = self.lock_error()
+        if error is not None:
+            raise error
         if not templates and not self.prompts_dir.is_dir():
             raise TemplateError(f"the prompts folder {display(self.prompts_dir)} does not exist")
         locked = self.read_lock()
