@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from pathlib import Path
@@ -26,7 +27,7 @@ from aicli.types import TemplateRef
 
 
 def write(root: Path, rel: str, **fields: Any) -> Path:
-    data = {"name": "greet", "version": "1.0.0", "template": "Hello {{ who }}!"}
+    data: dict[str, Any] = {"name": "greet", "version": "1.0.0", "template": "Hello {{ who }}!"}
     data.update(fields)
     data.setdefault("variables", {"who": {"type": "string"}})
     path = root / rel
@@ -268,3 +269,98 @@ def test_an_existing_tracer_keeps_working_during_a_render(tmp_path: Path) -> Non
     finally:
         sys.settrace(None)
     assert "do_upper" in seen
+
+
+# ---- broken files are isolated per name ------------------------------------------------------
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def aicli_log() -> Any:
+    logger = logging.getLogger("aicli")
+    handler = _Records()
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_a_broken_name_fails_alone_with_its_own_error(tmp_path: Path) -> None:
+    write(tmp_path, "greet.yaml")
+    write(tmp_path, "bad-1.yaml", name="bad", template="{{ y }}")
+    write(tmp_path, "bad-2.yaml", name="bad", version="2.0.0")  # fine, but its name is broken
+    store = TemplateStore(tmp_path)
+    assert store.get("greet").key == "greet@1.0.0"
+    for ref in ("bad", "bad@1.0.0", "bad@2.0.0"):
+        with pytest.raises(TemplateError, match="uses undeclared variable 'y'") as info:
+            store.get(ref)
+        assert info.value.hint and "declare it" in info.value.hint
+    assert [t.key for t in store.all()] == ["bad@2.0.0", "greet@1.0.0"]
+    [problem] = store.problems()
+    assert problem.name == "bad" and problem.path == tmp_path / "bad-1.yaml"
+
+
+def test_files_without_a_known_name_warn_once_and_explain_unknown_names(
+    tmp_path: Path, aicli_log: list[str]
+) -> None:
+    write(tmp_path, "greet.yaml")
+    (tmp_path / "a.yaml").write_bytes(b"name: a\ntemplate: caf\xe9\n")
+    (tmp_path / "summary.yaml").write_text("name: summary\ntemplate: [x\n", encoding="utf-8")
+    store = TemplateStore(tmp_path)
+    assert [p.name for p in store.problems()] == [None, None]
+    store.get("greet")
+    store.get("greet@1.0.0")
+    assert len(aicli_log) == 2 and "a.yaml" in aicli_log[0] and "not UTF-8" in aicli_log[0]
+    assert "summary.yaml" in aicli_log[1] and "invalid YAML" in aicli_log[1]
+    with pytest.raises(TemplateError) as info:
+        store.get("summary")
+    message = info.value.message
+    assert message.startswith("unknown template 'summary'")
+    # the file named like the template is the one shown first
+    assert "2 template files could not be loaded: " in message
+    assert message.index("summary.yaml") < message.index("and 1 more")
+    assert len(aicli_log) == 2  # a failed lookup explains itself instead of warning again
+
+
+def test_only_broken_files_is_not_an_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "x.yaml").write_text("name: x\ntemplate: [\n", encoding="utf-8")
+    with pytest.raises(TemplateError, match=r"could not be loaded: .*invalid YAML") as info:
+        TemplateStore(tmp_path).get("x")
+    assert "has no templates" not in info.value.message
+    assert info.value.hint and "render --list" in info.value.hint
+
+
+def test_duplicates_break_the_name_and_are_never_locked(tmp_path: Path) -> None:
+    write(tmp_path, "one/g.yaml")
+    write(tmp_path, "two/g.yaml", template="Hi {{ who }}")
+    write(tmp_path, "g2.yaml", version="2.0.0")
+    write(tmp_path, "other.yaml", name="other")
+    store = TemplateStore(tmp_path, check_lock=False)
+    with pytest.raises(TemplateError, match=r"greet@1\.0\.0 is defined twice"):
+        store.get("greet@2.0.0")
+    assert store.get("other").name == "other"
+    store.write_lock()
+    assert set(store.read_lock()) == {"greet@2.0.0", "other@1.0.0"}
+
+
+def test_lock_error_names_every_changed_version(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", name="a")
+    write(tmp_path, "b.yaml", name="b")
+    write(tmp_path, "c.yaml", name="c")
+    TemplateStore(tmp_path).write_lock()
+    write(tmp_path, "a.yaml", name="a", template="A {{ who }}")
+    write(tmp_path, "b.yaml", name="b", template="B {{ who }}")
+    store = TemplateStore(tmp_path)
+    with pytest.raises(TemplateError, match="bump the version") as info:
+        store.get("c")  # a mismatch anywhere stops template commands
+    assert info.value.message.startswith("a@1.0.0 (")
+    assert "also changed: b@1.0.0" in info.value.message

@@ -149,7 +149,7 @@ def _list(prompts_dir: Path, name: str | None, js: bool) -> None:
         base = name.strip().partition("@")[0]
         templates = [t for t in templates if t.name == base]
         if not any(p.name == base for p in problems):
-            store.get(name)  # an unknown name gets the usual "did you mean" error
+            store.resolve(name)  # an unknown name gets the usual "did you mean" error
         # A file whose name could not be read may be this template: show it too.
         problems = [p for p in problems if p.name in (base, None)]
     status = store.lock_status()

@@ -199,11 +199,12 @@ class TemplateStore:
         Fails with the file's own error when any file of NAME is broken; files whose name
         cannot be read are logged as a warning (once per store) on success.
         """
-        tpl = self._resolve(ref)
+        tpl = self.resolve(ref)
         self._warn_unloaded()
         return tpl
 
-    def _resolve(self, ref: str) -> Template:
+    def resolve(self, ref: str) -> Template:
+        """`get` without the warning, for callers that report broken files themselves."""
         name, sep, version = ref.strip().partition("@")
         if sep and not VERSION_RE.match(version):
             raise TemplateError(
@@ -230,7 +231,7 @@ class TemplateStore:
             elif names:
                 hint = f"available: {', '.join(names)} (see `aicli render --list`)"
             else:
-                hint = "fix that file (`aicli render --list` shows every problem)"
+                hint = "fix the files that could not be loaded (`aicli render --list` lists them)"
             where = display(self.prompts_dir)
             raise TemplateError(
                 f"unknown template '{name}' in {where}{self._unloaded_note(name)}", hint
