@@ -68,6 +68,7 @@ class Engine:
         self.cooldowns = Cooldowns()
         # Providers by config name; pass some in to answer from elsewhere (recording scripts).
         self._providers: dict[str, Provider] = dict(providers or {})
+        self._unpriced: set[str] = set()  # tiers already warned about: no price, budget blind
 
     @property
     def cache(self) -> ResponseCache | None:
@@ -220,6 +221,13 @@ class Engine:
         max_tokens = self._max_tokens(request, tier)
         provider = self._provider(tier.provider)
         worst = worst_case_cost(plan.messages, max_tokens or 4096, tier.price)
+        if self.budget.cap is not None and worst == 0 and plan.name not in self._unpriced:
+            self._unpriced.add(plan.name)
+            if self.cfg.provider(tier.provider).type != "echo":
+                log.warning(
+                    f"tier '{plan.name}' has no price in the config, so the budget cannot"
+                    " limit it (its calls count as $0)"
+                )
         reserved = self.budget.reserve(worst, f"a call to tier '{plan.name}' ({plan.model})")
         sink = on_delta
         restorer = None

@@ -347,3 +347,11 @@ def test_stdin_that_is_not_utf8_is_exit_2(run_aicli) -> None:
     )  # fmt: skip
     assert bad_arg.returncode == 2
     assert b"PROMPT is not valid UTF-8" in bad_arg.stderr
+
+
+def test_budget_warns_about_a_tier_without_price(cli, server, make_config) -> None:
+    make_config(tiers={"standard": {"price": {"input_per_1m": 0, "output_per_1m": 0}}})
+    result = cli("generate", "--max-cost", "0.01", "hello")
+    assert result.exit_code == 0, result
+    assert "tier 'standard' has no price" in result.stderr
+    assert result.stdout == "hello\n"
