@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from aicli.errors import UsageError
+from aicli.security import close_durably
 from aicli.types import TemplateRef, Usage
 
 if TYPE_CHECKING:
@@ -86,11 +87,7 @@ class Recorder:
             if self._f is None:
                 return
             f, self._f = self._f, None
-            try:
-                f.flush()
-                os.fsync(f.fileno())
-            finally:
-                f.close()
+            close_durably(f)
             if self.count:  # repeats and cache hits record the same key again
                 self._rewrite_unique()
 

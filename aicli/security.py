@@ -9,6 +9,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from aicli.errors import AicliError
 
@@ -45,6 +46,15 @@ def private_umask() -> Iterator[None]:
         yield
     finally:
         os.umask(old)
+
+
+def close_durably(f: IO[Any]) -> None:
+    """Flush, fsync and close a file we wrote, so a report or recording survives a crash."""
+    try:
+        f.flush()
+        os.fsync(f.fileno())
+    finally:
+        f.close()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from aicli.security import close_durably
 from aicli.suites.reports import CaseResult, Summary
 
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -108,11 +109,7 @@ class JsonlWriter:
         if self._f is None:
             return
         f, self._f = self._f, None
-        try:
-            f.flush()
-            os.fsync(f.fileno())
-        finally:
-            f.close()
+        close_durably(f)
 
     abort = close
 
