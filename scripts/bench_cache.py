@@ -33,7 +33,14 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=2000)
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
-    directory = args.dir or Path(tempfile.mkdtemp(prefix="aicli-bench-")) / "cache"
+    if args.dir is not None:
+        bench(args.dir, args.entries)
+        return
+    with tempfile.TemporaryDirectory(prefix="aicli-bench-") as tmp:
+        bench(Path(tmp) / "cache", args.entries)
+
+
+def bench(directory: Path, entries: int) -> None:
     keys = [
         cache_key(
             base_url="https://api.openai.com/v1",
@@ -45,7 +52,7 @@ def main() -> None:
             schema=None,
             template_checksum=None,
         )
-        for i in range(args.entries)
+        for i in range(entries)
     ]
     now = time.time()
 
@@ -78,7 +85,7 @@ def main() -> None:
     timed("warm get (miss)", lambda: cache.get("0" * 64), repeat=200)
     timed("record_hit", lambda: cache.record_hit(make(1)), repeat=200)
     timed("stats", cache.stats, repeat=5)
-    timed(f"prune ({args.entries // 4} expired)", cache.prune)
+    timed(f"prune ({entries // 4} expired)", cache.prune)
     print(f"size on disk: {cache.stats()['size_bytes'] / 1024:.0f} KiB in {directory}")
     cache.close()
 
