@@ -19,6 +19,7 @@ import pytest
 from aicli.cache import CacheEntry, ResponseCache, cache_key, resolve_cache_dir
 from aicli.errors import CacheError
 from aicli.types import Usage
+from tests.test_cache_cli import STATS_FIELDS
 
 BASE: dict[str, Any] = {
     "base_url": "https://api.example.com/v1",
@@ -221,18 +222,7 @@ def test_prune_drops_only_expired(cache: ResponseCache) -> None:
 
 def test_stats_fields_and_counters(cache: ResponseCache) -> None:
     s = cache.stats()
-    assert list(s) == [
-        "directory",
-        "entries",
-        "size_bytes",
-        "hits",
-        "misses",
-        "hit_rate",
-        "tokens_saved",
-        "cost_saved_usd",
-        "oldest",
-        "newest",
-    ]
+    assert list(s) == STATS_FIELDS
     assert s["directory"] == str(cache.directory)
     assert (s["entries"], s["hits"], s["misses"], s["hit_rate"]) == (0, 0, 0, 0.0)
     assert (s["tokens_saved"], s["cost_saved_usd"]) == (0, 0.0)
