@@ -129,7 +129,7 @@ class Engine:
             why = outcome.last_error or "--cache-only"
             log.warning(f"serving an expired cached answer (stale) for tier '{plan.name}': {why}")
             if cache is not None:
-                cache.record_hit(entry)
+                self._count_hit(entry)
             return self._finish(
                 request, plan, entry, redactor, on_delta, plans.index(plan), outcome,
                 cached=True, stale=True,
