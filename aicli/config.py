@@ -58,7 +58,7 @@ class Defaults(TierSettings):
     timeout_seconds: float | None = Field(30.0, gt=0)
     max_retries: int | None = Field(3, ge=0, le=20)
     cache_ttl: int | None = Field(3600, ge=0)
-    rate_limit: float | None = Field(100.0, gt=0)
+    rate_limit: float | None = Field(None, gt=0)
 
 
 class TierConfig(TierSettings):

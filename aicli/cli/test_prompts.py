@@ -216,7 +216,9 @@ def _main(
     builder = SummaryBuilder()
     results: list[CaseResult] = []
     budget = Budget(max_cost if max_cost is not None else cfg.budget.max_cost_usd)
-    engine = Engine(cfg, recorder=recorder, replay=replay_store, budget=budget)
+    engine = Engine(
+        cfg, recorder=recorder, replay=replay_store, budget=budget, concurrency=opts.concurrency
+    )
     started = time.monotonic()
     runner: Runner | None = None
     interrupted = False

@@ -7,6 +7,8 @@ Parsing lives in model_load.py (YAML, suites, cases) and model_asserts.py (asser
 from __future__ import annotations
 
 import fnmatch
+import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,8 +106,13 @@ def short_value(value: Any, n: int) -> str:
 
 
 def display_path(path: Path) -> str:
+    return _display_path(path, os.getcwd())
+
+
+@functools.lru_cache(maxsize=256)
+def _display_path(path: Path, cwd: str) -> str:  # once per suite file, not once per result
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(path.resolve().relative_to(Path(cwd).resolve()))
     except ValueError:
         return str(path)
 
