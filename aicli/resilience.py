@@ -56,8 +56,8 @@ class AdaptiveConcurrency:
 
     A 429 halves the limit (once per round: 429s of calls started before the last cut do not
     cut again) and holds new calls for its Retry-After; `limit` successes in a row add one back.
-    When x-ratelimit-remaining-requests/-tokens say the quota is almost spent, the limit is cut
-    and new calls are spaced until the quota resets, before the server has to refuse any.
+    When x-ratelimit-remaining-requests/-tokens say the quota is almost spent, new calls are
+    spaced to the rate at which it refills, before the server has to refuse any.
     """
 
     def __init__(self, tier: str, ceiling: int) -> None:
@@ -68,18 +68,22 @@ class AdaptiveConcurrency:
         self.throttled = 0  # 429s seen
         self._round = 0
         self._successes = 0
-        self._paused_until = 0.0
+        self._paused_until = 0.0  # no new call before this (Retry-After, spent token quota)
+        self._spacing = 0.0  # seconds between starts while the request quota is almost spent
+        self._next_start = 0.0
         self._waiters: list[asyncio.Future[None]] = []
 
     async def acquire(self) -> int:
         """Wait for a slot; returns the round the call started in (pass it to `observe`)."""
         while True:
-            pause = self._paused_until - time.monotonic()
+            now = time.monotonic()
+            pause = max(self._paused_until, self._next_start) - now
             if pause > 0:
                 await asyncio.sleep(pause)
                 continue
             if self.in_flight < self.limit:
                 self.in_flight += 1
+                self._next_start = now + self._spacing
                 return self._round
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -106,35 +110,49 @@ class AdaptiveConcurrency:
         """One HTTP response of a call that started in round `started`."""
         if status == 429:
             self.throttled += 1
-            self._cut(started, "the provider answered 429 (rate limited)")
+            self._cut(started)
             self._pause(_seconds(headers.get("retry-after")))
             return
         if status >= 400:
             return
-        for kind in ("requests", "tokens"):
-            remaining = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
-            total = _number(headers.get(f"x-ratelimit-limit-{kind}"))
-            if remaining is None or not total or remaining > total * ALMOST_SPENT:
-                continue
-            self._cut(started, f"only {remaining:g} of {total:g} {kind} left in the quota")
-            reset = _seconds(headers.get(f"x-ratelimit-reset-{kind}"))
-            if reset:  # space the calls so the rest of the quota lasts until it resets
-                self._pause(reset / max(1.0, remaining) if kind == "requests" else reset)
-            return
+        self._quota(headers)
         self._successes += 1
         if self.limit < self.ceiling and self._successes >= self.limit:
             self.limit += 1
             self._successes = 0
             self._wake()
 
-    def _cut(self, started: int, why: str) -> None:
+    def _quota(self, headers: Mapping[str, str]) -> None:
+        spacing = 0.0
+        for kind in ("requests", "tokens"):
+            remaining = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
+            total = _number(headers.get(f"x-ratelimit-limit-{kind}"))
+            reset = _seconds(headers.get(f"x-ratelimit-reset-{kind}"))
+            if remaining is None or not total or not reset or remaining > total * ALMOST_SPENT:
+                continue
+            refill = max(1.0, total - remaining) / reset  # per second, as the provider refills
+            if kind == "requests":  # one start per refilled request
+                spacing = 1 / refill
+            else:  # a call's token cost is unknown: wait until the margin has refilled
+                self._pause((total * ALMOST_SPENT - remaining + 1) / refill)
+            if self._spacing == 0.0:
+                log.info(
+                    f"tier '{self.tier}': only {remaining:g} of {total:g} {kind} left in the"
+                    " provider's quota; spacing calls until it refills"
+                )
+        self._spacing = spacing
+
+    def _cut(self, started: int) -> None:
         self._successes = 0
         if started != self._round:
             return  # this call started before the last cut, which already accounted for it
         self._round += 1
         before, self.limit = self.limit, max(1, self.limit // 2)
         if self.limit != before:
-            log.info(f"tier '{self.tier}': {why}; {self.limit} calls at once now (was {before})")
+            log.info(
+                f"tier '{self.tier}': the provider answered 429 (rate limited); {self.limit}"
+                f" calls at once now (was {before})"
+            )
 
     def _pause(self, seconds: float | None) -> None:
         if seconds:

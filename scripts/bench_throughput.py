@@ -47,12 +47,15 @@ async def main(base_url, n, j):
         async with gate:
             word = f"w{i}"
             prompt = f"Reply with the word {word} and nothing else."
-            r = await client.chat.completions.create(
-                model="bench-model",
-                messages=[{"role": "user", "content": prompt}],
-                max_tokens=2000,
-                temperature=0.3,
-            )
+            try:
+                r = await client.chat.completions.create(
+                    model="bench-model",
+                    messages=[{"role": "user", "content": prompt}],
+                    max_tokens=2000,
+                    temperature=0.3,
+                )
+            except openai.APIError:
+                return False
             return word in (r.choices[0].message.content or "")
 
     ok = await asyncio.gather(*(one(i) for i in range(n)))
