@@ -225,19 +225,20 @@ def _build_request(
 def _load_schema(path: Path) -> dict[str, Any]:
     import json
 
-    import yaml
-
+    from aicli import yamlsafe
     from aicli.errors import UsageError
     from aicli.jsontext import check_schema
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--schema {path}: cannot read it: {exc}") from None
+        text = yamlsafe.read_text(path)
+    except OSError as exc:
+        raise UsageError(f"--schema {path}: cannot read it: {exc.strerror}") from None
     try:
-        schema = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise UsageError(f"--schema {path}: not valid JSON/YAML: {exc}") from None
+        schema = json.loads(text) if path.suffix == ".json" else yamlsafe.load(text)
+    except yamlsafe.YamlProblem as exc:
+        raise UsageError(f"--schema {path}{exc.where()}: {exc.problem}") from None
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"--schema {path}: not valid JSON: {exc}") from None
     problem = check_schema(schema)
     if problem:
         raise UsageError(f"--schema {path}: not a valid JSON Schema: {problem}")
