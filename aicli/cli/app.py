@@ -17,8 +17,8 @@ from typer.core import TyperGroup
 
 from aicli import __version__
 from aicli.cli import cache as cache_cmd
+from aicli.cli import fastparams, options
 from aicli.cli import generate as generate_cmd
-from aicli.cli import options
 from aicli.cli import render as render_cmd
 from aicli.cli import test_prompts as test_prompts_cmd
 from aicli.cli.output import error
@@ -49,6 +49,7 @@ class _Group(TyperGroup):
             # An ASCII or cp1252 terminal gets `?` for a character it lacks, not a crash.
             with contextlib.suppress(AttributeError, ValueError):
                 stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+        fastparams.install(self)  # plain values coerced without pydantic: faster start-up
         ClickException, NoArgsIsHelpError = _click_exceptions()
         Exit, Abort = typer.Exit, typer.Abort
 
