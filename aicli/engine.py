@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from aicli.recording import Recorder, ReplayStore
     from aicli.redact import Redactor
 
-log = logging.getLogger("aicli")
+log = logging.getLogger(__name__)
 _UNSET: Any = object()
 
 
@@ -90,6 +90,30 @@ class Engine:
         return asyncio.run(go())
 
     async def run(self, request: Request, on_delta: Callable[[str], None] | None = None) -> Result:
+        """Answer one request; with -v (or serve's logs) one `request` event says how."""
+        from aicli.logs import log_context
+
+        with log_context(request_id=request.request_id):
+            try:
+                result = await self._run(request, on_delta)
+            except AicliError as exc:
+                log.info(
+                    "request %s failed: %s",
+                    request.request_id,
+                    exc.message,
+                    extra={"event": "request", "tier": request.tier or self.cfg.default_tier,
+                           "error": exc.message},
+                )  # fmt: skip
+                raise
+            log.info(
+                "request %s: tier %s, model %s, cached %s, %d attempt(s), %.0f ms",
+                result.request_id, result.tier, result.model_used, result.cached,
+                result.attempts, result.latency_ms,
+                extra={"event": "request", **result.log_fields()},
+            )  # fmt: skip
+            return result
+
+    async def _run(self, request: Request, on_delta: Callable[[str], None] | None) -> Result:
         self.cfg.tier(request.tier or self.cfg.default_tier)  # unknown tier: exit 2 before all else
         redactor = self._redactor(request)
         plans = self._plan(request, redactor)
@@ -127,7 +151,10 @@ class Engine:
         if outcome.stale is not None:
             plan, entry = outcome.stale
             why = outcome.last_error or "--cache-only"
-            log.warning(f"serving an expired cached answer (stale) for tier '{plan.name}': {why}")
+            log.warning(
+                "serving an expired cached answer (stale) for tier '%s': %s", plan.name, why,
+                extra={"event": "cache.stale", "tier": plan.name, "reason": why},
+            )  # fmt: skip
             if cache is not None:
                 self._count_hit(entry)
             return self._finish(
@@ -216,6 +243,7 @@ class Engine:
     ) -> CacheEntry | None:
         """Call one tier; return the answer as a cache entry, or None to fall back."""
         from aicli.cache import CacheEntry
+        from aicli.logs import log_context
 
         tier = plan.tier
         max_tokens = self._max_tokens(request, tier)
@@ -225,9 +253,10 @@ class Engine:
             self._unpriced.add(plan.name)
             if self.cfg.provider(tier.provider).type != "echo":
                 log.warning(
-                    f"tier '{plan.name}' has no price in the config, so the budget cannot"
-                    " limit it (its calls count as $0)"
-                )
+                    "tier '%s' has no price in the config, so the budget cannot limit it"
+                    " (its calls count as $0)", plan.name,
+                    extra={"event": "budget.unpriced", "tier": plan.name},
+                )  # fmt: skip
         reserved = self.budget.reserve(worst, f"a call to tier '{plan.name}' ({plan.model})")
         sink = on_delta
         restorer = None
@@ -252,7 +281,8 @@ class Engine:
                 await self.limiters.get(plan.name, float(tier.rate_limit or 100)).acquire()
             # Latency is the provider's (retries included), not our queueing or start-up.
             called = time.monotonic()
-            answer = await provider.complete(call, sink)
+            with log_context(tier=plan.name):  # SDK retries are logged with their tier
+                answer = await provider.complete(call, sink)
             latency_ms = (time.monotonic() - called) * 1000
         except ProviderFailure as failure:
             outcome.attempts += failure.attempts
@@ -260,7 +290,10 @@ class Engine:
             if not failure.retryable:
                 raise NoAnswerError(failure.message, failure.hint) from None
             self.cooldowns.failed(plan.name)
-            log.info(f"tier '{plan.name}' failed: {failure.message}")
+            log.info(
+                "tier '%s' failed: %s", plan.name, failure.message,
+                extra={"event": "tier.failed", "tier": plan.name, "status": failure.status},
+            )  # fmt: skip
             return None
         else:
             outcome.attempts += answer.attempts
@@ -373,11 +406,11 @@ class Engine:
         except AicliError:
             raise
         except Exception as exc:  # counters are best effort; the answer is not
-            log.warning(f"could not update cache counters: {exc}")
+            log.warning("could not update cache counters: %s", exc)
 
     def _count_miss(self, reads: bool) -> None:
         if reads and self.cache is not None:
             try:
                 self.cache.record_miss()
             except Exception as exc:
-                log.warning(f"could not update cache counters: {exc}")
+                log.warning("could not update cache counters: %s", exc)
