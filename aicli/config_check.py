@@ -131,6 +131,17 @@ def reference_mistakes(data: Mapping[str, Any], builtin_tiers: list[str]) -> lis
                     " key); set `local: true` for a keyless local server",
                 )
             )
+    serve = data.get("serve")
+    tokens_env = serve.get("tokens_env") if isinstance(serve, Mapping) else None
+    if isinstance(tokens_env, str) and not _ENV_NAME.fullmatch(tokens_env):
+        found.append(
+            Mistake(
+                position(data, ("serve", "tokens_env")),
+                "serve.tokens_env",
+                "must be the NAME of an environment variable (like AICLI_SERVE_TOKENS), not a"
+                " token (the value is not shown)",
+            )
+        )
     return found
 
 

@@ -65,6 +65,12 @@ class BudgetError(AicliError):
     exit_code = 4
 
 
+class QuotaError(BudgetError):
+    """The service's daily budget (serve.daily_budget_usd) would be exceeded (exit 4, HTTP 429)."""
+
+    exit_code = 4
+
+
 def close_matches(name: str, names: Iterable[str], n: int = 3) -> list[str]:
     """The names most like `name`, best first (for "did you mean" hints)."""
     import difflib
@@ -73,6 +79,6 @@ def close_matches(name: str, names: Iterable[str], n: int = 3) -> list[str]:
 
 
 def did_you_mean(name: str, names: Iterable[str]) -> str:
-    """ " did you mean 'x'?" when a known name is close to `name`, else ""."""
+    """`; did you mean 'x'?` when a known name is close to `name`, else an empty string."""
     near = close_matches(name, names, n=1)
-    return f" did you mean '{near[0]}'?" if near else ""
+    return f"; did you mean '{near[0]}'?" if near else ""

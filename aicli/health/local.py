@@ -44,7 +44,7 @@ def _existing_parent(path: Path) -> Path | None:
 
 def prompt_checks(cfg: Config) -> list[Check]:
     from aicli.errors import SuiteError
-    from aicli.suites.model import discover_suite_files, load_suites, validate_against_templates
+    from aicli.suites.load import discover_suite_files, load_suites, validate_against_templates
     from aicli.templates import TemplateStore
 
     root = cfg.prompts_dir
