@@ -5,23 +5,23 @@ $XDG_CONFIG_HOME/aicli/config.yaml, built-in defaults (aicli/defaults.yaml == co
 A user file replaces the built-in tiers when it has `tiers:`; the built-in providers `openai` and
 `echo` always exist unless the file redefines them.
 
-The settings are frozen dataclasses. A valid file is checked by config_check.py without pydantic
-(its import alone is ~50 ms of every command's start-up); anything that check does not accept
-goes to pydantic models generated from these same classes, which word the error.
+The settings are frozen dataclasses. A valid file is checked by config_schema.py without pydantic
+(its import alone is ~50 ms of every command's start-up); whatever that check does not accept
+goes to pydantic models made from the same classes, which word the errors.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aicli import yamlsafe
-from aicli.config_check import Limit, check, hints, is_settings
-from aicli.errors import ConfigError
+from aicli.config_check import Mistake, cycle_mistake, position, reference_mistakes
+from aicli.config_schema import Limit, check, hints, is_settings
+from aicli.errors import ConfigError, close_matches, did_you_mean
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 BUILTIN = "built-in defaults"
 REDACT_KINDS = ("email", "phone", "card", "iban", "secret")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Validation is strict: "200" is not a number and "yes" is not a boolean (ints still pass as
 # floats); unknown keys are errors.
@@ -68,7 +67,7 @@ class Defaults(TierSettings):
     timeout_seconds: Annotated[float, Limit(gt=0)] | None = 30.0
     max_retries: Annotated[int, Limit(ge=0, le=20)] | None = 3
     cache_ttl: Annotated[int, Limit(ge=0)] | None = 3600
-    rate_limit: Annotated[float, Limit(gt=0)] | None = None
+    rate_limit: Annotated[float, Limit(gt=0)] | None = None  # no client-side cap unless set
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,6 +126,7 @@ class Config:
 
     def __init__(self, data: _File, *, source: str, config_dir: Path) -> None:
         self.source = source
+        self.origin = "built-in defaults"  # why this file: --config, $AICLI_CONFIG, ...
         self.config_dir = config_dir
         self.default_tier = data.default_tier
         self.prompts_dir = (config_dir / data.prompts_dir).resolve()
@@ -136,7 +136,7 @@ class Config:
         self.redact = data.redact
         self.budget = data.budget
         self.serve = data.serve
-        inherited = {f.name: getattr(data.defaults, f.name) for f in dataclasses.fields(Defaults)}
+        inherited = dataclasses.asdict(data.defaults)
         self.tiers: dict[str, TierConfig] = {
             name: dataclasses.replace(
                 tier, **{k: v for k, v in inherited.items() if getattr(tier, k) is None}
@@ -150,7 +150,8 @@ class Config:
         except KeyError:
             raise ConfigError(
                 f"unknown tier '{name}'",
-                f"tiers in {self.source}: {', '.join(sorted(self.tiers)) or '(none)'}",
+                f"tiers in {self.source}: {', '.join(sorted(self.tiers)) or '(none)'}"
+                f"{did_you_mean(name, self.tiers)} (aicli tiers lists them)",
             ) from None
 
     def provider(self, name: str) -> ProviderConfig:
@@ -180,22 +181,27 @@ class Config:
         return chain
 
 
-def _find(explicit: str | Path | None) -> Path | None:
+def find_config(explicit: str | Path | None = None) -> tuple[Path | None, str]:
+    """The config file in use and why it was chosen (None: the built-in defaults)."""
     if explicit:
-        path = Path(explicit).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                f"config file not found: {path}", "check the --config path or $AICLI_CONFIG"
-            )
-        return path
+        return _existing(explicit, "--config"), "--config"
     if os.environ.get("AICLI_CONFIG"):
-        return _find(os.environ["AICLI_CONFIG"])
+        return _existing(os.environ["AICLI_CONFIG"], "$AICLI_CONFIG"), "$AICLI_CONFIG"
     local = Path("aicli.yaml")
     if local.is_file():
-        return local
+        return local, "./aicli.yaml in the current folder"
     xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     user = Path(xdg) / "aicli" / "config.yaml"
-    return user if user.is_file() else None
+    if user.is_file():
+        return user, "the user config file, $XDG_CONFIG_HOME/aicli/config.yaml"
+    return None, BUILTIN
+
+
+def _existing(given: str | Path, via: str) -> Path:
+    path = Path(given).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (from {via})", f"check {via}")
+    return path
 
 
 def _read_yaml(path: Path, label: str) -> dict[str, Any]:
@@ -230,19 +236,31 @@ def _reject_literal_keys(data: dict[str, Any], label: str) -> None:
             )
 
 
-def _explain(exc: ValidationError, label: str) -> ConfigError:
-    errors = exc.errors()
-    first = errors[0]
-    path = ".".join(str(p) for p in first["loc"])
-    if first["type"] == "extra_forbidden":
-        allowed = _allowed_keys(first["loc"][:-1])
-        what = f"unknown key (expected one of: {', '.join(allowed)})" if allowed else "unknown key"
-    elif first["type"] == "literal_error":
-        what = f"expected {first['ctx']['expected']}, got {first['input']!r}"
-    else:
-        what = f"{first['msg']}, got {_shown(first['input'])}"
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return ConfigError(f"{label}: {path}: {what}{more}", "see config.example.yaml for every key")
+def _schema_mistakes(exc: ValidationError, data: dict[str, Any]) -> list[Mistake]:
+    mistakes = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            what = (
+                f"unknown key (expected one of: {', '.join(allowed)})" if allowed else "unknown key"
+            )
+            near = close_matches(str(loc[-1]), allowed, n=1)
+            what += f"; did you mean '{near[0]}'?" if near else ""
+        elif err["type"] == "literal_error":
+            what = f"expected {err['ctx']['expected']}, got {err['input']!r}"
+        else:
+            what = f"{err['msg']}, got {_shown(err['input'])}"
+        path = ".".join(str(p) for p in loc)
+        mistakes.append(Mistake(position(data, loc), path, what))
+    return mistakes
+
+
+def _first(mistakes: list[Mistake], label: str) -> ConfigError:
+    """The mistake a reader of the file meets first."""
+    first = min(mistakes)
+    more = f" (and {len(mistakes) - 1} more problem(s))" if len(mistakes) > 1 else ""
+    return ConfigError(f"{label}: {first.path}: {first.what}{more}", first.hint)
 
 
 def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
@@ -269,70 +287,10 @@ def _shown(value: Any) -> str:
     return repr(value)
 
 
-def _check_references(cfg: Config, label: str) -> None:
-    def fail(path: str, what: str) -> ConfigError:
-        return ConfigError(f"{label}: {path}: {what}", "see config.example.yaml for every key")
-
-    tiers = sorted(cfg.tiers)
-    if cfg.default_tier not in cfg.tiers:
-        raise fail("default_tier", f"unknown tier '{cfg.default_tier}' (tiers: {', '.join(tiers)})")
-    for name, tier in cfg.tiers.items():
-        if tier.provider not in cfg.providers:
-            raise fail(
-                f"tiers.{name}.provider",
-                f"unknown provider '{tier.provider}'"
-                f" (providers: {', '.join(sorted(cfg.providers))})",
-            )
-        for target in tier.fallback:
-            if target not in cfg.tiers:
-                raise fail(
-                    f"tiers.{name}.fallback",
-                    f"unknown tier '{target}' (tiers: {', '.join(tiers)})",
-                )
-    for name, provider in cfg.providers.items():
-        if provider.api_key_env and not _ENV_NAME.fullmatch(provider.api_key_env):
-            raise fail(
-                f"providers.{name}.api_key_env",
-                "must be the NAME of an environment variable (like OPENAI_API_KEY), not the key"
-                " itself (the value is not shown)",
-            )
-        if provider.type == "openai" and not provider.api_key_env and not provider.local:
-            raise fail(
-                f"providers.{name}.api_key_env",
-                "required for an openai-type provider (the NAME of the env var holding the key);"
-                " set `local: true` for a keyless local server",
-            )
-    if not _ENV_NAME.fullmatch(cfg.serve.tokens_env):
-        raise fail(
-            "serve.tokens_env",
-            "must be the NAME of an environment variable (like AICLI_SERVE_TOKENS), not a token"
-            " (the value is not shown)",
-        )
-    _check_cycles(cfg, fail)
-
-
-def _check_cycles(cfg: Config, fail: Any) -> None:
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for nxt in cfg.tiers[name].fallback:
-            if state.get(nxt) == 1:
-                cycle = " -> ".join([*path[path.index(nxt) :], nxt])
-                raise fail(f"tiers.{name}.fallback", f"fallback cycle {cycle}")
-            if nxt not in state:
-                visit(nxt, [*path, nxt])
-        state[name] = 2
-
-    for name in sorted(cfg.tiers):
-        if name not in state:
-            visit(name, [name])
-
-
 def load_config(path: str | Path | None = None) -> Config:
     """Find, read and validate the configuration; raise ConfigError (exit 2) on any mistake."""
     builtin = _read_yaml(DEFAULTS_FILE, BUILTIN)
-    found = _find(path)
+    found, why = find_config(path)
     if found is None:
         data, label, folder = builtin, BUILTIN, Path.cwd()
     else:
@@ -346,9 +304,17 @@ def load_config(path: str | Path | None = None) -> Config:
         providers = data.get("providers")
         if providers is None or isinstance(providers, dict):
             data = {**data, "providers": {**builtin["providers"], **(providers or {})}}
-    parsed = _validate(_one_or_many_fallbacks(data), label)
+    mistakes = reference_mistakes(data, list(builtin["tiers"]))
+    parsed = check(_File, _one_or_many_fallbacks(data))
+    if parsed is None:  # not plainly valid: pydantic decides and words what is wrong
+        parsed = _validate(data, mistakes, label)
+    if mistakes:
+        raise _first(mistakes, label)
     cfg = Config(parsed, source=label, config_dir=folder)
-    _check_references(cfg, label)
+    cycle = cycle_mistake(data, {name: tier.fallback for name, tier in cfg.tiers.items()})
+    if cycle is not None:
+        raise _first([cycle], label)
+    cfg.origin = why
     return cfg
 
 
@@ -361,29 +327,22 @@ def _one_or_many_fallbacks(data: dict[str, Any]) -> dict[str, Any]:
     for name, tier in tiers.items():
         if isinstance(tier, dict) and "fallback" in tier:
             value = tier["fallback"]
-            tier = {
-                **tier,
-                "fallback": [] if value is None else [value] if isinstance(value, str) else value,
-            }
+            value = [] if value is None else [value] if isinstance(value, str) else value
+            tier = {**tier, "fallback": value}
         fixed[name] = tier
     return {**data, "tiers": fixed}
 
 
-def _validate(data: dict[str, Any], label: str) -> _File:
-    """Settings from the file's data; a ConfigError naming the first problem when invalid."""
-    parsed = check(_File, data)
-    if parsed is not None:
-        return parsed
+def _validate(data: dict[str, Any], mistakes: list[Mistake], label: str) -> _File:
     from pydantic import ValidationError as Invalid
 
-    from aicli.config_check import pydantic_model
+    from aicli.config_schema import pydantic_model
 
     try:
-        model = pydantic_model(_File).model_validate(data)
+        model = pydantic_model(_File).model_validate(_one_or_many_fallbacks(data))
     except Invalid as exc:
-        raise _explain(exc, label) from None
-    # pydantic took what the quick check did not: build from its normalised values
-    parsed = check(_File, model.model_dump(exclude_unset=True))
+        raise _first(_schema_mistakes(exc, data) + mistakes, label) from None
+    parsed = check(_File, model.model_dump(exclude_unset=True))  # pydantic's normalised values
     if parsed is None:
-        raise ConfigError(f"{label}: the configuration could not be read", "report this bug")
-    return parsed
+        raise ConfigError(f"{label}: the settings could not be read", "this is a bug in aicli")
+    return parsed  # type: ignore[no-any-return]

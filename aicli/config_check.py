@@ -1,142 +1,169 @@
-"""Checking config data against the settings dataclasses, without importing pydantic.
+"""Config mistakes in reading order: every mistake gets its place in the file, the first one is
+reported with its key path, and a misspelt tier or provider gets "did you mean".
 
-`check` accepts only what pydantic (strict: no "200" for a number, no "yes" for a bool; ints do
-for floats; unknown keys are errors) would accept too, and builds the dataclasses from it. When
-it answers None, the caller asks `pydantic_model`, generated from the same classes, which
-either accepts the data after all or words the error.
+Works on the file's data as written (a mapping from YAML), so a reference mistake early in the
+file is reported before a schema mistake later on, and an implied value (`default_tier` left out)
+is blamed only after everything the user wrote.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import types
-import typing
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any
 
-_NO = object()
+from aicli.errors import close_matches
 
-
-@dataclass(frozen=True)
-class Limit:
-    """Bounds of a number or a minimum length (pydantic's gt/ge/le/min_length)."""
-
-    gt: float | None = None
-    ge: float | None = None
-    le: float | None = None
-    min_len: int | None = None
-
-    def allows(self, value: Any) -> bool:
-        if self.min_len is not None:
-            return len(value) >= self.min_len
-        return (
-            (self.gt is None or value > self.gt)
-            and (self.ge is None or value >= self.ge)
-            and (self.le is None or value <= self.le)
-        )
+DEFAULTS_HINT = "`aicli config show --defaults` prints every key, with comments"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BUILTIN_TIERS_NOTE = "a file with `tiers:` replaces all the built-in tiers"
 
 
-def is_settings(kind: Any) -> bool:
-    """A settings dataclass (the class, not an instance)."""
-    return isinstance(kind, type) and dataclasses.is_dataclass(kind)
+@dataclass(frozen=True, order=True)
+class Mistake:
+    position: tuple[int, ...]  # where a reader meets it: key indexes, top to bottom
+    path: str = ""
+    what: str = ""
+    hint: str = DEFAULTS_HINT
 
 
-@functools.cache
-def hints(cls: Any) -> dict[str, Any]:
-    """Field name -> annotation (with its Annotated limits) of a settings dataclass."""
-    every = typing.get_type_hints(cls, include_extras=True)
-    return {f.name: every[f.name] for f in dataclasses.fields(cls)}
-
-
-def check(cls: Any, data: Any) -> Any:
-    """An instance of the dataclass `cls` made from `data`, or None when unsure it is valid."""
-    got = _value(cls, data)
-    return None if got is _NO else got
-
-
-def _value(kind: Any, value: Any) -> Any:
-    origin, args = get_origin(kind), get_args(kind)
-    if origin is typing.Annotated:
-        got = _value(args[0], value)
-        limits = [m for m in args[1:] if isinstance(m, Limit)]
-        return got if got is _NO or all(m.allows(got) for m in limits) else _NO
-    if origin is Union or origin is types.UnionType:
-        if value is None:
-            return None if type(None) in args else _NO
-        for option in args:
-            if option is not type(None) and (got := _value(option, value)) is not _NO:
-                return got
-        return _NO
-    if origin is Literal:
-        return value if any(type(value) is type(a) and value == a for a in args) else _NO
-    if origin is list:
-        if not isinstance(value, list):
-            return _NO
-        items = [_value(args[0], v) for v in value]
-        return _NO if any(i is _NO for i in items) else items
-    if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            return _NO
-        entries = {k: _value(args[1], v) for k, v in value.items()}
-        return _NO if any(v is _NO for v in entries.values()) else entries
-    if is_settings(kind):
-        fields = hints(kind)
-        if not isinstance(value, dict) or not set(value) <= set(fields):
-            return _NO
-        made = {k: _value(fields[k], v) for k, v in value.items()}
-        if any(v is _NO for v in made.values()):
-            return _NO
-        try:
-            return kind(**made)
-        except TypeError:  # a required key is missing
-            return _NO
-    if kind is bool or kind is str:
-        return value if type(value) is kind else _NO
-    if kind is int:
-        return value if type(value) is int else _NO
-    if kind is float:
-        return float(value) if type(value) in (int, float) else _NO
-    return _NO
-
-
-@functools.cache
-def pydantic_model(cls: Any) -> Any:
-    """A strict pydantic model with the fields, defaults and limits of the dataclass `cls`."""
-    from pydantic import ConfigDict, Field, create_model
-
-    fields: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        kind = _for_pydantic(hints(cls)[f.name])
-        if f.default is not dataclasses.MISSING:
-            fields[f.name] = (kind, f.default)
-        elif f.default_factory is not dataclasses.MISSING:
-            factory = f.default_factory
-            made = _for_pydantic(factory) if is_settings(factory) else factory
-            fields[f.name] = (kind, Field(default_factory=made))
+def position(data: Any, loc: tuple[Any, ...]) -> tuple[int, ...]:
+    """Where the key at `loc` sits in the file; a key that is not written sits at the end of
+    the mapping that would hold it (so it is blamed after everything written there)."""
+    where: list[int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, Mapping):
+            keys = list(node)
+            if part not in node:
+                where.append(len(keys))
+                break
+            where.append(keys.index(part))
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            where.append(part)
+            node = node[part]
         else:
-            fields[f.name] = (kind, ...)
-    config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    return create_model(cls.__name__, __config__=config, **fields)
+            break
+    return tuple(where)
 
 
-def _for_pydantic(kind: Any) -> Any:
-    """The annotation with dataclasses swapped for their models and Limits for Fields."""
-    from pydantic import Field
+def reference_mistakes(data: Mapping[str, Any], builtin_tiers: list[str]) -> list[Mistake]:
+    """Unknown tiers and providers, and key variables that are not names, wherever written."""
+    tiers = data.get("tiers")
+    tiers = tiers if isinstance(tiers, Mapping) else {}
+    providers = data.get("providers")
+    providers = providers if isinstance(providers, Mapping) else {}
+    names = [str(n) for n in tiers]
+    found: list[Mistake] = []
 
-    if is_settings(kind):
-        return pydantic_model(kind)
-    origin, args = get_origin(kind), get_args(kind)
-    if origin is typing.Annotated:
-        extra = [
-            Field(gt=m.gt, ge=m.ge, le=m.le, min_length=m.min_len) if isinstance(m, Limit) else m
-            for m in args[1:]
-        ]
-        return typing.Annotated.__class_getitem__((_for_pydantic(args[0]), *extra))  # type: ignore[attr-defined]
-    if origin is Union or origin is types.UnionType:
-        return Union[tuple(_for_pydantic(a) for a in args)]  # noqa: UP007
-    if origin is list:
-        return list.__class_getitem__(_for_pydantic(args[0]))
-    if origin is dict:
-        return dict.__class_getitem__((args[0], _for_pydantic(args[1])))
-    return kind
+    def unknown_tier(loc: tuple[Any, ...], path: str, target: str, what: str) -> None:
+        listed = f" (tiers: {', '.join(sorted(names))})" if names else ""
+        message = f"{what} '{target}'{listed}"
+        hint = DEFAULTS_HINT
+        near = close_matches(target, names, n=1)
+        if near:
+            message += f"; did you mean '{near[0]}'?"
+        elif (builtin := close_matches(target, builtin_tiers, n=1)) and builtin[0] not in names:
+            message += f"; did you mean '{builtin[0]}'?"
+            hint = f"'{builtin[0]}' is a built-in tier, but {_BUILTIN_TIERS_NOTE}: define it here"
+        found.append(Mistake(position(data, loc), path, message, hint))
+
+    default = data.get("default_tier", "standard")
+    if isinstance(default, str) and names and default not in tiers:
+        if "default_tier" in data:
+            unknown_tier(("default_tier",), "default_tier", default, "unknown tier")
+        else:
+            found.append(
+                Mistake(
+                    position(data, ("default_tier",)),
+                    "default_tier",
+                    f"not set, and the default '{default}' is not one of this file's tiers"
+                    f" ({', '.join(sorted(names))})",
+                    f"add `default_tier: {sorted(names)[0]}` ({_BUILTIN_TIERS_NOTE})",
+                )
+            )
+    for name, tier in tiers.items():
+        if not isinstance(tier, Mapping):
+            continue
+        provider = tier.get("provider", "openai")
+        if isinstance(provider, str) and provider not in providers:
+            known = sorted(str(p) for p in providers)
+            near = close_matches(provider, known, n=1)
+            guess = f"; did you mean '{near[0]}'?" if near else ""
+            found.append(
+                Mistake(
+                    position(data, ("tiers", name, "provider")),
+                    f"tiers.{name}.provider",
+                    f"unknown provider '{provider}' (providers: {', '.join(known)}){guess}",
+                    "define it under `providers:` or use one of those",
+                )
+            )
+        fallback = tier.get("fallback")
+        targets = [fallback] if isinstance(fallback, str) else fallback
+        for target in targets if isinstance(targets, list) else []:
+            if isinstance(target, str) and target not in tiers:
+                loc = ("tiers", name, "fallback")
+                unknown_tier(loc, f"tiers.{name}.fallback", target, "unknown tier")
+    for name, provider in providers.items():
+        if not isinstance(provider, Mapping):
+            continue
+        env = provider.get("api_key_env")
+        loc = ("providers", name, "api_key_env")
+        path = f"providers.{name}.api_key_env"
+        if isinstance(env, str) and env and not _ENV_NAME.fullmatch(env):
+            found.append(
+                Mistake(
+                    position(data, loc),
+                    path,
+                    "must be the NAME of an environment variable (like OPENAI_API_KEY), not the"
+                    " key itself (the value is not shown)",
+                )
+            )
+        kind = provider.get("type", "openai")
+        if kind == "openai" and not env and not provider.get("local"):
+            found.append(
+                Mistake(
+                    position(data, loc),
+                    path,
+                    "required for an openai-type provider (the NAME of the env var holding the"
+                    " key); set `local: true` for a keyless local server",
+                )
+            )
+    serve = data.get("serve")
+    tokens_env = serve.get("tokens_env") if isinstance(serve, Mapping) else None
+    if isinstance(tokens_env, str) and not _ENV_NAME.fullmatch(tokens_env):
+        found.append(
+            Mistake(
+                position(data, ("serve", "tokens_env")),
+                "serve.tokens_env",
+                "must be the NAME of an environment variable (like AICLI_SERVE_TOKENS), not a"
+                " token (the value is not shown)",
+            )
+        )
+    return found
+
+
+def cycle_mistake(data: Mapping[str, Any], fallbacks: Mapping[str, list[str]]) -> Mistake | None:
+    """The first fallback cycle (tiers in file order), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, path: list[str]) -> Mistake | None:
+        state[name] = 1
+        for nxt in fallbacks.get(name, []):
+            if state.get(nxt) == 1:
+                cycle = " -> ".join([*path[path.index(nxt) :], nxt])
+                loc = ("tiers", name, "fallback")
+                return Mistake(
+                    position(data, loc), f"tiers.{name}.fallback", f"fallback cycle {cycle}"
+                )
+            if nxt not in state and (found := visit(nxt, [*path, nxt])):
+                return found
+        state[name] = 2
+        return None
+
+    for name in sorted(fallbacks):
+        if name not in state and (found := visit(name, [name])):
+            return found
+    return None

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from aicli.config import DEFAULTS_FILE, _File, _one_or_many_fallbacks, load_config
-from aicli.config_check import check, hints, is_settings, pydantic_model
+from aicli.config_schema import check, hints, is_settings, pydantic_model
 from aicli.yamlsafe import load
 from tests.conftest import REPO_ROOT, _child_env
 
