@@ -45,8 +45,11 @@ def is_settings(kind: Any) -> bool:
 @functools.cache
 def hints(cls: Any) -> dict[str, Any]:
     """Field name -> annotation (with its Annotated limits) of a settings dataclass."""
+    fields = dataclasses.fields(cls)
+    if all(not isinstance(f.type, str) for f in fields):  # no string annotations to evaluate
+        return {f.name: f.type for f in fields}
     every = typing.get_type_hints(cls, include_extras=True)
-    return {f.name: every[f.name] for f in dataclasses.fields(cls)}
+    return {f.name: every[f.name] for f in fields}
 
 
 def check(cls: Any, data: Any) -> Any:

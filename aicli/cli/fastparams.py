@@ -2,14 +2,15 @@
 
 Typer 0.2x coerces every parameter value through a pydantic TypeAdapter built on first use;
 importing pydantic and building the adapters costs ~90 ms, more than the whole of `aicli render`
-should take. A value that is already what the annotation asks for (a str for `str`, a bool for
-`bool`, a default number inside its range, None) needs no adapter: this answers those and hands
-everything else (a number typed on the command line, an enum, a file) to Typer's own
-coercion, built lazily as before. With a Typer that lacks these internals nothing changes.
+should take. A plain value (a str for `str`, a bool for `bool`, a path, a number written plainly
+and inside its range, None) needs no adapter: this answers those and hands everything else (a
+bad or out-of-range number, an enum, a file) to Typer's own coercion, built lazily as before,
+which also words the error. With a Typer that lacks these internals nothing changes.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -51,10 +52,12 @@ class _Light:
         if item is Path and isinstance(value, (str, Path)):
             # Typer's own checks (exists, readable, ...) run; only the pydantic step is skipped.
             return self._coerce_path(Path(value), info, path_type=Path, param=param, ctx=ctx)
-        if item in (int, float) and type(value) is item and not info.clamp:
+        if item in (int, float) and not info.clamp:
+            number = _number(item, value)
             low, high = info.min, info.max
-            if (low is None or value >= low) and (high is None or value <= high):
-                return value
+            if number is not None and (low is None or number >= low):  # noqa: SIM102
+                if high is None or number <= high:
+                    return number
         return _NO
 
     def _typer(self) -> Any:
@@ -64,6 +67,17 @@ class _Light:
 
 
 _NO = object()
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
+
+
+def _number(kind: Any, value: Any) -> Any:
+    """`-j 16` as an int, `--pass-rate 90.5` as a float; None for anything less plain."""
+    if type(value) is kind or (kind is float and type(value) is int):
+        return kind(value)
+    if isinstance(value, str) and (_INT if kind is int else _FLOAT).fullmatch(value):
+        return kind(value)
+    return None
 
 
 def install(command: Any) -> None:
