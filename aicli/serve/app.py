@@ -1,0 +1,73 @@
+"""`create_app(cfg)`: the FastAPI app over the same engine as the CLI; routes -> engine, no
+request step re-implemented here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from aicli import __version__
+from aicli.config import Config, load_config
+from aicli.engine import Engine
+from aicli.quota import DailyQuota
+from aicli.serve import errors, generate, health, metrics_route, openai_api
+from aicli.serve.deps import ServeState, limit_in_flight, read_tokens, require_token
+from aicli.serve.metrics import Metrics
+from aicli.serve.middleware import RequestMiddleware
+
+CONFIG_ENV = "AICLI_SERVE_CONFIG"  # how the runner hands workers the config file it loaded
+
+
+def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
+    from aicli.serve.logsetup import configure_logging
+
+    configure_logging()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = ServeState(
+            cfg=cfg,
+            engine=engine or Engine(cfg),
+            metrics=metrics,
+            tokens=read_tokens(cfg.serve.tokens_env),
+            quota=_quota(cfg),
+        )
+        app.state.aicli = state
+        try:
+            yield
+        finally:
+            await state.engine.aclose()
+
+    app = FastAPI(
+        title="aicli",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    auth = [Depends(require_token)]
+    limits = [Depends(require_token), Depends(limit_in_flight)]
+    app.include_router(health.live_router)  # /health/live: never authenticated
+    app.include_router(health.router, dependencies=auth)
+    app.include_router(metrics_route.router, dependencies=auth)
+    app.include_router(generate.router, dependencies=limits)
+    app.include_router(openai_api.router, prefix="/v1", dependencies=limits)
+    errors.install(app)
+    app.add_middleware(
+        RequestMiddleware, max_body_bytes=cfg.serve.max_body_kb * 1024, metrics=metrics
+    )
+    return app
+
+
+def _quota(cfg: Config) -> DailyQuota | None:
+    return None
+
+
+def app_from_env() -> FastAPI:
+    """The factory uvicorn calls in each worker: the config the runner chose, loaded again."""
+    return create_app(load_config(os.environ.get(CONFIG_ENV) or None))
