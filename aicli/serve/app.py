@@ -14,11 +14,10 @@ from aicli.config import Config, load_config
 from aicli.engine import Engine
 from aicli.quota import DailyQuota
 from aicli.serve import errors, generate, health, metrics_route, openai_api
-from aicli.serve.deps import ServeState, limit_in_flight, read_tokens, require_token
+from aicli.serve.deps import ServeState, limit_in_flight, require_token
 from aicli.serve.metrics import Metrics
 from aicli.serve.middleware import RequestMiddleware
-
-CONFIG_ENV = "AICLI_SERVE_CONFIG"  # how the runner hands workers the config file it loaded
+from aicli.serve.runner import CONFIG_ENV, read_tokens
 
 
 def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:

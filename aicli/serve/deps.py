@@ -4,7 +4,6 @@ in-flight cap."""
 from __future__ import annotations
 
 import hmac
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -28,12 +27,6 @@ class ServeState:
     tokens: list[bytes] = field(default_factory=list)
     quota: DailyQuota | None = None
     in_flight: int = 0
-
-
-def read_tokens(env_name: str) -> list[bytes]:
-    """The bearer tokens the env var holds (comma-separated; blanks ignored)."""
-    raw = os.environ.get(env_name, "")
-    return [t.strip().encode() for t in raw.split(",") if t.strip()]
 
 
 def get_state(request: Request) -> ServeState:

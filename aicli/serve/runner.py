@@ -7,13 +7,22 @@ import ipaddress
 import math
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
+from types import FrameType
 
 from aicli.config import BUILTIN, Config
 from aicli.errors import UsageError
-from aicli.serve.app import CONFIG_ENV
-from aicli.serve.deps import read_tokens
+
+# Nothing here imports prometheus_client: it must first see PROMETHEUS_MULTIPROC_DIR.
+CONFIG_ENV = "AICLI_SERVE_CONFIG"  # how the runner hands workers the config file it loaded
+
+
+def read_tokens(env_name: str) -> list[bytes]:
+    """The bearer tokens the env var holds (comma-separated; blanks ignored)."""
+    raw = os.environ.get(env_name, "")
+    return [t.strip().encode() for t in raw.split(",") if t.strip()]
 
 
 def is_loopback(host: str) -> bool:
@@ -43,6 +52,9 @@ def run(cfg: Config, *, host: str, port: int, workers: int) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="aicli-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # before prometheus_client is imported
     os.environ[CONFIG_ENV] = "" if cfg.source == BUILTIN else str(Path(cfg.source).resolve())
+    # uvicorn drains on SIGTERM, then raises the signal again once it has restored our handler:
+    # this one makes that a normal return, so the directory is removed and the exit code is 0.
+    previous = signal.signal(signal.SIGTERM, _drained)
     try:
         uvicorn.run(
             "aicli.serve.app:app_from_env",
@@ -57,4 +69,10 @@ def run(cfg: Config, *, host: str, port: int, workers: int) -> None:
             server_header=False,
         )
     finally:
+        signal.signal(signal.SIGTERM, previous)
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _drained(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM after uvicorn has drained (or before it started): stop normally."""
+    raise SystemExit(0)
