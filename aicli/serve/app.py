@@ -3,6 +3,7 @@ request step re-implemented here."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,9 +37,13 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
             quota=_quota(cfg),
         )
         app.state.aicli = state
+        # Import the SDK now, off the event loop, so the first request does not pay for it
+        # while start-up (ready at /health/live) does not wait for it either.
+        warm = asyncio.get_running_loop().run_in_executor(None, _warm_imports)
         try:
             yield
         finally:
+            await warm
             await state.engine.aclose()
 
     app = FastAPI(
@@ -65,6 +70,12 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
 
 def _quota(cfg: Config) -> DailyQuota | None:
     return None
+
+
+def _warm_imports() -> None:
+    import aicli.cache
+    import aicli.providers.openai
+    import aicli.redact  # noqa: F401
 
 
 def app_from_env() -> FastAPI:
