@@ -21,6 +21,7 @@ COMMANDS = [
     ["cache", "stats"],
     ["cache", "clear"],
     ["cache", "prune"],
+    ["serve"],
 ]
 
 

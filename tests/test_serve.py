@@ -234,9 +234,7 @@ def test_in_flight_cap_answers_429_at_once(svc: ServeProcess, server: FakeOpenAI
 # ---- auth ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "path", ["/generate", "/v1/models", "/health/ready", "/metrics"]
-)
+@pytest.mark.parametrize("path", ["/generate", "/v1/models", "/health/ready", "/metrics"])
 def test_auth_is_needed_everywhere_but_live(svc: ServeProcess, path: str) -> None:
     method = "POST" if path == "/generate" else "GET"
     bodies = []
