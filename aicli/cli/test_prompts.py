@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from aicli.cli import options
+from aicli.cli.completion import suite_paths, tier_names
 from aicli.cli.output import (
     error,
     handle_errors,
     info,
     is_tty,
     out,
-    setup_logging,
     stdout_console,
     use_color,
 )
@@ -38,6 +38,7 @@ def test_prompts(
         None,
         metavar="PATH",
         help="Suite files, or folders searched for *.test.yaml (default: prompts_dir).",
+        autocompletion=suite_paths,
         show_default=False,
     ),
     tier: list[str] = typer.Option(
@@ -45,6 +46,7 @@ def test_prompts(
         "--tier",
         "-t",
         metavar="NAME",
+        autocompletion=tier_names,
         help="Run every case on this tier (repeatable: tiers are compared side by side). "
         "Default: a case's tier, else its suite's, else its template's, else default_tier.",
         show_default=False,
@@ -119,6 +121,7 @@ def test_prompts(
         None,
         "--grader",
         metavar="TIER",
+        autocompletion=tier_names,
         help="Tier that judges llm-rubric assertions (default: an assertion's own `grader`, "
         "else a tier named 'grader', else default_tier).",
     ),
@@ -127,6 +130,7 @@ def test_prompts(
         False, "--verbose", "-v", help="List passed cases in every table; info lines on stderr."
     ),
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Run prompt test suites (*.test.yaml) and report like a test runner.
@@ -141,8 +145,7 @@ def test_prompts(
       aicli test-prompts prompts/extraction -t standard -t premium
       aicli test-prompts --replay prompts/recordings/shipped.jsonl -o report.xml -o report.html
     """
-    with handle_errors(debug):
-        setup_logging(verbose, debug)
+    with handle_errors(debug, verbose=verbose, log_format=log_format):
         from aicli.errors import UsageError
         from aicli.suites.runner import RunOptions
 
@@ -330,8 +333,11 @@ def _report(
 
 @contextlib.contextmanager
 def _progress(total: int) -> Any:
-    """A progress bar on stderr when it is a terminal and NO_COLOR is unset; else nothing."""
-    if not use_color(sys.stderr) or total == 0:
+    """A progress bar on stderr when it is a terminal, NO_COLOR is unset and the logs are text;
+    else nothing."""
+    from aicli.logs import current_format
+
+    if not use_color(sys.stderr) or total == 0 or current_format() == "json":
         yield lambda r: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
