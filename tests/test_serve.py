@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from aicli.types import Result
 from tests.conftest import TEST_KEY, TEST_KEY_ENV, deep_merge, default_config
 from tests.fake_openai import FakeOpenAI
-from tests.serve_process import ServeProcess, base_env
+from tests.serve_process import ServeProcess, base_env, free_port
 
 TOKEN = "serve-token-TOPSECRET-0123456789"
 OTHER_TOKEN = "second-token-ALSOSECRET-987"
@@ -57,7 +57,9 @@ def svc(
         tiers={
             "short": {"model": "short-model", "provider": "fake", "cache_ttl": 1},
             "slow": {"model": "slow-model", "provider": "fake", "timeout_seconds": 0.5},
+            "gone": {"model": "gone-model", "provider": "dead"},
         },
+        providers={"dead": {"base_url": f"http://127.0.0.1:{free_port()}/v1", "local": True}},
     )
     env = base_env(root / "home")
     env[TEST_KEY_ENV] = TEST_KEY
@@ -234,7 +236,9 @@ def test_in_flight_cap_answers_429_at_once(svc: ServeProcess, server: FakeOpenAI
 # ---- auth ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/generate", "/v1/models", "/health/ready", "/metrics"])
+@pytest.mark.parametrize(
+    "path", ["/generate", "/v1/models", "/health", "/health/ready", "/metrics"]
+)
 def test_auth_is_needed_everywhere_but_live(svc: ServeProcess, path: str) -> None:
     method = "POST" if path == "/generate" else "GET"
     bodies = []
@@ -267,7 +271,7 @@ def test_sdk_gets_authentication_error(svc: ServeProcess) -> None:
 
 def test_models_lists_tiers(sdk: openai.OpenAI) -> None:
     assert {m.id for m in sdk.models.list()} == {
-        "premium", "standard", "economy", "echo", "short", "slow"
+        "premium", "standard", "economy", "echo", "short", "slow", "gone"
     }  # fmt: skip
 
 
@@ -438,3 +442,24 @@ def test_provider_errors_and_fallbacks_are_counted(svc: ServeProcess, http: http
     after = metric_values(svc)
     assert after[errors] - before.get(errors, 0) == 1
     assert after[fallbacks] - before.get(fallbacks, 0) == 1
+
+
+# ---- health --------------------------------------------------------------------------------
+
+
+def test_health_shallow_and_deep(http: httpx.Client) -> None:
+    resp = http.get("/health")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["status"] == "healthy" and body["version"]
+    assert body["dependencies"]["cache"]["status"] == "ok"
+    assert body["dependencies"]["providers"]["fake"] == {"status": "not_checked"}
+
+    deep = http.get("/health", params={"deep": 1}).json()
+    providers = deep["dependencies"]["providers"]
+    assert providers["fake"]["status"] in ("ok", "warn") and providers["echo"]["status"] == "ok"
+    assert providers["dead"]["status"] == "down"
+    assert deep["status"] == "degraded"  # one provider down, the others answer
+    assert TEST_KEY not in json.dumps(deep)
+    ready = http.get("/health/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"

@@ -4,6 +4,7 @@ request step re-implemented here."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from fastapi import Depends, FastAPI
 from aicli import __version__
 from aicli.config import Config, load_config
 from aicli.engine import Engine
+from aicli.logs import configure
 from aicli.quota import DailyQuota
 from aicli.serve import errors, generate, health, metrics_route, openai_api
 from aicli.serve.deps import ServeState, limit_in_flight, require_token
@@ -22,9 +24,10 @@ from aicli.serve.runner import CONFIG_ENV, read_tokens
 
 
 def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
-    from aicli.serve.logsetup import configure_logging
-
-    configure_logging()
+    # JSON lines: warnings from the core, and the one line per request (the engine's own
+    # per-request info line would repeat it, so the core stays at warning level).
+    configure("json", logging.WARNING)
+    logging.getLogger("aicli.serve").setLevel(logging.INFO)
     metrics = Metrics()
 
     @asynccontextmanager

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from aicli.config import Config
 from aicli.engine import Engine
 from aicli.quota import DailyQuota
+from aicli.serve.checks import HealthCache
 from aicli.serve.errors import ServeError
 from aicli.serve.metrics import Metrics
 
@@ -27,6 +28,7 @@ class ServeState:
     tokens: list[bytes] = field(default_factory=list)
     quota: DailyQuota | None = None
     in_flight: int = 0
+    health: HealthCache = field(default_factory=HealthCache)
 
 
 def get_state(request: Request) -> ServeState:

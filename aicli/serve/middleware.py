@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aicli.logs import log_context
 from aicli.serve.errors import error_body
 from aicli.serve.metrics import Metrics
 
@@ -67,7 +68,8 @@ class RequestMiddleware:
             if body is None:
                 await self._too_large(send_with_id)
             else:
-                await self.app(scope, _replay(body, receive), send_with_id)
+                with log_context(request_id=request_id):  # on every line this request logs
+                    await self.app(scope, _replay(body, receive), send_with_id)
         finally:
             self._done(scope, state, status, time.monotonic() - started)
 
@@ -129,8 +131,8 @@ class RequestMiddleware:
             "method": scope["method"],
             "path": scope["path"],
             "status": status,
-            "tier": result.tier if result is not None else (tier or None),
-            "model": result.model_used if result is not None else None,
+            "tier": result.tier if result is not None else tier,
+            "model": result.model_used if result is not None else "",
             "cached": cached,
             "fallback_used": bool(result is not None and result.fallback_used),
             "attempts": result.attempts if result is not None else 0,
