@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aicli.config import Config, TierConfig
-from aicli.cost import Budget, cost_of, estimate_usage, worst_case_cost
+from aicli.cost import DEFAULT_MAX_TOKENS, Budget, cost_of, estimate_usage, worst_case_cost
 from aicli.errors import AicliError, NoAnswerError
 from aicli.providers.base import Provider, ProviderCall, ProviderFailure
 from aicli.resilience import Cooldowns, TierLimiters
@@ -192,8 +192,8 @@ class Engine:
         return plans
 
     @staticmethod
-    def _max_tokens(request: Request, tier: TierConfig) -> int | None:
-        return request.max_tokens if request.max_tokens is not None else tier.max_tokens
+    def _max_tokens(request: Request, tier: TierConfig) -> int:
+        return request.max_tokens or tier.max_tokens or DEFAULT_MAX_TOKENS
 
     @staticmethod
     def _temperature(request: Request, tier: TierConfig) -> float | None:
@@ -220,7 +220,7 @@ class Engine:
         tier = plan.tier
         max_tokens = self._max_tokens(request, tier)
         provider = self._provider(tier.provider)
-        worst = worst_case_cost(plan.messages, max_tokens or 4096, tier.price)
+        worst = worst_case_cost(plan.messages, max_tokens, tier.price, request.schema)
         if self.budget.cap is not None and worst == 0 and plan.name not in self._unpriced:
             self._unpriced.add(plan.name)
             if self.cfg.provider(tier.provider).type != "echo":
@@ -228,7 +228,8 @@ class Engine:
                     f"tier '{plan.name}' has no price in the config, so the budget cannot"
                     " limit it (its calls count as $0)"
                 )
-        reserved = self.budget.reserve(worst, f"a call to tier '{plan.name}' ({plan.model})")
+        what = f"a call to tier '{plan.name}' ({plan.model})"
+        reserved = self.budget.reserve(worst, what)
         sink = on_delta
         restorer = None
         if on_delta is not None and redactor is not None and plan.redacted:
@@ -237,7 +238,7 @@ class Engine:
         call = ProviderCall(
             model=plan.model,
             messages=plan.messages,
-            max_tokens=max_tokens,
+            max_tokens=max_tokens,  # always sent: the answer's cost is bounded
             temperature=self._temperature(request, tier),
             seed=request.seed,
             schema=request.schema,
@@ -246,7 +247,7 @@ class Engine:
             stream=on_delta is not None,
         )
         outcome.tried.append(plan.name)
-        actual = 0.0
+        charged = 0.0
         try:
             if self.cfg.provider(tier.provider).type != "echo":  # offline: nothing to protect
                 await self.limiters.get(plan.name, float(tier.rate_limit or 100)).acquire()
@@ -264,11 +265,20 @@ class Engine:
             return None
         else:
             outcome.attempts += answer.attempts
-            self.cooldowns.succeeded(plan.name)
             usage = answer.usage or estimate_usage(plan.messages, answer.content)
             actual = cost_of(usage, tier.price)
+            # Without reported usage the whole reservation counts: the bound is all we know.
+            charged = actual if answer.usage is not None else max(actual, reserved)
         finally:
-            self.budget.settle(reserved, actual)
+            self.budget.settle(reserved, charged, what)
+        if not answer.content.strip():  # paid for, but nothing to use: the next tier may do better
+            outcome.last_error = f"tier '{plan.name}' returned an empty answer"
+            if on_delta is not None and answer.content:
+                raise NoAnswerError(outcome.last_error, "run it again, or try another tier")
+            self.cooldowns.failed(plan.name)
+            log.info(outcome.last_error)
+            return None
+        self.cooldowns.succeeded(plan.name)
         if restorer is not None and on_delta is not None:
             on_delta(restorer.flush())
         if request.schema is not None:

@@ -186,6 +186,7 @@ def _main(
     from aicli.config import load_config
     from aicli.cost import Budget
     from aicli.engine import Engine
+    from aicli.errors import BudgetError
     from aicli.recording import Recorder, ReplayStore
     from aicli.suites.model import load_suites, validate_against_templates
     from aicli.suites.reports import SummaryBuilder, final_line, open_writers
@@ -260,6 +261,11 @@ def _main(
     if interrupted:
         error("interrupted: the reports hold the results that completed")
         return EXIT_INTERRUPTED
+    if runner.budget_error is None and budget.overrun:
+        try:
+            budget.check_overrun()
+        except BudgetError as exc:
+            runner.budget_error = exc
     if runner.budget_error is not None:
         err = runner.budget_error
         error(f"budget reached, the remaining cases were skipped: {err.message}", err.hint)
