@@ -21,7 +21,12 @@ from aicli.cli import generate as generate_cmd
 from aicli.cli import options
 from aicli.cli import render as render_cmd
 from aicli.cli import test_prompts as test_prompts_cmd
-from aicli.cli.output import error
+from aicli.cli.output import (
+    error,
+    interrupted_code,
+    interrupted_message,
+    sigterm_as_interrupt,
+)
 
 
 def _click_exceptions() -> tuple[Any, Any]:
@@ -53,13 +58,14 @@ class _Group(TyperGroup):
         Exit, Abort = typer.Exit, typer.Abort
 
         try:
-            rv = super().main(
-                args=args,
-                prog_name=prog_name or "aicli",
-                complete_var=complete_var,
-                standalone_mode=False,
-                **extra,
-            )
+            with sigterm_as_interrupt():
+                rv = super().main(
+                    args=args,
+                    prog_name=prog_name or "aicli",
+                    complete_var=complete_var,
+                    standalone_mode=False,
+                    **extra,
+                )
         except NoArgsIsHelpError as exc:
             sys.stderr.write(exc.format_message() + "\n")
             rv = 2
@@ -73,9 +79,9 @@ class _Group(TyperGroup):
         except Abort:
             error("aborted")
             rv = 1
-        except KeyboardInterrupt:
-            error("interrupted")
-            rv = 130
+        except KeyboardInterrupt as exc:
+            error(interrupted_message(exc))
+            rv = interrupted_code(exc)
         if not standalone_mode:
             return rv
         sys.exit(rv or 0)
