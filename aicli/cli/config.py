@@ -27,7 +27,7 @@ def _group(
     options.pass_config_down(ctx, config, log_format)
 
 
-@config_app.command("path")
+@config_app.command("path", short_help="Print the config file in use, and why.")
 def path(
     config: Path | None = options.CONFIG,
     log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
@@ -46,7 +46,7 @@ def path(
         info(f"aicli: chosen by {why}")
 
 
-@config_app.command("show")
+@config_app.command("show", short_help="Print the effective config as YAML.")
 def show(
     defaults: bool = typer.Option(
         False, "--defaults", help="Print the built-in defaults file, with a comment on every key."
