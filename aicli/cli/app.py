@@ -100,7 +100,14 @@ class _Group(TyperGroup):
             error(exc.message, exc.hint)
             rv = 2
         except NoArgsIsHelpError as exc:
-            sys.stderr.write(exc.format_message() + "\n")
+            from aicli.logs import current_format
+
+            if current_format() == "json":  # every stderr line is JSON: no help page there
+                ctx = getattr(exc, "ctx", None)
+                where = ctx.command_path if ctx is not None else "aicli"
+                error("missing command", f"see '{where} --help'")
+            else:
+                sys.stderr.write(exc.format_message() + "\n")
             rv = 2
         except ClickException as exc:
             ctx = getattr(exc, "ctx", None)
