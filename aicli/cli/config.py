@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from aicli.cli import options
 from aicli.cli.output import handle_errors, info, out
+
+if TYPE_CHECKING:
+    from aicli.config import Config
 
 config_app = typer.Typer(no_args_is_help=True)
 
@@ -76,29 +79,36 @@ def show(
         out(yaml.safe_dump(effective(cfg), sort_keys=False, allow_unicode=True).rstrip("\n"))
 
 
-def effective(cfg: Any) -> dict[str, Any]:
-    """The config as data after defaults and inheritance; no key values (there are none)."""
+def effective(cfg: Config) -> dict[str, Any]:
+    """The config as data after defaults and inheritance, its sections in the order of the
+    built-in defaults file; no key values (a config never holds any)."""
+    from aicli.config import DEFAULTS_FILE
     from aicli.security import without_credentials
+    from aicli.yamlsafe import load
 
-    providers = {}
-    for name, provider in cfg.providers.items():
-        shown = {k: v for k, v in dataclasses.asdict(provider).items() if v is not None}
-        if provider.type != "echo":
-            shown["base_url"] = without_credentials(cfg.base_url(name))
-        providers[name] = shown
-    return {
-        "default_tier": cfg.default_tier,
-        "prompts_dir": str(cfg.prompts_dir),
-        "providers": providers,
-        "defaults": dataclasses.asdict(cfg.defaults),
-        "tiers": {name: _tier(tier) for name, tier in cfg.tiers.items()},
-        "cache": dataclasses.asdict(cfg.cache),
-        "redact": dataclasses.asdict(cfg.redact),
-        "budget": dataclasses.asdict(cfg.budget),
-    }
+    shown: dict[str, Any] = {}
+    for section in load(DEFAULTS_FILE.read_text(encoding="utf-8")):
+        value: Any = getattr(cfg, section, None)
+        if section == "providers":
+            providers = {}
+            for name, provider in cfg.providers.items():
+                data = {k: v for k, v in asdict(provider).items() if v is not None}
+                if provider.type != "echo":
+                    data["base_url"] = without_credentials(cfg.base_url(name))
+                providers[name] = data
+            shown[section] = providers
+        elif section == "tiers":
+            shown[section] = {name: _tier(tier) for name, tier in cfg.tiers.items()}
+        elif isinstance(value, Path):
+            shown[section] = str(value)
+        elif is_dataclass(value) and not isinstance(value, type):
+            shown[section] = asdict(value)
+        elif value is not None:
+            shown[section] = value
+    return shown
 
 
 def _tier(tier: Any) -> dict[str, Any]:
-    data = dataclasses.asdict(tier)
+    data = asdict(tier)
     first = {k: data.pop(k) for k in ("model", "provider", "fallback", "price")}
     return {**first, **data}
