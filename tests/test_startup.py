@@ -71,3 +71,18 @@ def test_the_plain_schema_check_never_passes_what_it_does_not_know(
     value: object, schema: dict[str, object], plain: bool
 ) -> None:
     assert _plainly_valid(value, schema) is plain
+
+
+def test_one_command_is_built_alone_and_root_options_still_work(run_aicli) -> None:
+    from aicli.cli.app import _command_name
+
+    assert _command_name(["-c", "x.yaml", "--log-format", "json", "tiers", "-v"]) == "tiers"
+    assert _command_name(["--config=x.yaml", "render", "--list"]) == "render"
+    assert _command_name(["--help"]) is None
+    example = str(REPO_ROOT / "config.example.yaml")
+    for args in (["-c", example, "tiers"], ["--log-format", "json", "tiers", "--config", example]):
+        result = run_aicli(*args)
+        assert result.exit_code == 0, result
+        assert "gpt-4o-mini" in result.stdout and "none" in result.stdout  # no rate_limit
+    typo = run_aicli("rendr")
+    assert typo.exit_code == 2 and "did you mean: aicli render" in typo.stderr

@@ -85,7 +85,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
         " > ".join(row["fallback_chain"]),
         f"${price['input_per_1m']:g} / ${price['output_per_1m']:g}",
         f"{row['cache_ttl']}s",
-        f"{row['rate_limit']:g}/min",
+        f"{row['rate_limit']:g}/min" if row["rate_limit"] else "none",
         str(row["max_tokens"]),
         f"{row['timeout_seconds']:g}s",
         row["base_url"] or "-",
