@@ -362,6 +362,7 @@ def _error_body(status: int, message: str, etype: str, code: str | None) -> dict
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # the listen backlog: many clients connect at once in benchmarks
     block_on_close = False
     fake: FakeOpenAI
 
