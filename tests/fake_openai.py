@@ -377,7 +377,6 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the listen backlog: many clients connect at once in benchmarks
     block_on_close = False
-    request_queue_size = 256  # socketserver's 5 drops connects when a client opens 64 at once
     fake: FakeOpenAI
 
     def handle_error(self, request: Any, client_address: Any) -> None:
