@@ -8,7 +8,8 @@ Usage (from the repo root):
 Each command runs N times in a throw-away HOME (XDG dirs inside it, AICLI_* / OPENAI_* unset,
 cwd an empty temp folder), interleaved with `python -c pass`, and the median and min wall time
 are printed in ms with the ratio of the medians to `python -c pass` and its target (--help 3x;
-`render summarize` and the cache hit 5x; `render --list` is reported only). Then each runs
+`render summarize` and the cache hit 5x; `render --list` is reported only), for wall time and
+for CPU time (what the command costs itself when the machine is busy). Then each runs
 once under `python -X importtime`, which lists the heavy packages it imports with their
 cumulative import time. The cache hit is `generate -t echo x`, run once to fill the cache, then
 timed; `render --list` uses config.example.yaml (the shipped prompts) and is skipped while the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -72,17 +74,25 @@ def run(
 
 def time_runs(
     python: str, commands: list[Command], env: dict[str, str], cwd: Path, n: int
-) -> dict[str, list[float]]:
-    """Every command n times, round-robin, so a change in the machine's load hits all alike."""
-    times: dict[str, list[float]] = {c.name: [] for c in commands}
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Every command n times, round-robin, so a change in the machine's load hits all alike.
+
+    Returns wall times and CPU times (user + system of the child) in ms; on a busy machine the
+    CPU time is what the command itself costs, the wall time includes waiting for a core."""
+    walls: dict[str, list[float]] = {c.name: [] for c in commands}
+    cpus: dict[str, list[float]] = {c.name: [] for c in commands}
     for _ in range(n):
         for cmd in commands:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             proc = run(python, cmd.args, env, cwd)
-            times[cmd.name].append((time.perf_counter() - start) * 1000)
+            walls[cmd.name].append((time.perf_counter() - start) * 1000)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            cpus[cmd.name].append(used * 1000)
             if proc.returncode != 0:
                 raise RuntimeError(f"`aicli {' '.join(cmd.args)}` failed:\n{proc.stderr}")
-    return times
+    return walls, cpus
 
 
 def parse_importtime(stderr: str) -> dict[str, float]:
@@ -159,18 +169,20 @@ def main() -> int:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"wall time over {opts.runs} runs ({opts.python}; load average {load}):")
         try:
-            times = time_runs(opts.python, commands, env, cwd, opts.runs)
+            walls, cpus = time_runs(opts.python, commands, env, cwd, opts.runs)
         except RuntimeError as exc:
             print(exc)
             return 2
-        base = statistics.median(times["python -c pass"])
-        for cmd in commands:
-            med, low = statistics.median(times[cmd.name]), min(times[cmd.name])
-            ratio = f"{med / base:5.2f}x python -c pass"
-            if cmd.target is not None:
-                verdict = "ok" if med / base <= cmd.target else "OVER"
-                ratio += f" (target {cmd.target:g}x: {verdict})"
-            print(f"  {cmd.name:<14} median {med:7.1f} ms   min {low:7.1f} ms   {ratio}")
+        for label, times in (("wall", walls), ("CPU (user+sys)", cpus)):
+            print(f" {label}:")
+            base = statistics.median(times["python -c pass"])
+            for cmd in commands:
+                med, low = statistics.median(times[cmd.name]), min(times[cmd.name])
+                ratio = f"{med / base:5.2f}x python -c pass"
+                if cmd.target is not None:
+                    verdict = "ok" if med / base <= cmd.target else "OVER"
+                    ratio += f" (target {cmd.target:g}x: {verdict})"
+                print(f"  {cmd.name:<14} median {med:7.1f} ms   min {low:7.1f} ms   {ratio}")
 
         print("imports (python -X importtime, one run each):")
         bad: dict[str, list[str]] = {}
