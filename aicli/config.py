@@ -22,11 +22,13 @@ DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 BUILTIN = "built-in defaults"
 REDACT_KINDS = ("email", "phone", "card", "iban", "secret")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KEY_PATH = re.compile(r"key|token|secret|passw", re.IGNORECASE)
 
 
 class _Strict(BaseModel):
-    # strict: "200" is not a number and "yes" is not a boolean (ints still pass as floats)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # strict: "200" is not a number and "yes" is not a boolean (ints still pass as floats);
+    # .inf and .nan are no price, timeout or budget (and would print as invalid JSON)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Price(_Strict):
@@ -154,7 +156,9 @@ class Config:
             return "echo:"
         if provider_name == "openai" and os.environ.get("OPENAI_BASE_URL"):
             return os.environ["OPENAI_BASE_URL"]
-        return provider.base_url or "https://api.openai.com/v1"
+        if not provider.base_url:  # validation requires one: never a silent default endpoint
+            raise ConfigError(f"provider '{provider_name}' has no base_url")
+        return provider.base_url
 
     def fallback_chain(self, name: str) -> list[str]:
         """The tier itself, then its fallbacks depth-first, each tier at most once."""
@@ -233,9 +237,9 @@ def _explain(exc: ValidationError, label: str) -> ConfigError:
         allowed = _allowed_keys(first["loc"][:-1])
         what = f"unknown key (expected one of: {', '.join(allowed)})" if allowed else "unknown key"
     elif first["type"] == "literal_error":
-        what = f"expected {first['ctx']['expected']}, got {first['input']!r}"
+        what = f"expected {first['ctx']['expected']}, got {_shown(first['input'], path)}"
     else:
-        what = f"{first['msg']}, got {_shown(first['input'])}"
+        what = f"{first['msg']}, got {_shown(first['input'], path)}"
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return ConfigError(f"{label}: {path}: {what}{more}", "see config.example.yaml for every key")
 
@@ -255,14 +259,17 @@ def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
     return sorted(fields) if fields else []
 
 
-def _shown(value: Any) -> str:
-    """A rejected value as the error shows it; a value that looks like a secret stays hidden."""
-    if isinstance(value, str):
-        from aicli.redact import Redactor
+def _shown(value: Any, path: str) -> str:
+    """A rejected value as the error shows it, never one that may be a key: not at a key-like
+    path (a key pasted into `api_key_env` as a list or as digits), not one that looks like one."""
+    if _KEY_PATH.search(path):
+        return f"a {type(value).__name__} (not shown: it may be a key)"
+    from aicli.redact import Redactor
 
-        if Redactor(["secret"]).redact(value) != value:
-            return "a value that looks like a secret (not shown)"
-    return repr(value)
+    text = repr(value)
+    if Redactor(["secret"]).redact(text) != text:
+        return "a value that looks like a secret (not shown)"
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def _check_references(cfg: Config, label: str) -> None:
@@ -291,6 +298,14 @@ def _check_references(cfg: Config, label: str) -> None:
                 f"providers.{name}.api_key_env",
                 "must be the NAME of an environment variable (like OPENAI_API_KEY), not the key"
                 " itself (the value is not shown)",
+            )
+        if provider.type != "echo" and not (provider.base_url or "").strip():
+            raise fail(
+                f"providers.{name}.base_url",
+                "required: the URL this provider's requests go to (like https://api.openai.com/v1,"
+                " or http://localhost:11434/v1 for a local Ollama); without one they would go to"
+                " OpenAI"
+                + (", unredacted, though it says `local: true`" if provider.local else ""),
             )
         if provider.type == "openai" and not provider.api_key_env and not provider.local:
             raise fail(
