@@ -173,7 +173,9 @@ def generate(
         else:
             out(result.content)
         if verbose:
-            info(_summary(result))
+            from aicli.security import safe_line
+
+            info(safe_line(_summary(result), None))  # the model name comes from the server
 
 
 def _build_request(

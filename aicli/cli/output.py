@@ -83,13 +83,19 @@ def info(text: str) -> None:
 
 
 def warn(text: str) -> None:
-    info(f"aicli: warning: {text}")
+    from aicli.security import safe_line
+
+    info(f"aicli: warning: {safe_line(text, None)}")
 
 
 def error(message: str, hint: str | None = None) -> None:
-    info(f"aicli: error: {message}")
+    """One `aicli: error:` line (and a hint line): whatever they carry, each stays one line of
+    printable text with no key in it (the last guard for server text)."""
+    from aicli.security import safe_line
+
+    info(f"aicli: error: {safe_line(message, None)}")
     if hint:
-        info(f"  hint: {hint}")
+        info(f"  hint: {safe_line(hint, None)}")
 
 
 def _console(stream: IO[str], **kwargs: Any) -> Any:
@@ -116,11 +122,11 @@ def handle_errors(debug: bool = False) -> Iterator[None]:
     except (typer.Exit, typer.Abort):
         raise
     except AicliError as exc:
-        from aicli.security import scrub
+        from aicli.security import safe_block
 
         if debug:
-            info(scrub(traceback.format_exc()))
-        error(scrub(exc.message), scrub(exc.hint) if exc.hint else None)
+            info(safe_block(traceback.format_exc()))
+        error(exc.message, exc.hint)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         error("interrupted", None)
@@ -131,13 +137,13 @@ def handle_errors(debug: bool = False) -> Iterator[None]:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         raise typer.Exit(0) from None
     except Exception as exc:
-        from aicli.security import scrub
+        from aicli.security import safe_block
 
         if debug:
-            info(scrub(traceback.format_exc()))
+            info(safe_block(traceback.format_exc()))
 
         error(
-            f"unexpected {type(exc).__name__}: {scrub(str(exc))}",
+            f"unexpected {type(exc).__name__}: {exc}",
             "this is a bug in aicli; rerun with --debug for the traceback and report it",
         )
         raise typer.Exit(1) from None
@@ -156,10 +162,10 @@ def setup_logging(verbose: bool = False, debug: bool = False) -> None:
         _aicli = True
 
         def emit(self, record: logging.LogRecord) -> None:
-            from aicli.security import scrub
+            from aicli.security import safe_line
 
             label = "warning" if record.levelno >= logging.WARNING else "info"
-            info(f"aicli: {label}: {scrub(record.getMessage())}")
+            info(f"aicli: {label}: {safe_line(record.getMessage(), None)}")
 
     logger.addHandler(Handler())
     logger.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)

@@ -16,7 +16,7 @@ import openai
 from aicli.config import ProviderConfig
 from aicli.errors import UsageError
 from aicli.providers.base import DeltaSink, ProviderAnswer, ProviderCall, ProviderFailure
-from aicli.security import register_secret, scrub
+from aicli.security import register_secret, safe_line
 from aicli.types import Usage
 
 log = logging.getLogger("aicli")
@@ -104,7 +104,7 @@ class OpenAIProvider:
             raise self._failure(exc, counter[0], emitted[0]) from None
         except (ValueError, TypeError, KeyError) as exc:  # an undecodable body
             raise ProviderFailure(
-                f"malformed response from {self.shown_url}: {scrub(str(exc))[:200]}",
+                f"malformed response from {self.shown_url}: {safe_line(exc, 200)}",
                 retryable=True,
                 attempts=counter[0],
             ) from None
@@ -181,16 +181,16 @@ class OpenAIProvider:
             what = "timed out"
             status = None
         elif isinstance(exc, openai.APIConnectionError):
-            what = f"connection failed ({scrub(str(exc))[:120]})"
+            what = f"connection failed ({safe_line(exc, 120)})"
             status = None
         elif isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            detail = scrub(_error_message(exc))[:200]
+            detail = safe_line(_error_message(exc), 200)  # server text: one clean line
             what = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
         elif isinstance(exc, openai.APIResponseValidationError):
             what, status = "malformed response", None
         else:
-            what, status = scrub(str(exc))[:200], None
+            what, status = safe_line(exc, 200), None
         retryable = status is None or status in (408, 409, 429) or status >= 500
         if emitted:
             what = f"the stream broke off after part of the answer was printed ({what})"
