@@ -21,6 +21,8 @@ COMMANDS = [
     ["cache", "stats"],
     ["cache", "clear"],
     ["cache", "prune"],
+    ["report"],
+    ["report", "merge"],
 ]
 
 

@@ -20,6 +20,7 @@ from aicli.cli import cache as cache_cmd
 from aicli.cli import generate as generate_cmd
 from aicli.cli import options
 from aicli.cli import render as render_cmd
+from aicli.cli import report as report_cmd
 from aicli.cli import test_prompts as test_prompts_cmd
 from aicli.cli.output import error
 
@@ -116,6 +117,7 @@ app.command("generate")(generate_cmd.generate)
 app.command("render")(render_cmd.render)
 app.command("test-prompts")(test_prompts_cmd.test_prompts)
 app.add_typer(cache_cmd.cache_app, name="cache")
+app.add_typer(report_cmd.report_app, name="report")
 
 
 def main() -> None:
