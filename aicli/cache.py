@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aicli.cache_store import COUNTERS, ENTRIES, Stores
+from aicli.cache_store import COUNTERS, ENTRIES, MAX_VALUE_BYTES, Stores, clear_store, evict_others
 from aicli.types import Message, Usage
 
 if TYPE_CHECKING:
@@ -181,7 +181,20 @@ class ResponseCache:
         if not entry.content:
             return
         text = json.dumps(entry.to_dict(), ensure_ascii=False, separators=(",", ":"))
-        self._stores.run(ENTRIES, lambda c: c.set(key, text, tag=entry.expires))
+        size = len(text.encode("utf-8"))
+        if size > min(MAX_VALUE_BYTES, self.size_limit_bytes):  # it could only evict itself
+            log.warning(
+                "not cached: the answer (%d bytes) is larger than the cache may hold"
+                " (cache.size_limit_mb)",
+                size,
+            )
+            return
+
+        def write(c: diskcache.Cache) -> None:
+            c.set(key, text, tag=entry.expires)
+            evict_others(c, keep=key)
+
+        self._stores.run(ENTRIES, write)
 
     def prune(self) -> int:
         """Delete expired entries; returns how many."""
@@ -196,8 +209,8 @@ class ResponseCache:
 
     def clear(self) -> int:
         """Delete every entry and reset the counters; returns how many entries were deleted."""
-        count = self._stores.run(ENTRIES, lambda c: int(c.clear()))
-        self._stores.run(COUNTERS, lambda c: c.clear())
+        count = self._stores.run(ENTRIES, clear_store)
+        self._stores.run(COUNTERS, clear_store)
         for name in (ENTRIES, COUNTERS):  # give the freed space back (WAL) when no one reads
             with contextlib.suppress(Exception):
                 self._stores.run(name, lambda c: c._sql("PRAGMA wal_checkpoint(TRUNCATE)"))

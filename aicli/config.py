@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from aicli import yamlsafe
 from aicli.errors import ConfigError
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
@@ -191,18 +191,14 @@ def _find(explicit: str | Path | None) -> Path | None:
 
 def _read_yaml(path: Path, label: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{label}: cannot read the file: {exc}") from None
+        text = yamlsafe.read_text(path)
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read the file: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"{label}:{where}: malformed YAML: {problem}", "fix the YAML syntax at that line"
-        ) from None
+        data = yamlsafe.load(text)
+    except yamlsafe.YamlProblem as exc:
+        where = f" line {exc.line}, column {exc.column}:" if exc.line else ""
+        raise ConfigError(f"{label}:{where} {exc.problem}", "fix the YAML at that line") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aicli.config import Config, TierConfig
 from aicli.cost import Budget, cost_of, estimate_usage, worst_case_cost
-from aicli.errors import AicliError, NoAnswerError
+from aicli.errors import AicliError, CacheError, CacheUnavailable, NoAnswerError
 from aicli.providers.base import Provider, ProviderCall, ProviderFailure
 from aicli.resilience import Cooldowns, TierLimiters
 from aicli.types import Message, Request, Result
@@ -127,7 +127,13 @@ class Engine:
         reads = request.cache_mode in ("use", "only")
         cache = self.cache if request.cache_mode != "off" else None
         for index, plan in enumerate(plans):
-            entry = cache.get(plan.key) if (cache is not None and reads) else None
+            entry = None
+            if cache is not None and reads:
+                try:
+                    entry = cache.get(plan.key)
+                except CacheUnavailable as exc:  # a full disk: answer without the cache
+                    self._drop_cache(exc)
+                    cache = None
             if entry is not None and not entry.expired():
                 self._count_hit(entry)
                 return self._finish(
@@ -146,7 +152,10 @@ class Engine:
                 if cache is not None:
                     self._count_miss(reads)
                     if fresh.content and plan.tier.cache_ttl:
-                        cache.set(plan.key, fresh)
+                        try:
+                            cache.set(plan.key, fresh)
+                        except CacheError as exc:  # the answer is paid for: give it anyway
+                            self._drop_cache(exc, "could not save the answer in the cache")
                 return self._finish(request, plan, fresh, redactor, None, index, outcome)
 
         if cache is not None and reads and outcome.stale is None:
@@ -417,14 +426,21 @@ class Engine:
         try:
             if self.cache is not None:
                 self.cache.record_hit(entry)
-        except AicliError:
-            raise
         except Exception as exc:  # counters are best effort; the answer is not
-            log.warning(f"could not update cache counters: {exc}")
+            self._drop_cache(exc, "could not update the cache counters")
 
     def _count_miss(self, reads: bool) -> None:
         if reads and self.cache is not None:
             try:
                 self.cache.record_miss()
             except Exception as exc:
-                log.warning(f"could not update cache counters: {exc}")
+                self._drop_cache(exc, "could not update the cache counters")
+
+    def _drop_cache(self, exc: Exception, what: str = "") -> None:
+        """Warn once and carry on without the cache for the rest of this invocation."""
+        text = exc.message if isinstance(exc, AicliError) else str(exc)
+        hint = f" ({exc.hint})" if isinstance(exc, AicliError) and exc.hint else ""
+        log.warning(f"{what + ': ' if what else ''}{text}; carrying on without the cache{hint}")
+        if self._cache not in (None, _UNSET):
+            self._cache.close()
+        self._cache = None

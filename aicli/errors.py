@@ -51,6 +51,14 @@ class CacheError(AicliError):
     exit_code = 2
 
 
+class CacheUnavailable(CacheError):
+    """The cache cannot be read or written just now (disk full, I/O error, read-only, locked).
+
+    A command that has an answer to give warns and carries on without the cache."""
+
+    exit_code = 2
+
+
 class NoAnswerError(AicliError):
     """No usable answer: all tiers failed, the answer broke --schema, or a cache miss (exit 3)."""
 

@@ -218,18 +218,19 @@ def _build_request(
 def _load_schema(path: Path) -> Any:
     import json
 
-    import yaml
-
+    from aicli import yamlsafe
     from aicli.errors import UsageError
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--schema {path}: cannot read it: {exc}") from None
+        text = yamlsafe.read_text(path)
+    except OSError as exc:
+        raise UsageError(f"--schema {path}: cannot read it: {exc.strerror}") from None
     try:
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise UsageError(f"--schema {path}: not valid JSON/YAML: {exc}") from None
+        return json.loads(text) if path.suffix == ".json" else yamlsafe.load(text)
+    except yamlsafe.YamlProblem as exc:
+        raise UsageError(f"--schema {path}{exc.where()}: {exc.problem}") from None
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"--schema {path}: not valid JSON: {exc}") from None
 
 
 def _summary(result: Result) -> str:
