@@ -17,12 +17,15 @@ from typer.core import TyperGroup
 
 from aicli import __version__
 from aicli.cli import cache as cache_cmd
+from aicli.cli import config as config_cmd
+from aicli.cli import doctor as doctor_cmd
 from aicli.cli import generate as generate_cmd
 from aicli.cli import options
 from aicli.cli import render as render_cmd
 from aicli.cli import report as report_cmd
 from aicli.cli import test_prompts as test_prompts_cmd
-from aicli.cli.output import error
+from aicli.cli import tiers as tiers_cmd
+from aicli.cli.output import error, log_format_from
 
 
 def _click_exceptions() -> tuple[Any, Any]:
@@ -35,8 +38,30 @@ def _click_exceptions() -> tuple[Any, Any]:
     return exceptions.ClickException, no_args
 
 
+class _PromptNotCommand(Exception):
+    """`aicli "what is 2+2"`: a prompt where a command was expected."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
 class _Group(TyperGroup):
     """Report bad flags as one `aicli: error:` line plus a hint, exit 2."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        root = ctx.parent is None and name and not name.startswith("-")
+        if root and self.get_command(ctx, name) is None:
+            from aicli.errors import close_matches
+
+            near = close_matches(name, self.list_commands(ctx), n=1)
+            if near and " " not in name:
+                hint = f"did you mean: aicli {near[0]}"
+            else:
+                hint = f"did you mean: aicli generate {_quoted(' '.join(args))}"
+            raise _PromptNotCommand(f"no command named {name!r}", hint)
+        return super().resolve_command(ctx, args)
 
     def main(  # type: ignore[override]
         self,
@@ -50,6 +75,10 @@ class _Group(TyperGroup):
             # An ASCII or cp1252 terminal gets `?` for a character it lacks, not a crash.
             with contextlib.suppress(AttributeError, ValueError):
                 stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+        from aicli.logs import configure
+
+        # Before parsing, so that even a usage error follows --log-format / $AICLI_LOG_FORMAT.
+        configure(log_format_from(sys.argv[1:] if args is None else args))
         ClickException, NoArgsIsHelpError = _click_exceptions()
         Exit, Abort = typer.Exit, typer.Abort
 
@@ -61,6 +90,9 @@ class _Group(TyperGroup):
                 standalone_mode=False,
                 **extra,
             )
+        except _PromptNotCommand as exc:
+            error(exc.message, exc.hint)
+            rv = 2
         except NoArgsIsHelpError as exc:
             sys.stderr.write(exc.format_message() + "\n")
             rv = 2
@@ -82,13 +114,51 @@ class _Group(TyperGroup):
         sys.exit(rv or 0)
 
 
+def _quoted(text: str) -> str:
+    """Text as a shell would need it: "double quotes" when they suffice."""
+    import shlex
+
+    if not any(ch in text for ch in '"$`\\!'):
+        return f'"{text}"'
+    return shlex.quote(text)
+
+
+_EPILOG = """\b
+Getting started:
+  aicli generate -t echo "Hello"                # offline: no key, no network
+  export OPENAI_API_KEY=sk-...; aicli doctor    # check the config, key and endpoint
+  aicli generate "Summarize this" < notes.txt   # ask a real model (default tier)
+
+\b
+Environment:
+  OPENAI_API_KEY     the key of the built-in openai provider (api_key_env names others)
+  OPENAI_BASE_URL    the openai provider's endpoint (Ollama, vLLM, ... are OpenAI-compatible)
+  AICLI_CONFIG       the config file when --config is not given
+  AICLI_CACHE_DIR    the cache folder (else cache.dir, else $XDG_CACHE_HOME/aicli)
+  AICLI_LOG_FORMAT   text or json: how stderr is written (as --log-format)
+  NO_COLOR           no colours and no progress bars
+  XDG_CONFIG_HOME    holds the user config, aicli/config.yaml (default ~/.config)
+
+\b
+Exit codes:
+  0    success
+  1    test-prompts: some cases failed
+  2    bad usage, config, template or input
+  3    no usable answer; doctor: a provider or the cache unreachable, or a key refused
+  4    the budget (--max-cost) would be exceeded
+  130  interrupted
+
+More: aicli COMMAND --help, and aicli config show --defaults.
+"""
+
 app = typer.Typer(
     cls=_Group,
     name="aicli",
     help="Take AI prompts from prototype to production: tiered models with fallbacks, a disk "
     "cache, cost control, versioned prompt templates and prompt regression tests.",
+    epilog=_EPILOG,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -108,16 +178,27 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
 ) -> None:
     """aicli: tiered models, a disk cache, cost control, prompt templates and prompt tests."""
-    options.pass_config_down(ctx, config)
+    options.pass_config_down(ctx, config, log_format)
 
 
-app.command("generate")(generate_cmd.generate)
-app.command("render")(render_cmd.render)
-app.command("test-prompts")(test_prompts_cmd.test_prompts)
-app.add_typer(cache_cmd.cache_app, name="cache")
-app.add_typer(report_cmd.report_app, name="report")
+# Short help: one whole sentence each, so the command list never cuts one off.
+app.command("generate", short_help="Answer a prompt with a model tier.")(generate_cmd.generate)
+app.command("render", short_help="Print, list or lock prompt templates.")(render_cmd.render)
+app.command("test-prompts", short_help="Run prompt test suites for CI.")(
+    test_prompts_cmd.test_prompts
+)
+app.add_typer(cache_cmd.cache_app, name="cache", short_help="Inspect and tidy the answer cache.")
+app.command("tiers", short_help="List the tiers after inheritance.")(tiers_cmd.tiers)
+app.add_typer(
+    config_cmd.config_app, name="config", short_help="Show the config file in use and its content."
+)
+app.command("doctor", short_help="Check the config, keys, endpoints, cache and prompts.")(
+    doctor_cmd.doctor
+)
+app.add_typer(report_cmd.report_app, name="report", short_help="Merge JSON reports of shards.")
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ from aicli.cli.output import (
     is_tty,
     out,
     print_json,
-    setup_logging,
     stdout_console,
 )
 
@@ -25,13 +24,17 @@ JSON = typer.Option(False, "--json", help="Print one JSON object instead of text
 
 
 @cache_app.callback()
-def _group(ctx: typer.Context, config: Path | None = options.CONFIG) -> None:
+def _group(
+    ctx: typer.Context,
+    config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+) -> None:
     """Inspect and manage the disk cache of answers (shared by every aicli process).
 
     Where it lives: $AICLI_CACHE_DIR, else cache.dir in the config, else $XDG_CACHE_HOME/aicli
     (~/.cache/aicli).
     """
-    options.pass_config_down(ctx, config)
+    options.pass_config_down(ctx, config, log_format)
 
 
 def _open(config: Path | None) -> Any:
@@ -75,10 +78,11 @@ def _rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-@cache_app.command("stats")
+@cache_app.command("stats", short_help="Entries, size, hit rate and the money saved.")
 def stats(
     json_out: bool = JSON,
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Show entries, size, hit rate, and the tokens and dollars the cache saved.
@@ -86,8 +90,7 @@ def stats(
     Counters (hits, misses, tokens and dollars saved) are shared by every process using the
     cache and persist until `aicli cache clear`.
     """
-    with handle_errors(debug):
-        setup_logging(debug=debug)
+    with handle_errors(debug, log_format=log_format):
         with _open(config) as cache:
             s = cache.stats()
         if json_out:
@@ -109,11 +112,12 @@ def stats(
                 out(f"{key.ljust(width)}  {value}")
 
 
-@cache_app.command("clear")
+@cache_app.command("clear", short_help="Delete every cached answer.")
 def clear(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     json_out: bool = JSON,
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Delete every cached answer and reset the counters.
@@ -121,8 +125,7 @@ def clear(
     Asks first when run on a terminal (--yes skips the question); from a script or CI, where
     nobody can answer, it clears without asking.
     """
-    with handle_errors(debug):
-        setup_logging(debug=debug)
+    with handle_errors(debug, log_format=log_format):
         with _open(config) as cache:
             if not yes and is_tty(sys.stdin) and is_tty(sys.stderr):
                 entries = cache.stats()["entries"]
@@ -141,10 +144,11 @@ def clear(
             out(f"cleared {_plural(count, 'entry', 'entries')} from {directory}; counters reset")
 
 
-@cache_app.command("prune")
+@cache_app.command("prune", short_help="Delete expired answers.")
 def prune(
     json_out: bool = JSON,
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Delete expired entries and print how many.
@@ -152,8 +156,7 @@ def prune(
     Expired entries are otherwise kept (until evicted by cache.size_limit_mb) so that a stale
     answer can be served when every tier fails.
     """
-    with handle_errors(debug):
-        setup_logging(debug=debug)
+    with handle_errors(debug, log_format=log_format):
         with _open(config) as cache:
             count = cache.prune()
             directory = str(cache.directory)

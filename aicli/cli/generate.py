@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from aicli.cli import options
+from aicli.cli.completion import template_names, tier_names
 from aicli.cli.output import (
     check_text,
     handle_errors,
@@ -17,7 +18,6 @@ from aicli.cli.output import (
     out,
     print_json,
     read_piped_stdin,
-    setup_logging,
 )
 
 if TYPE_CHECKING:
@@ -33,7 +33,12 @@ def generate(
         show_default=False,
     ),
     tier: str | None = typer.Option(
-        None, "--tier", "-t", metavar="NAME", help="Model tier (default: default_tier)."
+        None,
+        "--tier",
+        "-t",
+        metavar="NAME",
+        help="Model tier (default: default_tier; `aicli tiers` lists them).",
+        autocompletion=tier_names,
     ),
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="MODEL", help="Override the tier's model (same provider)."
@@ -47,6 +52,7 @@ def generate(
         "-T",
         metavar="NAME[@VERSION]",
         help="Render prompt template NAME[@VERSION] instead of PROMPT.",
+        autocompletion=template_names,
     ),
     var: list[str] = typer.Option(
         [],
@@ -99,6 +105,7 @@ def generate(
         False, "--verbose", "-v", help="One summary line on stderr: model, tokens, cost, cache."
     ),
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Generate an answer for PROMPT (and/or piped stdin) with a model tier.
@@ -110,8 +117,7 @@ def generate(
       git diff --staged | aicli generate -T commit-message
       aicli generate --json -t premium "Hello" | jq .cost_usd
     """
-    with handle_errors(debug):
-        setup_logging(verbose, debug)
+    with handle_errors(debug, verbose=verbose, log_format=log_format):
         from aicli.config import load_config
         from aicli.cost import Budget
         from aicli.engine import Engine
@@ -173,7 +179,7 @@ def generate(
         else:
             out(result.content)
         if verbose:
-            info(_summary(result))
+            info(_summary(result), "summary", **_summary_fields(result))
 
 
 def _build_request(
@@ -231,6 +237,21 @@ def _load_schema(path: Path) -> Any:
         raise UsageError(f"--schema {path}{exc.where()}: {exc.problem}") from None
     except (ValueError, RecursionError) as exc:
         raise UsageError(f"--schema {path}: not valid JSON: {exc}") from None
+
+
+def _summary_fields(result: Result) -> dict[str, Any]:
+    return {
+        "model": result.model_used,
+        "tier": result.tier,
+        "prompt_tokens": result.usage.prompt_tokens,
+        "completion_tokens": result.usage.completion_tokens,
+        "cost_usd": result.cost_usd,
+        "cached": "stale" if result.stale else result.cached,
+        "latency_ms": round(result.latency_ms),
+        "attempts": result.attempts,
+        "tiers_tried": result.tiers_tried,
+        "redactions": result.redactions,
+    }
 
 
 def _summary(result: Result) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from aicli.cli import options
+from aicli.cli.completion import template_names
 from aicli.cli.output import (
     handle_errors,
     info,
@@ -15,14 +16,16 @@ from aicli.cli.output import (
     out,
     print_json,
     read_piped_stdin,
-    setup_logging,
     stdout_console,
 )
 
 
 def render(
     name: str | None = typer.Argument(
-        None, metavar="NAME[@VERSION]", help="Template to render; NAME alone = newest release."
+        None,
+        metavar="NAME[@VERSION]",
+        help="Template to render; NAME alone = newest release.",
+        autocompletion=template_names,
     ),
     var: list[str] = typer.Option(
         [],
@@ -51,6 +54,7 @@ def render(
         "Run it after adding a version, and commit the lock file with it.",
     ),
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Render prompt template NAME[@VERSION] and print it, exactly as a model would get it.
@@ -85,8 +89,7 @@ def render(
       git diff --staged | aicli render commit-message --var style=conventional
       aicli render --lock
     """
-    with handle_errors(debug):
-        setup_logging(debug=debug)
+    with handle_errors(debug, log_format=log_format):
         from aicli.config import load_config
         from aicli.errors import UsageError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from aicli.cli import options, report_view
-from aicli.cli.output import handle_errors, setup_logging
+from aicli.cli.output import handle_errors
 
 report_app = typer.Typer(no_args_is_help=True)
 
@@ -27,6 +27,7 @@ def merge(
     baseline: Path | None = report_view.BASELINE,
     fail_on: report_view.FailOn = report_view.FAIL_ON,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List passed cases too."),
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Merge JSON reports (the shards of one run) into one report.
@@ -40,8 +41,7 @@ def merge(
       aicli report merge shard-*.json -o report.html -o "$GITHUB_STEP_SUMMARY.md"
       aicli report merge shard-*.json --baseline main.json --fail-on regressions -o summary.md
     """
-    with handle_errors(debug):
-        setup_logging(verbose, debug)
+    with handle_errors(debug, verbose=verbose, log_format=log_format):
         from aicli.reports import close_writers
         from aicli.reports.read import merge_reports, read_report
         from aicli.reports.summary import summarize

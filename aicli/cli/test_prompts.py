@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from aicli.cli import options, report_view
-from aicli.cli.output import error, handle_errors, info, is_tty, setup_logging
+from aicli.cli.completion import suite_paths, tier_names
+from aicli.cli.output import error, handle_errors, info, is_tty
 
 if TYPE_CHECKING:
     from aicli.reports.results import CaseResult
@@ -29,6 +30,7 @@ def test_prompts(
         None,
         metavar="PATH",
         help="Suite files, or folders searched for *.test.yaml (default: prompts_dir).",
+        autocompletion=suite_paths,
         show_default=False,
     ),
     tier: list[str] = typer.Option(
@@ -36,6 +38,7 @@ def test_prompts(
         "--tier",
         "-t",
         metavar="NAME",
+        autocompletion=tier_names,
         help="Run every case on this tier (repeatable: tiers are compared side by side). "
         "Default: a case's tier, else its suite's, else its template's, else default_tier.",
         show_default=False,
@@ -118,6 +121,7 @@ def test_prompts(
         None,
         "--grader",
         metavar="TIER",
+        autocompletion=tier_names,
         help="Tier that judges llm-rubric assertions (default: an assertion's own `grader`, "
         "else a tier named 'grader', else default_tier).",
     ),
@@ -126,6 +130,7 @@ def test_prompts(
         False, "--verbose", "-v", help="List passed cases in every table; info lines on stderr."
     ),
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Run prompt test suites (*.test.yaml) and report like a test runner.
@@ -140,8 +145,7 @@ def test_prompts(
       aicli test-prompts prompts/extraction -t standard -t premium
       aicli test-prompts --replay prompts/recordings/shipped.jsonl -o report.xml -o report.html
     """
-    with handle_errors(debug):
-        setup_logging(verbose, debug)
+    with handle_errors(debug, verbose=verbose, log_format=log_format):
         from aicli.errors import UsageError
         from aicli.suites.runner import RunOptions
 
@@ -263,7 +267,9 @@ def _order(jobs: list[Job]) -> dict[tuple[str, str, str, int], int]:
 @contextlib.contextmanager
 def _progress(total: int) -> Iterator[Callable[[CaseResult], None]]:
     """A progress bar when stderr is a terminal; in a CI log, a heartbeat line now and then."""
-    if total == 0:
+    from aicli.logs import current_format
+
+    if total == 0 or current_format() == "json":  # JSON logs: stderr is for log objects only
         yield lambda r: None
     elif is_tty(sys.stderr) and "NO_COLOR" not in os.environ:
         with _bar(total) as advance:
