@@ -25,7 +25,13 @@ from aicli.cli import render as render_cmd
 from aicli.cli import report as report_cmd
 from aicli.cli import test_prompts as test_prompts_cmd
 from aicli.cli import tiers as tiers_cmd
-from aicli.cli.output import error, log_format_from
+from aicli.cli.output import (
+    error,
+    interrupted_code,
+    interrupted_message,
+    log_format_from,
+    sigterm_as_interrupt,
+)
 
 
 def _click_exceptions() -> tuple[Any, Any]:
@@ -83,18 +89,26 @@ class _Group(TyperGroup):
         Exit, Abort = typer.Exit, typer.Abort
 
         try:
-            rv = super().main(
-                args=args,
-                prog_name=prog_name or "aicli",
-                complete_var=complete_var,
-                standalone_mode=False,
-                **extra,
-            )
+            with sigterm_as_interrupt():
+                rv = super().main(
+                    args=args,
+                    prog_name=prog_name or "aicli",
+                    complete_var=complete_var,
+                    standalone_mode=False,
+                    **extra,
+                )
         except _PromptNotCommand as exc:
             error(exc.message, exc.hint)
             rv = 2
         except NoArgsIsHelpError as exc:
-            sys.stderr.write(exc.format_message() + "\n")
+            from aicli.logs import current_format
+
+            if current_format() == "json":  # every stderr line is JSON: no help page there
+                ctx = getattr(exc, "ctx", None)
+                where = ctx.command_path if ctx is not None else "aicli"
+                error("missing command", f"see '{where} --help'")
+            else:
+                sys.stderr.write(exc.format_message() + "\n")
             rv = 2
         except ClickException as exc:
             ctx = getattr(exc, "ctx", None)
@@ -106,9 +120,9 @@ class _Group(TyperGroup):
         except Abort:
             error("aborted")
             rv = 1
-        except KeyboardInterrupt:
-            error("interrupted")
-            rv = 130
+        except KeyboardInterrupt as exc:
+            error(interrupted_message(exc))
+            rv = interrupted_code(exc)
         if not standalone_mode:
             return rv
         sys.exit(rv or 0)

@@ -15,13 +15,19 @@ import typer
 
 from aicli.cli import options, report_view
 from aicli.cli.completion import suite_paths, tier_names
-from aicli.cli.output import error, handle_errors, info, is_tty
+from aicli.cli.output import (
+    error,
+    handle_errors,
+    info,
+    interrupted_code,
+    interrupted_message,
+    is_tty,
+)
 
 if TYPE_CHECKING:
     from aicli.reports.results import CaseResult
     from aicli.suites.runner import Job, RunOptions
 
-EXIT_INTERRUPTED = 130
 HEARTBEAT_S = 10.0  # a CI log (stderr not a terminal) gets a progress line at most this often
 
 
@@ -137,7 +143,8 @@ def test_prompts(
 
     The last stdout line is `N passed, N failed` (`, N skipped` may follow). Exit codes: 0 all
     passed (or the pass rate reached --pass-rate), 1 failures, 2 invalid suites or usage,
-    4 budget reached, 130 interrupted (reports are still written for what completed).
+    4 budget reached, 130 interrupted (143 on SIGTERM; reports are still written for what
+    completed).
 
     \b
     Examples:
@@ -156,6 +163,7 @@ def test_prompts(
                 "--record and --replay exclude each other",
                 "record once with --record FILE, then run with --replay FILE",
             )
+        _check_distinct_files(list(output), record, replay)
         from aicli.suites.load import parse_shard
 
         opts = RunOptions(
@@ -197,6 +205,7 @@ def _main(
 ) -> int:
     from aicli.config import load_config
     from aicli.cost import Budget
+    from aicli.errors import BudgetError
     from aicli.recording import ReplayStore
     from aicli.suites.load import load_suites, validate_against_templates
     from aicli.suites.runner import plan_jobs
@@ -239,13 +248,41 @@ def _main(
     if outcome.interrupted:
         files = [p for p in outputs if p != report_view.STDOUT]
         note = ": the reports hold the results that completed" if files or json_on_stdout else ""
-        error(f"interrupted after {outcome.finished}/{outcome.planned}{note}")
-        return EXIT_INTERRUPTED
-    if outcome.budget_error is not None:
-        err = outcome.budget_error
+        what = interrupted_message(outcome.stopped_by, terminated=outcome.terminated)
+        error(f"{what} after {outcome.finished}/{outcome.planned}{note}")
+        return interrupted_code(outcome.stopped_by, terminated=outcome.terminated)
+    err = outcome.budget_error
+    if err is None and budget.overrun:
+        try:
+            budget.check_overrun()
+        except BudgetError as exc:
+            err = exc
+    if err is not None:
         error(f"budget reached, the remaining cases were skipped: {err.message}", err.hint)
         return err.exit_code
     return report_view.exit_code(summary, fail_on, pass_rate)
+
+
+def _check_distinct_files(outputs: list[Path], record: Path | None, replay: Path | None) -> None:
+    """Two of -o/--record/--replay on one file (a symlink or ./x too) would mix or overwrite it."""
+    from aicli.errors import UsageError
+
+    named = [("--output", p) for p in outputs]
+    named += [(flag, p) for flag, p in (("--record", record), ("--replay", replay)) if p]
+    seen: dict[object, tuple[str, Path]] = {}
+    for flag, path in named:
+        try:
+            st = path.stat()
+            ident: object = (st.st_dev, st.st_ino)
+        except OSError:
+            ident = path.resolve()
+        if ident in seen:
+            first_flag, first = seen[ident]
+            raise UsageError(
+                f"{flag} {path}: the same file as {first_flag} {first}",
+                "give each report, recording and replay file its own name",
+            )
+        seen[ident] = (flag, path)
 
 
 def _warn_if_nothing_matched(results: list[CaseResult], replay: Path) -> None:

@@ -35,6 +35,8 @@ class RunOutcome:
     summary: Summary
     results: list[CaseResult]
     interrupted: bool
+    terminated: bool  # the runner's own handler saw SIGTERM (a cancelled CI job)
+    stopped_by: KeyboardInterrupt | None  # Ctrl-C or SIGTERM that reached the run from outside
     budget_error: BudgetError | None
     planned: int
 
@@ -104,12 +106,12 @@ def run_suite(
         engine = Engine(cfg, recorder=recorder, replay=replay, budget=budget)
         runner = Runner(engine, store, opts, add)
         started = time.monotonic()
-        interrupted = False
+        stopped_by: KeyboardInterrupt | None = None
         try:
             asyncio.run(_run(runner, engine, jobs))
-        except KeyboardInterrupt:  # Ctrl-C outside the runner's own handler
-            interrupted = True
-        interrupted = interrupted or runner.interrupted
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM outside the runner's handler
+            stopped_by = exc
+        interrupted = stopped_by is not None or runner.interrupted
         summary = builder.build(
             interrupted=interrupted or runner.fatal is not None,
             duration_s=time.monotonic() - started,
@@ -120,7 +122,9 @@ def run_suite(
         close_writers(writers, summary)
     if runner.fatal is not None:
         raise runner.fatal
-    return RunOutcome(summary, results, interrupted, runner.budget_error, len(jobs))
+    return RunOutcome(
+        summary, results, interrupted, runner.terminated, stopped_by, runner.budget_error, len(jobs)
+    )
 
 
 async def _run(runner: Runner, engine: Engine, jobs: list[Job]) -> None:
