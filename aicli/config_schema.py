@@ -1,15 +1,16 @@
 """Config data against the settings dataclasses without importing pydantic (start-up time).
 
-`check` accepts only what pydantic (strict: no "200" for a number, no "yes" for a bool; ints do
-for floats; unknown keys are errors) would accept too, and builds the dataclasses from it. When
-it answers None, the caller asks `pydantic_model`, generated from the same classes, which
-either accepts the data after all or words the error.
+`check` accepts only what pydantic would accept too (strict: no "200" for a number, no "yes"
+for a bool; ints do for floats, .inf/.nan do not; unknown keys are errors), and builds the
+dataclasses from it. When it answers None, the caller asks `pydantic_model`, generated from the
+same classes, which either accepts the data after all or words the error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -98,8 +99,12 @@ def _value(kind: Any, value: Any) -> Any:
         return value if type(value) is kind else _NO
     if kind is int:
         return value if type(value) is int else _NO
-    if kind is float:
-        return float(value) if type(value) in (int, float) else _NO
+    if kind is float:  # finite only, as pydantic with allow_inf_nan=False
+        try:
+            number = float(value) if type(value) in (int, float) else None
+        except OverflowError:  # an int too big for a float
+            return _NO
+        return number if number is not None and math.isfinite(number) else _NO
     return _NO
 
 
@@ -119,7 +124,7 @@ def pydantic_model(cls: Any) -> Any:
             fields[f.name] = (kind, Field(default_factory=made))
         else:
             fields[f.name] = (kind, ...)
-    config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
     return create_model(cls.__name__, __config__=config, **fields)
 
 

@@ -246,7 +246,8 @@ class Engine:
             redactor.redact_messages(request.messages) if redactor is not None else None
         )
         plans = []
-        for position, name in enumerate(self.cfg.fallback_chain(first)):
+        chain = self.cfg.fallback_chain(first) if request.fallback else [first]
+        for position, name in enumerate(chain):
             tier = self.cfg.tier(name)
             model = request.model if (request.model and position == 0) else tier.model
             local = self.cfg.provider(tier.provider).local
@@ -483,7 +484,8 @@ class Engine:
             template=request.template,
             provider=entry.provider,
             tiers_tried=outcome.tried or [plan.name],
-            redactions=dict(redactor.counts) if redactor is not None else {},
+            # what was done: an unredacted (local) tier's prompt had nothing replaced
+            redactions=dict(redactor.counts) if redactor is not None and plan.redacted else {},
             cache_key=plan.key,
         )
 
