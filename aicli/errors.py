@@ -51,6 +51,15 @@ class CacheError(AicliError):
     exit_code = 2
 
 
+class CacheUnavailable(CacheError):
+    """The cache cannot be reached or used right now (Redis down, a locked or full disk) (exit 3).
+
+    Answering commands carry on without the cache; only `aicli cache ...` fails with it.
+    """
+
+    exit_code = 3
+
+
 class NoAnswerError(AicliError):
     """No usable answer: all tiers failed, the answer broke --schema, or a cache miss (exit 3)."""
 

@@ -1,8 +1,9 @@
 """The cache's diskcache stores: opened owner-only and JSON-only, damaged ones moved aside.
 
-ResponseCache (aicli.cache) says what goes in the stores; this module opens them in the cache
+DiskBackend (aicli.cache.disk) says what goes in the stores; this module opens them in the cache
 directory, runs one operation at a time on them, and turns SQLite and file-system failures into
-CacheError, except a damaged database: that is moved aside once, with a warning, and replaced.
+CacheError (an unsafe directory) or CacheUnavailable (locked, full: callers carry on without the
+cache), except a damaged database: that is moved aside once, with a warning, and replaced.
 diskcache (and sqlite3) are imported on first use, so importing this module stays cheap.
 """
 
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aicli.errors import CacheError
+from aicli.errors import CacheError, CacheUnavailable
 from aicli.security import PrivateDir, check_private_dir, prepare_private_dir, private_umask
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ class Stores:
     def _error(self, exc: BaseException) -> CacheError:
         text = str(exc) or type(exc).__name__
         if type(exc).__name__ == "Timeout" or "locked" in text:
-            return CacheError(
+            return CacheUnavailable(
                 f"the cache in {self.directory} stayed locked by another process for"
                 f" over {_TIMEOUT_S} s",
                 "retry, or pass --no-cache",
@@ -191,9 +192,11 @@ class Stores:
                 f"run 'aicli cache clear --yes', or delete {self.directory} (it is only a cache)",
             )
         if "full" in text:
-            hint = "free some disk space or lower cache.size_limit_mb"
-        else:
-            hint = "check the directory's permissions, or point $AICLI_CACHE_DIR elsewhere"
+            return CacheUnavailable(
+                f"cannot use the cache in {self.directory}: {text}",
+                "free some disk space or lower cache.size_limit_mb",
+            )
+        hint = "check the directory's permissions, or point $AICLI_CACHE_DIR elsewhere"
         return CacheError(f"cannot use the cache in {self.directory}: {text}", hint)
 
 
