@@ -102,6 +102,16 @@ class BudgetConfig(_Strict):
     max_cost_usd: float | None = Field(None, ge=0)
 
 
+class ServeConfig(_Strict):
+    """`aicli serve`: who gets in, limits, the daily budget, how long a stop may take."""
+
+    tokens_env: str = "AICLI_SERVE_TOKENS"
+    max_body_kb: int = Field(1024, gt=0)
+    max_concurrency: int = Field(64, gt=0)
+    daily_budget_usd: float | None = Field(None, ge=0)
+    shutdown_timeout: float = Field(30.0, ge=0)
+
+
 class _File(_Strict):
     """The file as written: every key optional, nothing unknown."""
 
@@ -113,6 +123,7 @@ class _File(_Strict):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     redact: RedactConfig = Field(default_factory=RedactConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
 
 class Config:
@@ -128,6 +139,7 @@ class Config:
         self.cache = data.cache
         self.redact = data.redact
         self.budget = data.budget
+        self.serve = data.serve
         inherited = data.defaults.model_dump()
         self.tiers: dict[str, TierConfig] = {
             name: tier.model_copy(
@@ -316,6 +328,12 @@ def _check_references(cfg: Config, label: str) -> None:
                 "required for an openai-type provider (the NAME of the env var holding the key);"
                 " set `local: true` for a keyless local server",
             )
+    if not _ENV_NAME.fullmatch(cfg.serve.tokens_env):
+        raise fail(
+            "serve.tokens_env",
+            "must be the NAME of an environment variable (like AICLI_SERVE_TOKENS), not a token"
+            " (the value is not shown)",
+        )
     _check_cycles(cfg, fail)
 
 

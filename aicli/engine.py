@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aicli.config import Config, TierConfig
 from aicli.cost import Budget, cost_of, estimate_usage, worst_case_cost
@@ -19,6 +19,7 @@ from aicli.types import Message, Request, Result
 
 if TYPE_CHECKING:
     from aicli.cache import CacheEntry, ResponseCache
+    from aicli.quota import DailyQuota
     from aicli.recording import Recorder, ReplayStore
     from aicli.redact import Redactor
 
@@ -38,8 +39,24 @@ class _Plan:
     redacted: bool
 
 
+class RunObserver(Protocol):
+    """What a caller may want to see of one run while it happens (the service's metrics and
+    stream headers); every method is optional to act on."""
+
+    def answering(self, tier: str, model: str, cached: bool) -> None:
+        """A tier is about to answer: called before its first streamed delta."""
+
+    def failed(self, tier: str, failure: ProviderFailure) -> None:
+        """A tier failed; the engine falls back next (or gives up)."""
+
+
 @dataclass
 class _Outcome:
+    """One run's state, and the per-request things a caller passed with it."""
+
+    budget: Budget
+    quota: DailyQuota | None = None
+    observer: RunObserver | None = None
     attempts: int = 0
     tried: list[str] = field(default_factory=list)
     stale: tuple[_Plan, CacheEntry] | None = None
@@ -90,14 +107,24 @@ class Engine:
 
         return asyncio.run(go())
 
-    async def run(self, request: Request, on_delta: Callable[[str], None] | None = None) -> Result:
+    async def run(
+        self,
+        request: Request,
+        on_delta: Callable[[str], None] | None = None,
+        *,
+        budget: Budget | None = None,
+        quota: DailyQuota | None = None,
+        observer: RunObserver | None = None,
+    ) -> Result:
+        """Answer one request. A server passes its per-request budget, the shared daily quota
+        and an observer (to learn the answering tier before the first streamed delta)."""
         self.cfg.tier(request.tier or self.cfg.default_tier)  # unknown tier: exit 2 before all else
         redactor = self._redactor(request)
         plans = self._plan(request, redactor)
         if self.replay is not None:
             return self._replayed(request, plans, redactor, on_delta)
 
-        outcome = _Outcome()
+        outcome = _Outcome(budget or self.budget, quota, observer)
         reads = request.cache_mode in ("use", "only")
         cache = self.cache if request.cache_mode != "off" else None
         for index, plan in enumerate(plans):
@@ -253,14 +280,23 @@ class Engine:
         max_tokens = self._max_tokens(request, tier)
         provider = self._provider(tier.provider)
         worst = worst_case_cost(plan.messages, max_tokens or 4096, tier.price)
-        if self.budget.cap is not None and worst == 0 and plan.name not in self._unpriced:
+        budget = outcome.budget
+        if budget.cap is not None and worst == 0 and plan.name not in self._unpriced:
             self._unpriced.add(plan.name)
             if self.cfg.provider(tier.provider).type != "echo":
                 log.warning(
                     f"tier '{plan.name}' has no price in the config, so the budget cannot"
                     " limit it (its calls count as $0)"
                 )
-        reserved = self.budget.reserve(worst, f"a call to tier '{plan.name}' ({plan.model})")
+        what = f"a call to tier '{plan.name}' ({plan.model})"
+        reserved = budget.reserve(worst, what)
+        ticket = None
+        if outcome.quota is not None:
+            try:
+                ticket = await outcome.quota.reserve(worst, what)
+            except BaseException:
+                budget.settle(reserved, 0.0)
+                raise
         sink = on_delta
         restorer = None
         if on_delta is not None and redactor is not None and plan.redacted:
@@ -282,6 +318,8 @@ class Engine:
         try:
             if self.cfg.provider(tier.provider).type != "echo":  # offline: nothing to protect
                 await self.limiters.get(plan.name, float(tier.rate_limit or 100)).acquire()
+            if outcome.observer is not None:
+                outcome.observer.answering(plan.name, plan.model, False)
             # Latency is the provider's (retries included), not our queueing or start-up.
             called = time.monotonic()
             answer = await provider.complete(call, sink)
@@ -289,6 +327,8 @@ class Engine:
         except ProviderFailure as failure:
             outcome.attempts += failure.attempts
             outcome.last_error = failure.message
+            if outcome.observer is not None:
+                outcome.observer.failed(plan.name, failure)
             if not failure.retryable:
                 raise NoAnswerError(failure.message, failure.hint) from None
             self.cooldowns.failed(plan.name)
@@ -300,7 +340,9 @@ class Engine:
             usage = answer.usage or estimate_usage(plan.messages, answer.content)
             actual = cost_of(usage, tier.price)
         finally:
-            self.budget.settle(reserved, actual)
+            budget.settle(reserved, actual)
+            if outcome.quota is not None and ticket is not None:
+                await outcome.quota.settle(ticket, actual)
         if restorer is not None and on_delta is not None:
             on_delta(restorer.flush())
         if request.schema is not None:
@@ -349,7 +391,9 @@ class Engine:
         for index, plan in enumerate(plans):
             entry = self.replay.get(plan.key)
             if entry is not None:
-                result = self._finish(request, plan, entry, redactor, on_delta, index, _Outcome())
+                result = self._finish(
+                    request, plan, entry, redactor, on_delta, index, _Outcome(self.budget)
+                )
                 result.cost_usd = 0.0
                 return result
         first = plans[0]
@@ -376,6 +420,8 @@ class Engine:
         if redactor is not None and plan.redacted:
             content = redactor.restore(content)
         if on_delta is not None and content:
+            if outcome.observer is not None:
+                outcome.observer.answering(plan.name, entry.model_used, cached)
             on_delta(content)  # a cache hit or replay streams at once
         if self.recorder is not None:
             self.recorder.write(plan.key, entry, request.template)

@@ -70,3 +70,9 @@ class BudgetError(AicliError):
     """The cost cap would be exceeded; nothing past the cap was spent (exit 4)."""
 
     exit_code = 4
+
+
+class QuotaError(BudgetError):
+    """The service's daily budget (serve.daily_budget_usd) would be exceeded (exit 4, HTTP 429)."""
+
+    exit_code = 4

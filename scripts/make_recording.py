@@ -37,8 +37,10 @@ from aicli.engine import Engine  # noqa: E402
 from aicli.providers.base import DeltaSink, ProviderAnswer, ProviderCall, ProviderFailure  # noqa: E402
 from aicli.recording import Recorder, ReplayStore  # noqa: E402
 from aicli.redact import Redactor, detect  # noqa: E402
-from aicli.suites.model import Suite, load_suites, validate_against_templates  # noqa: E402
-from aicli.suites.reports import CaseResult, summarize  # noqa: E402
+from aicli.reports.results import CaseResult  # noqa: E402
+from aicli.reports.summary import summarize  # noqa: E402
+from aicli.suites.load import load_suites, validate_against_templates  # noqa: E402
+from aicli.suites.model import Suite  # noqa: E402
 from aicli.suites.runner import (  # noqa: E402
     Job,
     Runner,

@@ -23,7 +23,7 @@ from aicli.suites.assertions import (
     primary_failure,
 )
 from aicli.suites.model import ASSERTION_TYPES, Assertion
-from aicli.suites.model_asserts import parse_assertion
+from aicli.suites.parse_asserts import parse_assertion
 
 APPLE = '{"company": "Apple Inc.", "location": "Cupertino", "employees": 164000}'
 SCHEMA = {

@@ -15,18 +15,14 @@ import pytest
 from rich.console import Console
 
 from aicli.errors import UsageError
+from aicli.reports import close_writers, open_writers
+from aicli.reports.atomic import atomic_write
+from aicli.reports.json import JsonWriter
+from aicli.reports.results import CaseResult
+from aicli.reports.summary import final_line, percentile, summarize
+from aicli.reports.terminal import render_terminal
 from aicli.suites.assertions import Observation, check_one
 from aicli.suites.model import Assertion
-from aicli.suites.reports import (
-    CaseResult,
-    close_writers,
-    final_line,
-    open_writers,
-    percentile,
-    render_terminal,
-    summarize,
-)
-from aicli.suites.reports_files import JsonWriter, atomic_write
 from aicli.types import TemplateRef, Usage
 
 TPL = TemplateRef("extraction", "1.2.0", "abcdef123456")
@@ -49,11 +45,11 @@ def result(
     asserts = []
     if status == "failed":
         a = Assertion("icontains", "cupertino", index=0)
-        asserts = [check_one(a, Observation(output))]
+        asserts = [check_one(a, Observation(output)).record()]
         kind = kind or asserts[0].kind
         reason = reason or asserts[0].reason
     elif status == "passed":
-        asserts = [check_one(Assertion("is-json"), Observation(output))]
+        asserts = [check_one(Assertion("is-json"), Observation(output)).record()]
     return CaseResult(
         suite=suite,
         case=case,
@@ -108,10 +104,8 @@ def test_summary_totals_tiers_and_disagreements() -> None:
     assert (pre.mean_latency_ms, pre.p95_latency_ms) == (250.0, 300.0)
     assert eco.mean_latency_ms == 100.0  # errors and skips have no latency to speak of
     by_case = {d.case_id: (d.passed_on, d.failed_on) for d in s.disagreements}
-    assert by_case == {
-        "extraction/apple": (["economy"], ["premium"]),
-        "extraction/pear": (["premium"], ["economy"]),
-    }
+    # pear errored on economy: an error is no verdict, so the tiers do not disagree on it
+    assert by_case == {"extraction/apple": (["economy"], ["premium"])}
     assert final_line(s) == "2 passed, 3 failed, 1 skipped"
     assert final_line(summarize([result()])) == "1 passed, 0 failed"
 
@@ -199,7 +193,8 @@ def test_junit_names_repeated_runs(out: Path) -> None:
 def test_json_report_has_everything(out: Path) -> None:
     paths = write_all(out, mixed(), duration_s=2.0)
     data = json.loads(paths[".json"].read_text(encoding="utf-8"))
-    assert list(data) == ["summary", "tiers", "results"]
+    assert list(data) == ["format_version", "summary", "tiers", "baseline", "results"]
+    assert data["format_version"] == 1 and data["baseline"] is None
     assert data["summary"]["failed"] == 1 and data["summary"]["errors"] == 2
     assert data["summary"]["interrupted"] is False and data["summary"]["duration_s"] == 2.0
     assert [t["tier"] for t in data["tiers"]] == ["economy", "premium"]
@@ -334,7 +329,7 @@ def test_json_writer_failure_mid_close_keeps_old_report(
     def boom(*args: Any, **kw: Any) -> None:
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr("aicli.suites.reports_files.shutil.copyfileobj", boom)
+    monkeypatch.setattr("aicli.reports.json.shutil.copyfileobj", boom)
     with pytest.raises(UsageError, match="No space left"):
         close_writers([writer], summarize([]))
     assert json.loads(path.read_text()) == {"old": True}

@@ -13,8 +13,8 @@ import pytest
 
 from aicli.config import Config, load_config
 from aicli.errors import BudgetError, NoAnswerError, SuiteError, UsageError
-from aicli.suites.model import load_suites
-from aicli.suites.reports import CaseResult
+from aicli.reports.results import CaseResult
+from aicli.suites.load import load_suites
 from aicli.suites.runner import (
     STOP_BUDGET,
     STOP_FAIL_FAST,

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from aicli.errors import SuiteError, TemplateError
-from aicli.suites.model import (
+from aicli.suites.load import (
     discover_suite_files,
-    load_suite,
     load_suites,
     matches,
     validate_against_templates,
 )
+from aicli.suites.parse import load_suite_file as load_suite
 
 GOOD = """
 suite: extraction-basics

@@ -21,6 +21,7 @@ from aicli.cli.output import (
 )
 
 if TYPE_CHECKING:
+    from aicli.config import Config
     from aicli.types import Request, Result
 
 
@@ -127,9 +128,20 @@ def generate(
         cfg = load_config(config)
         stdin_text = read_piped_stdin()
         request = _build_request(
-            cfg, prompt, stdin_text, template, var, vars_file, system, tier, model,
-            max_tokens, temperature, seed, schema,
-        )  # fmt: skip
+            cfg,
+            prompt=prompt,
+            stdin_text=stdin_text,
+            template=template,
+            var=var,
+            vars_file=vars_file,
+            schema_path=schema,
+            system=system,
+            tier=tier,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+        )
         request.cache_mode = (
             "off" if no_cache else "refresh" if refresh else "only" if cache_only else "use"
         )
@@ -165,83 +177,59 @@ def generate(
 
 
 def _build_request(
-    cfg: Any,
+    cfg: Config,
+    *,
     prompt: str | None,
     stdin_text: str | None,
     template: str | None,
     var: list[str],
     vars_file: Path | None,
-    system: str | None,
-    tier: str | None,
-    model: str | None,
-    max_tokens: int | None,
-    temperature: float | None,
-    seed: int | None,
     schema_path: Path | None,
+    **settings: Any,
 ) -> Request:
+    """Flags -> PromptInput -> Request; the building itself is shared with `aicli serve`."""
     from aicli.errors import UsageError
-    from aicli.types import Request
+    from aicli.request_builder import PromptInput, build_request
 
-    template_ref = None
+    variables: dict[str, Any] = {}
     if template:
         if prompt is not None:
             raise UsageError(
                 "give either PROMPT or --template, not both",
                 "pass text to a template with --var KEY=VALUE or piped stdin (variable `input`)",
             )
-        from aicli.templates import TemplateStore, collect_variables, render
+        from aicli.templates import collect_variables
 
-        tpl = TemplateStore(cfg.prompts_dir).get(template)
-        rendered = render(tpl, collect_variables(var, vars_file, stdin_text))
-        messages = rendered.messages()
-        if system is not None:
-            messages = [m for m in messages if m["role"] != "system"]
-            messages.insert(0, {"role": "system", "content": system})
-        template_ref = rendered.template
-        tier = tier or tpl.tier
-    else:
-        if var or vars_file:
-            raise UsageError("--var and --vars-file need --template", "add -T NAME[@VERSION]")
-        parts = [p.rstrip("\n") for p in (stdin_text, prompt) if p is not None]
-        if not parts or not any(p.strip() for p in parts):
-            raise UsageError(
-                "no prompt: give PROMPT as an argument or pipe text on stdin",
-                'aicli generate "Summarize this" < notes.txt   (see aicli generate --help)',
-            )
-        messages = [{"role": "system", "content": system}] if system else []
-        messages.append({"role": "user", "content": "\n\n".join(parts)})
-    return Request(
-        messages=messages,
-        tier=tier,
-        model=model,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        seed=seed,
+        variables = collect_variables(var, vars_file, stdin_text)
+    elif var or vars_file:
+        raise UsageError("--var and --vars-file need --template", "add -T NAME[@VERSION]")
+    given = PromptInput(
+        prompt=prompt,
+        stdin_text=None if template else stdin_text,
+        template=template,
+        variables=variables,
         schema=_load_schema(schema_path) if schema_path else None,
-        template=template_ref,
+        schema_label=f"--schema {schema_path}",
+        **settings,
     )
+    return build_request(cfg, given)
 
 
-def _load_schema(path: Path) -> dict[str, Any]:
+def _load_schema(path: Path) -> Any:
     import json
 
     import yaml
 
     from aicli.errors import UsageError
-    from aicli.jsontext import check_schema
 
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--schema {path}: cannot read it: {exc}") from None
     try:
-        schema = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise UsageError(f"--schema {path}: not valid JSON/YAML: {exc}") from None
-    problem = check_schema(schema)
-    if problem:
-        raise UsageError(f"--schema {path}: not a valid JSON Schema: {problem}")
-    return schema
 
 
 def _summary(result: Result) -> str:

@@ -24,7 +24,8 @@ from aicli.cli.output import (
 )
 
 if TYPE_CHECKING:
-    from aicli.suites.reports import CaseResult, ReportWriter, Summary
+    from aicli.reports import ReportWriter
+    from aicli.reports.results import CaseResult, Summary
     from aicli.suites.runner import Job, Runner
 
 EXIT_INTERRUPTED = 130
@@ -187,8 +188,9 @@ def _main(
     from aicli.cost import Budget
     from aicli.engine import Engine
     from aicli.recording import Recorder, ReplayStore
-    from aicli.suites.model import load_suites, validate_against_templates
-    from aicli.suites.reports import SummaryBuilder, final_line, open_writers
+    from aicli.reports import open_writers
+    from aicli.reports.summary import SummaryBuilder, final_line
+    from aicli.suites.load import load_suites, validate_against_templates
     from aicli.suites.runner import Runner, plan_jobs
     from aicli.templates import TemplateStore
 
@@ -288,7 +290,7 @@ async def _run(runner: Runner, engine: Any, jobs: list[Job]) -> None:
 
 
 def _close(writers: list[ReportWriter], summary: Summary, recorder: Any) -> None:
-    from aicli.suites.reports import close_writers
+    from aicli.reports import close_writers
 
     try:
         close_writers(writers, summary)
@@ -308,7 +310,7 @@ def _report(
     verbose: bool,
 ) -> None:
     """The terminal report on stdout, in suite order (results arrive in completion order)."""
-    from aicli.suites.reports import render_terminal
+    from aicli.reports.terminal import render_terminal
 
     ranked = sorted(
         results, key=lambda r: order.get((r.suite, r.case, r.tier, r.repeat_index), len(order))

@@ -10,13 +10,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aicli.reports.results import AssertionRecord, ReasonKind
 from aicli.suites.model import Assertion
 
-INVALID_JSON = "invalid_json"
-STRUCTURE_MISMATCH = "structure_mismatch"
-ASSERTION_FAILED = "assertion_failed"
+INVALID_JSON: ReasonKind = "invalid_json"
+STRUCTURE_MISMATCH: ReasonKind = "structure_mismatch"
+ASSERTION_FAILED: ReasonKind = "assertion_failed"
 # The most fundamental failure names the case: broken JSON explains a missing key, and so on.
-_KIND_RANK = {INVALID_JSON: 0, STRUCTURE_MISMATCH: 1, ASSERTION_FAILED: 2}
+_KIND_RANK: dict[str, int] = {INVALID_JSON: 0, STRUCTURE_MISMATCH: 1, ASSERTION_FAILED: 2}
 
 Grader = Callable[[str, str], Awaitable[tuple[bool, float, str]]]
 
@@ -37,21 +38,23 @@ class AssertionResult:
     passed: bool
     score: float
     reason: str  # why, with expected vs got ("ok" when it passed)
-    kind: str | None = None  # invalid_json | structure_mismatch | assertion_failed; None if passed
+    kind: ReasonKind | None = None  # None if passed
 
-    def to_dict(self) -> dict[str, Any]:
+    def record(self) -> AssertionRecord:
+        """What reports keep of this result."""
         a = self.assertion
-        return {
-            "type": a.type,
-            "value": a.value,
-            "threshold": a.threshold,
-            "weight": a.weight,
-            "passed": self.passed,
-            "score": round(self.score, 4),
-            "kind": self.kind,
-            "reason": self.reason,
-            **({"grader": a.extra["grader"]} if "grader" in a.extra else {}),
-        }
+        return AssertionRecord(
+            type=a.type,
+            label=a.label,
+            passed=self.passed,
+            score=self.score,
+            reason=self.reason,
+            kind=self.kind,
+            value=a.value,
+            threshold=a.threshold,
+            weight=a.weight,
+            grader=a.extra.get("grader"),
+        )
 
 
 @dataclass
@@ -60,7 +63,7 @@ class Outcome:
 
     ok: bool  # the positive property holds (e.g. the output contains the value)
     got: str  # what was found, for the reason
-    kind: str = ASSERTION_FAILED  # failure kind when a positive assertion fails
+    kind: ReasonKind = ASSERTION_FAILED  # failure kind when a positive assertion fails
 
 
 Check = Callable[[Assertion, Observation], Outcome]

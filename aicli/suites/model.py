@@ -1,20 +1,20 @@
-"""What a suite is: Suite/Case/Assertion, discovery of `*.test.yaml`, checks against templates.
+"""What a suite is: the Suite, Case and Assertion types, and the assertion type names.
 
-Parsing lives in model_load.py (YAML, suites, cases) and model_asserts.py (assertions);
-`load_suite` here is the entry point.
+Types only: parse.py and parse_asserts.py build them from YAML, load.py finds and checks
+suite files. This module imports none of its siblings.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
-from aicli.errors import AicliError, SuiteError
+from aicli.errors import SuiteError
 
-# promptfoo's names; every type may carry a `not-` prefix.
-TEXT_TYPES = (
+# promptfoo's names, written once; every type may carry a `not-` prefix.
+TextType = Literal[
     "equals",
     "contains",
     "icontains",
@@ -24,14 +24,18 @@ TEXT_TYPES = (
     "icontains-all",
     "starts-with",
     "regex",
-)
-JSON_TYPES = ("is-json", "json-schema", "structure")
-METRIC_TYPES = ("latency", "cost")
-GRADED_TYPES = ("llm-rubric",)
-ASSERTION_TYPES = TEXT_TYPES + JSON_TYPES + METRIC_TYPES + GRADED_TYPES
+]
+JsonType = Literal["is-json", "json-schema", "structure"]
+MetricType = Literal["latency", "cost"]
+GradedType = Literal["llm-rubric"]
+AssertionType = TextType | JsonType | MetricType | GradedType
+TEXT_TYPES: tuple[TextType, ...] = get_args(TextType)
+JSON_TYPES: tuple[JsonType, ...] = get_args(JsonType)
+METRIC_TYPES: tuple[MetricType, ...] = get_args(MetricType)
+GRADED_TYPES: tuple[GradedType, ...] = get_args(GradedType)
+ASSERTION_TYPES: tuple[AssertionType, ...] = TEXT_TYPES + JSON_TYPES + METRIC_TYPES + GRADED_TYPES
 
 JSON_TYPE_NAMES = ("string", "number", "integer", "boolean", "array", "object", "null")
-_SUITE_GLOBS = ("*.test.yaml", "*.test.yml")
 
 
 @dataclass
@@ -95,8 +99,6 @@ class Suite:
 
 
 def short_value(value: Any, n: int) -> str:
-    import json
-
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     text = text.replace("\n", "\\n")
     text = text if len(text) <= n else text[: n - 1] + "…"
@@ -121,112 +123,3 @@ def suite_error(
     where = display_path(file) + (f":{line}" if line else "")
     who = f"case {case!r}: " if case is not None else ""
     return SuiteError(f"{where}: {who}{msg}", hint)
-
-
-# --- discovery --------------------------------------------------------------------------------
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def discover_suite_files(paths: list[Path], default_dir: Path) -> list[Path]:
-    """Files as given, folders searched recursively for `*.test.yaml`; default: `default_dir`."""
-    roots = list(paths) or [default_dir]
-    found: list[Path] = []
-    for root in roots:
-        if root.is_file():
-            found.append(root)
-        elif root.is_dir():
-            hits = {p for pattern in _SUITE_GLOBS for p in root.rglob(pattern)}
-            found.extend(sorted(p for p in hits if p.is_file() and not _hidden(p, root)))
-        else:
-            raise SuiteError(
-                f"{display_path(root)}: no such file or folder",
-                "pass suite files or folders holding *.test.yaml files",
-            )
-    unique: dict[Path, Path] = {}
-    for p in found:
-        unique.setdefault(p.resolve(), p)
-    if not unique:
-        where = ", ".join(display_path(r) for r in roots)
-        raise SuiteError(
-            f"no suite files (*.test.yaml) found in {where}",
-            "write a suite file or pass its path: aicli test-prompts path/to/x.test.yaml",
-        )
-    return list(unique.values())
-
-
-def load_suites(paths: list[Path], default_dir: Path) -> list[Suite]:
-    """Discover and load every suite; suite names must be unique across files."""
-    suites = [load_suite(p) for p in discover_suite_files(paths, default_dir)]
-    first: dict[str, Suite] = {}
-    for s in suites:
-        if s.name in first:
-            raise suite_error(
-                s.file,
-                f"suite name {s.name!r} is already used by {display_path(first[s.name].file)}",
-                hint="give each suite a unique `suite:` name",
-            )
-        first[s.name] = s
-    return suites
-
-
-def matches(case_id: str, pattern: str) -> bool:
-    """`-k/--filter`: a glob when the pattern has wildcards, else a case-insensitive substring."""
-    if any(ch in pattern for ch in "*?["):
-        return fnmatch.fnmatchcase(case_id, pattern) or fnmatch.fnmatch(case_id, pattern)
-    return pattern.lower() in case_id.lower()
-
-
-def load_suite(path: Path) -> Suite:
-    """Read and strictly validate one suite file; every error names the file (and the case)."""
-    from aicli.suites.model_load import load_suite_file
-
-    return load_suite_file(path)
-
-
-# --- template checks (needs the template store) -----------------------------------------------
-
-
-def validate_against_templates(suites: list[Suite], store: Any) -> None:
-    """Every `template:` exists; each case sets only declared variables and all required ones.
-
-    `store` is an `aicli.templates.TemplateStore`; `store.get(ref)` returns a template whose
-    `.variables` maps names to JSON Schemas (required unless the schema has a `default`).
-    """
-    for suite in suites:
-        if suite.template is None:
-            continue
-        try:
-            tpl = store.get(suite.template)
-        except AicliError as exc:
-            raise suite_error(
-                suite.file, f"template {suite.template!r}: {exc.message}", hint=exc.hint
-            ) from None
-        declared: dict[str, Any] = dict(getattr(tpl, "variables", None) or {})
-        required = {
-            n
-            for n, schema in declared.items()
-            if not (isinstance(schema, dict) and "default" in schema)
-        }
-        for case in suite.cases:
-            unknown = sorted(set(case.vars) - set(declared))
-            if unknown:
-                raise suite_error(
-                    suite.file,
-                    f"variable(s) {', '.join(unknown)} not declared by template {suite.template!r}",
-                    line=case.line,
-                    case=case.name,
-                    hint=f"declared: {', '.join(sorted(declared)) or '(none)'}",
-                )
-            missing = sorted(required - set(case.vars))
-            if missing:
-                raise suite_error(
-                    suite.file,
-                    f"missing required variable(s) {', '.join(missing)} "
-                    f"for template {suite.template!r}",
-                    line=case.line,
-                    case=case.name,
-                    hint="set them in the case's `vars` (or in `defaults.vars`)",
-                )

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aicli.errors import AicliError, BudgetError, NoAnswerError, UsageError
+from aicli.reports.results import CaseResult, ReasonKind
 from aicli.suites.assertions import (
+    AssertionResult,
     Observation,
     build_rubric_prompt,
     case_verdict,
@@ -23,8 +25,8 @@ from aicli.suites.assertions import (
     parse_grader_answer,
     primary_failure,
 )
-from aicli.suites.model import Assertion, Case, Suite, display_path, matches, suite_error
-from aicli.suites.reports import CaseResult
+from aicli.suites.load import matches
+from aicli.suites.model import Assertion, Case, Suite, display_path, suite_error
 from aicli.types import CacheMode, Request
 
 if TYPE_CHECKING:
@@ -255,7 +257,7 @@ class Runner:
         r.status, r.reason = "skipped", reason
         return r
 
-    def _error(self, job: Job, kind: str, reason: str) -> CaseResult:
+    def _error(self, job: Job, kind: ReasonKind, reason: str) -> CaseResult:
         r = self._base(job)
         r.status, r.reason_kind, r.reason = "error", kind, reason
         return r
@@ -323,8 +325,9 @@ class Runner:
         r.output, r.latency_ms, r.usage = result.content, result.latency_ms, result.usage
         r.cached, r.model_used, r.template = result.cached, result.model_used, rendered.template
         r.fallback_used = result.fallback_used
+        checked: list[AssertionResult] = []
         try:
-            r.assertions = await evaluate(case.asserts, obs, grader=grade if graders else None)
+            checked = await evaluate(case.asserts, obs, grader=grade if graders else None)
         except NoAnswerError as exc:
             r.status, r.reason_kind = "error", "api_error"
             r.reason = f"the llm-rubric grader got no answer: {exc.message}"
@@ -335,12 +338,13 @@ class Runner:
         except AicliError as exc:
             return self._abort(job, exc)
         r.cost_usd = result.cost_usd + spent[0]  # what this run spent, grading included
+        r.assertions = [a.record() for a in checked]
         if r.status in ("error", "skipped"):
             return r
-        passed, r.score = case_verdict(r.assertions, case.threshold)
+        passed, r.score = case_verdict(checked, case.threshold)
         if not passed:
             r.status = "failed"
-            first = primary_failure(r.assertions)
+            first = primary_failure(checked)
             r.reason_kind = first.kind if first else "assertion_failed"
             r.reason = first.reason if first else "the weighted score is below the threshold"
             if case.threshold is not None:

@@ -7,8 +7,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from aicli.suites.reports import CaseResult, Summary, TierStats, printable
-from aicli.suites.reports_files import atomic_write
+from aicli.reports.atomic import atomic_write
+from aicli.reports.results import CaseResult, Summary, TierStats, printable
 
 _MAX_ANSWER = 20_000  # characters of an answer kept on the page
 
@@ -56,7 +56,7 @@ class HtmlWriter:
                 "status": r.status,
                 "kind": r.reason_kind,
                 "reason": r.reason,
-                "asserts": [(a.passed, a.assertion.label, a.reason) for a in r.assertions],
+                "asserts": [(a.passed, a.label, a.reason) for a in r.assertions],
                 "answer": answer,
                 "latency": r.latency_ms,
                 "tokens": r.usage.total_tokens,

@@ -7,7 +7,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from aicli.suites.reports import CaseResult, Summary, printable
+from aicli.reports.results import CaseResult, Summary, printable
 
 _STYLE = {"passed": "green", "failed": "red", "error": "bold red", "skipped": "dim"}
 

@@ -1,126 +1,22 @@
-"""File reports: JSON (full), JSONL (streamed per result) and JUnit XML; atomic, owner-only."""
+"""`.xml`: JUnit XML, one <testsuite> per (suite, tier); failures and errors kept apart."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import shutil
-import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from aicli.security import close_durably
-from aicli.suites.reports import CaseResult, Summary
+from aicli.reports.atomic import atomic_write
+from aicli.reports.results import CaseResult, Summary, cut
 
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write via a 0600 temp file in the same folder, fsync, then rename over `path`.
-
-    On any error (or Ctrl-C) the temp file is removed and `path` is left as it was.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _dumps(obj: Any, **kw: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str, **kw)
-
-
-class JsonWriter:
-    """`.json`: {summary, tiers, results}. Results spool to an anonymous temp file meanwhile."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._spool: IO[bytes] | None = tempfile.TemporaryFile(dir=path.parent)  # noqa: SIM115 (lives until close)
-        self._count = 0
-
-    def add(self, r: CaseResult) -> None:
-        assert self._spool is not None, "writer is closed"
-        sep = b",\n" if self._count else b"\n"
-        self._spool.write(sep + _dumps(r.to_dict()).encode())
-        self._count += 1
-
-    def close(self, summary: Summary) -> None:
-        spool = self._spool
-        if spool is None:
-            return
-        self._spool = None
-        head = {
-            "summary": summary.to_dict(),
-            "tiers": [t.to_dict() for t in summary.tiers],
-        }
-
-        def write(f: IO[bytes]) -> None:
-            text = _dumps(head, indent=2)
-            f.write(text[: text.rindex("}")].rstrip().encode() + b',\n  "results": [')
-            spool.seek(0)
-            shutil.copyfileobj(spool, f)
-            f.write(b"\n  ]\n}\n")
-
-        try:
-            atomic_write(self.path, write)
-        finally:
-            spool.close()
-
-    def abort(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
-            self._spool = None
-
-
-class JsonlWriter:
-    """`.jsonl`: one line per case result, written and flushed as it arrives (file 0600)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with contextlib.suppress(OSError):
-            os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
-        self._f: IO[bytes] | None = os.fdopen(fd, "wb")
-
-    def add(self, r: CaseResult) -> None:
-        assert self._f is not None, "writer is closed"
-        self._f.write(_dumps(r.to_dict()).encode() + b"\n")
-        self._f.flush()
-
-    def close(self, summary: Summary) -> None:
-        if self._f is None:
-            return
-        f, self._f = self._f, None
-        close_durably(f)
-
-    abort = close
 
 
 def _clean(text: str) -> str:
     """Text XML 1.0 can carry: control characters shown as \\xNN."""
     return _XML_BAD.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
-
-
-def _cut(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 class JUnitWriter:
@@ -164,7 +60,7 @@ class JUnitWriter:
             time=f"{c['time']:.3f}",
             file=_clean(file),
         )
-        message = _clean(_cut(c["reason"] or c["kind"], 500))
+        message = _clean(cut(c["reason"] or c["kind"], 500))
         body = "\n".join([c["reason"], *c["details"]]).strip()
         if c["status"] == "failed":
             el = ET.SubElement(tc, "failure", message=message, type=c["kind"])

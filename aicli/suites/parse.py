@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from aicli.suites.model import Assertion, Case, Suite, suite_error
-from aicli.suites.model_asserts import copy_assertion, parse_assertion, unknown_keys
+from aicli.suites.parse_asserts import copy_assertion, parse_assertion, unknown_keys
 
 _SUITE_KEYS = {"suite", "description", "template", "prompt", "system", "tier", "defaults", "cases"}
 _DEFAULTS_KEYS = {"vars", "assert", "threshold"}
@@ -68,7 +68,7 @@ def _read_yaml(path: Path) -> tuple[Any, dict[int, int]]:
 
 
 def load_suite_file(path: Path) -> Suite:
-    """See `aicli.suites.model.load_suite`."""
+    """Read and strictly validate one suite file; every error names the file (and the case)."""
     data, lines = _read_yaml(path)
     if not isinstance(data, dict):
         raise suite_error(

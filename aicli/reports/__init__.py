@@ -1,0 +1,77 @@
+"""Report writers chosen by file extension: the registry, opening and closing them together.
+
+`results.py` holds the types every writer shares; each format has its own module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from aicli.errors import UsageError
+from aicli.reports.html import HtmlWriter
+from aicli.reports.json import JsonWriter
+from aicli.reports.jsonl import JsonlWriter
+from aicli.reports.junit import JUnitWriter
+from aicli.reports.results import CaseResult, Summary
+
+
+class ReportWriter(Protocol):
+    path: Path
+
+    def add(self, r: CaseResult) -> None: ...
+
+    def close(self, summary: Summary) -> None: ...
+
+    def abort(self) -> None:
+        """Drop what was gathered without writing (a streamed .jsonl keeps its lines)."""
+
+
+# `-o FILE`: the extension picks the writer.
+WRITERS: dict[str, Callable[[Path], ReportWriter]] = {
+    ".json": JsonWriter,
+    ".jsonl": JsonlWriter,
+    ".xml": JUnitWriter,
+    ".html": HtmlWriter,
+}
+
+
+def open_writers(paths: list[Path]) -> list[ReportWriter]:
+    """One writer per `-o FILE`, by extension; checked before any case runs."""
+    seen: set[Path] = set()
+    for p in paths:
+        ext = p.suffix.lower()
+        if ext not in WRITERS:
+            raise UsageError(
+                f"--output {p}: unknown report format {ext or '(no extension)'!r}",
+                f"use one of {', '.join(WRITERS)}",
+            )
+        if not p.parent.is_dir():
+            raise UsageError(f"--output {p}: folder {p.parent} does not exist")
+        if p.is_dir():
+            raise UsageError(f"--output {p}: is a folder")
+        if p.resolve() in seen:
+            raise UsageError(f"--output {p}: given twice")
+        seen.add(p.resolve())
+    writers: list[ReportWriter] = []
+    try:
+        for p in paths:
+            writers.append(WRITERS[p.suffix.lower()](p))
+    except OSError as exc:
+        for w in writers:
+            w.abort()
+        raise UsageError(f"--output: cannot write {exc.filename}: {exc.strerror}") from None
+    return writers
+
+
+def close_writers(writers: list[ReportWriter], summary: Summary) -> None:
+    """Close every writer even if one fails; the first failure is raised as a UsageError."""
+    first: OSError | None = None
+    for w in writers:
+        try:
+            w.close(summary)
+        except OSError as exc:
+            first = first or exc
+    if first is not None:
+        raise UsageError(f"cannot write report {first.filename}: {first.strerror}")

@@ -1,0 +1,434 @@
+"""The result types every report shares: CaseResult, TierStats, Summary, BaselineDiff.
+
+This module is the bottom of `aicli.reports`: it imports none of its siblings, and nothing
+from `aicli.suites`, so suites, writers and `report merge` can all build on it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, get_args
+
+from aicli.types import TemplateRef, Usage
+
+Status = Literal["passed", "failed", "error", "skipped"]
+ReasonKind = Literal[
+    "invalid_json", "structure_mismatch", "assertion_failed", "api_error", "render_error"
+]
+Change = Literal["regressed", "fixed", "new", "removed", "unchanged"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+REASON_KINDS: tuple[ReasonKind, ...] = get_args(ReasonKind)
+CHANGES: tuple[Change, ...] = get_args(Change)
+FORMAT_VERSION = 1  # the JSON report's layout; merge and --baseline refuse any other
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # never reach a terminal raw
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal: control characters (escape sequences too) shown as \\xNN."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
+def cut(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _get(d: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+    """A field of a report read back from JSON, checked; ValueError names a bad one."""
+    value = d.get(key, default)
+    if value is None and default is None:
+        return None
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise ValueError(f"field {key!r} must be a number")
+    if not isinstance(value, kind):
+        raise ValueError(f"field {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+@dataclass
+class AssertionRecord:
+    """How one assertion fared on one answer, as reports show and store it."""
+
+    type: str  # as written, e.g. "not-icontains"
+    label: str  # short human name, e.g. `icontains "cupertino"`
+    passed: bool
+    score: float = 0.0
+    reason: str = ""  # expected vs got ("ok" when it passed)
+    kind: ReasonKind | None = None
+    value: Any = None
+    threshold: float | None = None
+    weight: float = 1.0
+    grader: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "label": self.label,
+            "value": self.value,
+            "threshold": self.threshold,
+            "weight": self.weight,
+            "passed": self.passed,
+            "score": round(self.score, 4),
+            "kind": self.kind,
+            "reason": self.reason,
+            **({"grader": self.grader} if self.grader else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> AssertionRecord:
+        if not isinstance(d, dict):
+            raise ValueError("an assertion must be an object")
+        kind = _get(d, "kind", str)
+        if kind is not None and kind not in REASON_KINDS:
+            raise ValueError(f"unknown assertion kind {kind!r}")
+        type_ = _get(d, "type", str, "")
+        return cls(
+            type=type_,
+            label=_get(d, "label", str, type_) or type_,
+            passed=_get(d, "passed", bool, False),
+            score=float(_get(d, "score", (int, float), 0.0)),
+            reason=_get(d, "reason", str, ""),
+            kind=kind,
+            value=d.get("value"),
+            threshold=_get(d, "threshold", (int, float)),
+            weight=float(_get(d, "weight", (int, float), 1.0)),
+            grader=_get(d, "grader", str),
+        )
+
+
+@dataclass
+class CaseResult:
+    """One run of one case on one tier."""
+
+    suite: str
+    case: str
+    tier: str  # the tier asked for
+    repeat_index: int = 0
+    status: Status = "passed"
+    reason_kind: ReasonKind | None = None  # when failed or error
+    reason: str = ""
+    output: str = ""
+    assertions: list[AssertionRecord] = field(default_factory=list)
+    score: float = 0.0
+    latency_ms: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    cached: bool = False
+    model_used: str = ""
+    template: TemplateRef | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
+    file: str = ""
+    fallback_used: bool = False
+    answered_tier: str = ""  # the tier that answered, when fallback moved on from `tier`
+    prompt: str = ""  # the rendered prompt's last user message, for reviewers
+
+    @property
+    def case_id(self) -> str:
+        return f"{self.suite}/{self.case}"
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        """What identifies a run across reports: suite, case, tier, repeat."""
+        return (self.suite, self.case, self.tier, self.repeat_index)
+
+    @property
+    def tier_label(self) -> str:
+        """`standard`, or `standard→economy` when economy answered through fallback."""
+        if self.answered_tier and self.answered_tier != self.tier:
+            return f"{self.tier}→{self.answered_tier}"
+        return self.tier
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("passed", "skipped")
+
+    def excerpt(self, n: int = 200) -> str:
+        """The answer on one line, cut to n characters; control characters shown as \\xNN."""
+        return cut(printable(" ".join(self.output.split())), n)
+
+    def failed_assertions(self) -> list[AssertionRecord]:
+        return [a for a in self.assertions if not a.passed]
+
+    def to_dict(self, *, full_output: bool = True) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "case": self.case,
+            "id": self.case_id,
+            "tier": self.tier,
+            "answered_tier": self.answered_tier or self.tier,
+            "repeat": self.repeat_index,
+            "status": self.status,
+            "reason_kind": self.reason_kind,
+            "reason": self.reason,
+            "score": round(self.score, 4),
+            "output": self.output if full_output else self.excerpt(),
+            "assertions": [a.to_dict() for a in self.assertions],
+            "latency_ms": round(self.latency_ms, 1),
+            "usage": asdict(self.usage),
+            "tokens_used": self.usage.total_tokens,
+            "cost_usd": round(self.cost_usd, 8),
+            "cached": self.cached,
+            "model_used": self.model_used,
+            "fallback_used": self.fallback_used,
+            "template": asdict(self.template) if self.template else None,
+            "vars": self.vars,
+            "prompt": self.prompt,
+            "file": self.file,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> CaseResult:
+        """A result read back from a JSON report; ValueError when a field is missing or wrong."""
+        if not isinstance(d, dict):
+            raise ValueError("a result must be an object")
+        for key in ("suite", "case", "tier", "status"):
+            if not isinstance(d.get(key), str) or not d[key]:
+                raise ValueError(f"a result needs a string {key!r}")
+        if d["status"] not in STATUSES:
+            raise ValueError(f"unknown status {d['status']!r}")
+        kind = _get(d, "reason_kind", str)
+        if kind is not None and kind not in REASON_KINDS:
+            raise ValueError(f"unknown reason_kind {kind!r}")
+        repeat = _get(d, "repeat", int, 0)
+        if repeat < 0:
+            raise ValueError("field 'repeat' must be >= 0")
+        tpl = _get(d, "template", dict)
+        assertions = _get(d, "assertions", list, [])
+        usage = _get(d, "usage", dict, {})
+        try:
+            template = TemplateRef(str(tpl["name"]), str(tpl["version"]), str(tpl["checksum"]))
+        except (KeyError, TypeError):
+            template = None
+        answered = _get(d, "answered_tier", str, "")
+        return cls(
+            suite=d["suite"],
+            case=d["case"],
+            tier=d["tier"],
+            repeat_index=repeat,
+            status=d["status"],
+            reason_kind=kind,
+            reason=_get(d, "reason", str, ""),
+            output=_get(d, "output", str, ""),
+            assertions=[AssertionRecord.from_dict(a) for a in assertions],
+            score=float(_get(d, "score", (int, float), 0.0)),
+            latency_ms=float(_get(d, "latency_ms", (int, float), 0.0)),
+            usage=Usage.from_dict(usage),
+            cost_usd=float(_get(d, "cost_usd", (int, float), 0.0)),
+            cached=_get(d, "cached", bool, False),
+            model_used=_get(d, "model_used", str, ""),
+            template=template,
+            vars=_get(d, "vars", dict, {}),
+            file=_get(d, "file", str, ""),
+            fallback_used=_get(d, "fallback_used", bool, False),
+            answered_tier="" if answered == d["tier"] else answered,
+            prompt=_get(d, "prompt", str, ""),
+        )
+
+
+@dataclass
+class TierStats:
+    tier: str  # a tier name, or `standard→economy` for runs answered through fallback
+    total: int = 0
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    cost_usd: float = 0.0
+    tokens: int = 0
+    cache_hits: int = 0
+    mean_latency_ms: float | None = None  # over runs that produced an answer
+    p95_latency_ms: float | None = None
+
+    @property
+    def pass_rate(self) -> float | None:
+        ran = self.total - self.skipped
+        return self.passed / ran if ran else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["pass_rate"] = None if self.pass_rate is None else round(self.pass_rate, 4)
+        d["cost_usd"] = round(self.cost_usd, 8)
+        for k in ("mean_latency_ms", "p95_latency_ms"):
+            d[k] = None if d[k] is None else round(d[k], 1)
+        return d
+
+
+@dataclass
+class CaseStats:
+    """A case on one tier over its repeats (runs that were not skipped)."""
+
+    case_id: str
+    tier: str
+    runs: int
+    passed: int
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.runs if self.runs else 0.0
+
+    @property
+    def flaky(self) -> bool:
+        return 0 < self.passed < self.runs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.case_id,
+            "tier": self.tier,
+            "runs": self.runs,
+            "passed": self.passed,
+            "pass_rate": round(self.pass_rate, 4),
+            "flaky": self.flaky,
+        }
+
+
+@dataclass
+class Disagreement:
+    """A case that passes on some tiers and fails on others (errored tiers are left out)."""
+
+    case_id: str
+    passed_on: list[str]
+    failed_on: list[str]
+    errored_on: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CaseChange:
+    """A case on one tier compared with the baseline report."""
+
+    case_id: str
+    tier: str
+    change: Change
+    before: str | None  # "passed" | "failed" | None (not in that report)
+    after: str | None
+    reason: str = ""  # why it fails now, for regressions and new failures
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TierDelta:
+    """One tier now against the baseline: pass rate, cost and p95 latency, before and after."""
+
+    tier: str
+    pass_rate_before: float | None
+    pass_rate_after: float | None
+    cost_before: float | None
+    cost_after: float | None
+    p95_before: float | None
+    p95_after: float | None
+
+    @staticmethod
+    def _delta(before: float | None, after: float | None) -> float | None:
+        return None if before is None or after is None else after - before
+
+    @property
+    def pass_rate_change(self) -> float | None:
+        return self._delta(self.pass_rate_before, self.pass_rate_after)
+
+    @property
+    def cost_change(self) -> float | None:
+        return self._delta(self.cost_before, self.cost_after)
+
+    @property
+    def p95_change(self) -> float | None:
+        return self._delta(self.p95_before, self.p95_after)
+
+    def to_dict(self) -> dict[str, Any]:
+        def r(x: float | None, n: int) -> float | None:
+            return None if x is None else round(x, n)
+
+        return {
+            "tier": self.tier,
+            "pass_rate_before": r(self.pass_rate_before, 4),
+            "pass_rate_after": r(self.pass_rate_after, 4),
+            "pass_rate_change": r(self.pass_rate_change, 4),
+            "cost_usd_before": r(self.cost_before, 8),
+            "cost_usd_after": r(self.cost_after, 8),
+            "cost_usd_change": r(self.cost_change, 8),
+            "p95_latency_ms_before": r(self.p95_before, 1),
+            "p95_latency_ms_after": r(self.p95_after, 1),
+            "p95_latency_ms_change": r(self.p95_change, 1),
+        }
+
+
+@dataclass
+class BaselineDiff:
+    """This run against an earlier JSON report, per case+tier and per tier."""
+
+    source: str  # the baseline file, as given
+    cases: list[CaseChange] = field(default_factory=list)  # every case+tier, unchanged too
+    tiers: list[TierDelta] = field(default_factory=list)
+
+    def of(self, change: Change) -> list[CaseChange]:
+        return [c for c in self.cases if c.change == change]
+
+    def counts(self) -> dict[str, int]:
+        return {c: len(self.of(c)) for c in CHANGES}
+
+    @property
+    def blocking(self) -> list[CaseChange]:
+        """What `--fail-on regressions` fails for: regressions and new cases that fail."""
+        return [c for c in self.cases if c.change == "regressed" or (
+            c.change == "new" and c.after == "failed"
+        )]  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "counts": self.counts(),
+            "cases": [c.to_dict() for c in self.cases if c.change != "unchanged"],
+            "tiers": [t.to_dict() for t in self.tiers],
+        }
+
+
+@dataclass
+class Summary:
+    total: int = 0
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    cost_usd: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+    cache_hits: int = 0
+    duration_s: float | None = None
+    interrupted: bool = False
+    repeats: int = 1  # the most runs any case had on one tier
+    tiers: list[TierStats] = field(default_factory=list)
+    disagreements: list[Disagreement] = field(default_factory=list)
+    case_stats: list[CaseStats] = field(default_factory=list)
+    shard: str | None = None  # "K/N" with --shard
+    baseline: BaselineDiff | None = None
+
+    @property
+    def pass_rate(self) -> float:
+        """passed / (total - skipped); 1.0 when nothing ran (for `--pass-rate`)."""
+        ran = self.total - self.skipped
+        return self.passed / ran if ran else 1.0
+
+    @property
+    def flaky(self) -> list[CaseStats]:
+        return [c for c in self.case_stats if c.flaky]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "passed": self.passed,
+            "failed": self.failed,
+            "errors": self.errors,
+            "skipped": self.skipped,
+            "pass_rate": round(self.pass_rate, 4),
+            "cost_usd": round(self.cost_usd, 8),
+            "usage": asdict(self.usage),
+            "tokens_used": self.usage.total_tokens,
+            "cache_hits": self.cache_hits,
+            "duration_s": None if self.duration_s is None else round(self.duration_s, 3),
+            "interrupted": self.interrupted,
+            "repeats": self.repeats,
+            "shard": self.shard,
+            "disagreements": [asdict(d) for d in self.disagreements],
+            "flaky": [c.to_dict() for c in self.flaky],
+            "cases": [c.to_dict() for c in self.case_stats] if self.repeats > 1 else [],
+        }
