@@ -9,19 +9,18 @@ A user file replaces the built-in tiers when it has `tiers:`; the built-in provi
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from aicli.errors import ConfigError
+from aicli import yamlsafe
+from aicli.config_check import Mistake, cycle_mistake, position, reference_mistakes
+from aicli.errors import ConfigError, close_matches, did_you_mean
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 BUILTIN = "built-in defaults"
 REDACT_KINDS = ("email", "phone", "card", "iban", "secret")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class _Strict(BaseModel):
@@ -131,6 +130,7 @@ class Config:
 
     def __init__(self, data: _File, *, source: str, config_dir: Path) -> None:
         self.source = source
+        self.origin = "built-in defaults"  # why this file: --config, $AICLI_CONFIG, ...
         self.config_dir = config_dir
         self.default_tier = data.default_tier
         self.prompts_dir = (config_dir / data.prompts_dir).resolve()
@@ -154,7 +154,8 @@ class Config:
         except KeyError:
             raise ConfigError(
                 f"unknown tier '{name}'",
-                f"tiers in {self.source}: {', '.join(sorted(self.tiers)) or '(none)'}",
+                f"tiers in {self.source}: {', '.join(sorted(self.tiers)) or '(none)'}"
+                f"{did_you_mean(name, self.tiers)} (aicli tiers lists them)",
             ) from None
 
     def provider(self, name: str) -> ProviderConfig:
@@ -184,38 +185,39 @@ class Config:
         return chain
 
 
-def _find(explicit: str | Path | None) -> Path | None:
+def find_config(explicit: str | Path | None = None) -> tuple[Path | None, str]:
+    """The config file in use and why it was chosen (None: the built-in defaults)."""
     if explicit:
-        path = Path(explicit).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                f"config file not found: {path}", "check the --config path or $AICLI_CONFIG"
-            )
-        return path
+        return _existing(explicit, "--config"), "--config"
     if os.environ.get("AICLI_CONFIG"):
-        return _find(os.environ["AICLI_CONFIG"])
+        return _existing(os.environ["AICLI_CONFIG"], "$AICLI_CONFIG"), "$AICLI_CONFIG"
     local = Path("aicli.yaml")
     if local.is_file():
-        return local
+        return local, "./aicli.yaml in the current folder"
     xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     user = Path(xdg) / "aicli" / "config.yaml"
-    return user if user.is_file() else None
+    if user.is_file():
+        return user, "the user config file, $XDG_CONFIG_HOME/aicli/config.yaml"
+    return None, BUILTIN
+
+
+def _existing(given: str | Path, via: str) -> Path:
+    path = Path(given).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (from {via})", f"check {via}")
+    return path
 
 
 def _read_yaml(path: Path, label: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{label}: cannot read the file: {exc}") from None
+        text = yamlsafe.read_text(path)
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read the file: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"{label}:{where}: malformed YAML: {problem}", "fix the YAML syntax at that line"
-        ) from None
+        data = yamlsafe.load(text)
+    except yamlsafe.YamlProblem as exc:
+        where = f" line {exc.line}, column {exc.column}:" if exc.line else ""
+        raise ConfigError(f"{label}:{where} {exc.problem}", "fix the YAML at that line") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -255,19 +257,31 @@ def _has_password(url: str) -> bool:
         return "@" in url  # unparsable: refuse anything that could hide a credential
 
 
-def _explain(exc: ValidationError, label: str) -> ConfigError:
-    errors = exc.errors()
-    first = errors[0]
-    path = ".".join(str(p) for p in first["loc"])
-    if first["type"] == "extra_forbidden":
-        allowed = _allowed_keys(first["loc"][:-1])
-        what = f"unknown key (expected one of: {', '.join(allowed)})" if allowed else "unknown key"
-    elif first["type"] == "literal_error":
-        what = f"expected {first['ctx']['expected']}, got {first['input']!r}"
-    else:
-        what = f"{first['msg']}, got {_shown(first['input'])}"
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return ConfigError(f"{label}: {path}: {what}{more}", "see config.example.yaml for every key")
+def _schema_mistakes(exc: ValidationError, data: dict[str, Any]) -> list[Mistake]:
+    mistakes = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            what = (
+                f"unknown key (expected one of: {', '.join(allowed)})" if allowed else "unknown key"
+            )
+            near = close_matches(str(loc[-1]), allowed, n=1)
+            what += f"; did you mean '{near[0]}'?" if near else ""
+        elif err["type"] == "literal_error":
+            what = f"expected {err['ctx']['expected']}, got {err['input']!r}"
+        else:
+            what = f"{err['msg']}, got {_shown(err['input'])}"
+        path = ".".join(str(p) for p in loc)
+        mistakes.append(Mistake(position(data, loc), path, what))
+    return mistakes
+
+
+def _first(mistakes: list[Mistake], label: str) -> ConfigError:
+    """The mistake a reader of the file meets first."""
+    first = min(mistakes)
+    more = f" (and {len(mistakes) - 1} more problem(s))" if len(mistakes) > 1 else ""
+    return ConfigError(f"{label}: {first.path}: {first.what}{more}", first.hint)
 
 
 def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
@@ -295,70 +309,10 @@ def _shown(value: Any) -> str:
     return repr(value)
 
 
-def _check_references(cfg: Config, label: str) -> None:
-    def fail(path: str, what: str) -> ConfigError:
-        return ConfigError(f"{label}: {path}: {what}", "see config.example.yaml for every key")
-
-    tiers = sorted(cfg.tiers)
-    if cfg.default_tier not in cfg.tiers:
-        raise fail("default_tier", f"unknown tier '{cfg.default_tier}' (tiers: {', '.join(tiers)})")
-    for name, tier in cfg.tiers.items():
-        if tier.provider not in cfg.providers:
-            raise fail(
-                f"tiers.{name}.provider",
-                f"unknown provider '{tier.provider}'"
-                f" (providers: {', '.join(sorted(cfg.providers))})",
-            )
-        for target in tier.fallback:
-            if target not in cfg.tiers:
-                raise fail(
-                    f"tiers.{name}.fallback",
-                    f"unknown tier '{target}' (tiers: {', '.join(tiers)})",
-                )
-    for name, provider in cfg.providers.items():
-        if provider.api_key_env and not _ENV_NAME.fullmatch(provider.api_key_env):
-            raise fail(
-                f"providers.{name}.api_key_env",
-                "must be the NAME of an environment variable (like OPENAI_API_KEY), not the key"
-                " itself (the value is not shown)",
-            )
-        if provider.type == "openai" and not provider.api_key_env and not provider.local:
-            raise fail(
-                f"providers.{name}.api_key_env",
-                "required for an openai-type provider (the NAME of the env var holding the key);"
-                " set `local: true` for a keyless local server",
-            )
-    if not _ENV_NAME.fullmatch(cfg.serve.tokens_env):
-        raise fail(
-            "serve.tokens_env",
-            "must be the NAME of an environment variable (like AICLI_SERVE_TOKENS), not a token"
-            " (the value is not shown)",
-        )
-    _check_cycles(cfg, fail)
-
-
-def _check_cycles(cfg: Config, fail: Any) -> None:
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for nxt in cfg.tiers[name].fallback:
-            if state.get(nxt) == 1:
-                cycle = " -> ".join([*path[path.index(nxt) :], nxt])
-                raise fail(f"tiers.{name}.fallback", f"fallback cycle {cycle}")
-            if nxt not in state:
-                visit(nxt, [*path, nxt])
-        state[name] = 2
-
-    for name in sorted(cfg.tiers):
-        if name not in state:
-            visit(name, [name])
-
-
 def load_config(path: str | Path | None = None) -> Config:
     """Find, read and validate the configuration; raise ConfigError (exit 2) on any mistake."""
     builtin = _read_yaml(DEFAULTS_FILE, BUILTIN)
-    found = _find(path)
+    found, why = find_config(path)
     if found is None:
         data, label, folder = builtin, BUILTIN, Path.cwd()
     else:
@@ -372,10 +326,16 @@ def load_config(path: str | Path | None = None) -> Config:
         providers = data.get("providers")
         if providers is None or isinstance(providers, dict):
             data = {**data, "providers": {**builtin["providers"], **(providers or {})}}
+    mistakes = reference_mistakes(data, list(builtin["tiers"]))
     try:
         parsed = _File.model_validate(data)
     except ValidationError as exc:
-        raise _explain(exc, label) from None
+        raise _first(_schema_mistakes(exc, data) + mistakes, label) from None
+    if mistakes:
+        raise _first(mistakes, label)
     cfg = Config(parsed, source=label, config_dir=folder)
-    _check_references(cfg, label)
+    cycle = cycle_mistake(data, {name: tier.fallback for name, tier in cfg.tiers.items()})
+    if cycle is not None:
+        raise _first([cycle], label)
+    cfg.origin = why
     return cfg

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aicli.config import Config, TierConfig
 from aicli.cost import Budget, cost_of, estimate_usage, worst_case_cost
-from aicli.errors import NoAnswerError
+from aicli.errors import AicliError, NoAnswerError
 from aicli.providers.base import Provider, ProviderCall, ProviderFailure
 from aicli.resilience import Cooldowns, TierLimiters
 from aicli.types import Message, Request, Result
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from aicli.recording import Recorder, ReplayStore
     from aicli.redact import Redactor
 
-log = logging.getLogger("aicli")
+log = logging.getLogger(__name__)
 _UNSET: Any = object()
 
 
@@ -117,7 +117,41 @@ class Engine:
         observer: RunObserver | None = None,
     ) -> Result:
         """Answer one request. A server passes its per-request budget, the shared daily quota
-        and an observer (to learn the answering tier before the first streamed delta)."""
+        and an observer (to learn the answering tier before the first streamed delta). With -v
+        (or serve's logs) one `request` event says how it went."""
+        from aicli.logs import log_context
+
+        with log_context(request_id=request.request_id):
+            try:
+                result = await self._run(
+                    request, on_delta, budget=budget, quota=quota, observer=observer
+                )
+            except AicliError as exc:
+                log.info(
+                    "request %s failed: %s",
+                    request.request_id,
+                    exc.message,
+                    extra={"event": "request", "tier": request.tier or self.cfg.default_tier,
+                           "error": exc.message},
+                )  # fmt: skip
+                raise
+            log.info(
+                "request %s: tier %s, model %s, cached %s, %d attempt(s), %.0f ms",
+                result.request_id, result.tier, result.model_used, result.cached,
+                result.attempts, result.latency_ms,
+                extra={"event": "request", **result.log_fields()},
+            )  # fmt: skip
+            return result
+
+    async def _run(
+        self,
+        request: Request,
+        on_delta: Callable[[str], None] | None,
+        *,
+        budget: Budget | None,
+        quota: DailyQuota | None,
+        observer: RunObserver | None,
+    ) -> Result:
         self.cfg.tier(request.tier or self.cfg.default_tier)  # unknown tier: exit 2 before all else
         redactor = self._redactor(request)
         plans = self._plan(request, redactor)
@@ -157,7 +191,10 @@ class Engine:
         if outcome.stale is not None:
             plan, entry = outcome.stale
             why = outcome.last_error or "--cache-only"
-            log.warning(f"serving an expired cached answer (stale) for tier '{plan.name}': {why}")
+            log.warning(
+                "serving an expired cached answer (stale) for tier '%s': %s", plan.name, why,
+                extra={"event": "cache.stale", "tier": plan.name, "reason": why},
+            )  # fmt: skip
             await self._count_hit(entry)
             return self._finish(
                 request, plan, entry, redactor, on_delta, plans.index(plan), outcome,
@@ -275,6 +312,7 @@ class Engine:
     ) -> CacheEntry | None:
         """Call one tier; return the answer as a cache entry, or None to fall back."""
         from aicli.cache import CacheEntry
+        from aicli.logs import log_context
 
         tier = plan.tier
         max_tokens = self._max_tokens(request, tier)
@@ -285,9 +323,10 @@ class Engine:
             self._unpriced.add(plan.name)
             if self.cfg.provider(tier.provider).type != "echo":
                 log.warning(
-                    f"tier '{plan.name}' has no price in the config, so the budget cannot"
-                    " limit it (its calls count as $0)"
-                )
+                    "tier '%s' has no price in the config, so the budget cannot limit it"
+                    " (its calls count as $0)", plan.name,
+                    extra={"event": "budget.unpriced", "tier": plan.name},
+                )  # fmt: skip
         what = f"a call to tier '{plan.name}' ({plan.model})"
         reserved = budget.reserve(worst, what)
         ticket = None
@@ -322,7 +361,8 @@ class Engine:
                 outcome.observer.answering(plan.name, plan.model, False)
             # Latency is the provider's (retries included), not our queueing or start-up.
             called = time.monotonic()
-            answer = await provider.complete(call, sink)
+            with log_context(tier=plan.name):  # SDK retries are logged with their tier
+                answer = await provider.complete(call, sink)
             latency_ms = (time.monotonic() - called) * 1000
         except ProviderFailure as failure:
             outcome.attempts += failure.attempts
@@ -332,7 +372,10 @@ class Engine:
             if not failure.retryable:
                 raise NoAnswerError(failure.message, failure.hint) from None
             self.cooldowns.failed(plan.name)
-            log.info(f"tier '{plan.name}' failed: {failure.message}")
+            log.info(
+                "tier '%s' failed: %s", plan.name, failure.message,
+                extra={"event": "tier.failed", "tier": plan.name, "status": failure.status},
+            )  # fmt: skip
             return None
         else:
             outcome.attempts += answer.attempts

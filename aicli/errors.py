@@ -6,6 +6,8 @@ Code below the CLI raises these; `aicli.cli.output` turns one into a single `aic
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class AicliError(Exception):
     """A failure the user should see as one clear line, never as a traceback."""
@@ -52,10 +54,10 @@ class CacheError(AicliError):
 
 
 class CacheUnavailable(CacheError):
-    """The cache cannot be reached or used right now (Redis down, a locked or full disk) (exit 3).
+    """The cache cannot be reached or used just now: Redis down or hung, a full, read-only or
+    failing disk, a store locked too long (exit 3 for `aicli cache ...`).
 
-    Answering commands carry on without the cache; only `aicli cache ...` fails with it.
-    """
+    A command that has an answer to give warns once and carries on without the cache."""
 
     exit_code = 3
 
@@ -76,3 +78,16 @@ class QuotaError(BudgetError):
     """The service's daily budget (serve.daily_budget_usd) would be exceeded (exit 4, HTTP 429)."""
 
     exit_code = 4
+
+
+def close_matches(name: str, names: Iterable[str], n: int = 3) -> list[str]:
+    """The names most like `name`, best first (for "did you mean" hints)."""
+    import difflib
+
+    return difflib.get_close_matches(name, list(names), n=n, cutoff=0.6)
+
+
+def did_you_mean(name: str, names: Iterable[str]) -> str:
+    """`; did you mean 'x'?` when a known name is close to `name`, else an empty string."""
+    near = close_matches(name, names, n=1)
+    return f"; did you mean '{near[0]}'?" if near else ""

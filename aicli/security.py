@@ -135,3 +135,13 @@ def check_private_dir(path: Path, rules: PrivateDir) -> None:
             f"refusing to use the {rules.label} directory {path}: every user can write to it",
             f"run 'chmod 700 {path}', or set {rules.setting} to another directory",
         )
+
+
+def without_credentials(url: str) -> str:
+    """A URL as messages may show it: `user:password@` becomes `***@`."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))

@@ -76,6 +76,22 @@ class Result:
     def tokens_used(self) -> int:
         return self.usage.total_tokens
 
+    def log_fields(self) -> dict[str, Any]:
+        """The fields of a `request` log line (CLI -v and serve): no prompt, answer or key."""
+        return {
+            "request_id": self.request_id,
+            "tier": self.tier,
+            "model": self.model_used,
+            "cached": self.cached,
+            "stale": self.stale,
+            "fallback_used": self.fallback_used,
+            "attempts": self.attempts,
+            "latency_ms": round(self.latency_ms, 1),
+            "prompt_tokens": self.usage.prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens,
+            "cost_usd": round(self.cost_usd, 8),
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "content": self.content,

@@ -12,16 +12,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "cli.md"
-COMMANDS = [
-    [],
-    ["generate"],
-    ["render"],
-    ["test-prompts"],
-    ["cache"],
-    ["cache", "stats"],
-    ["cache", "clear"],
-    ["cache", "prune"],
-]
+
+
+def commands() -> list[list[str]]:
+    """Every command path, walking the real command tree (a new command cannot be left out)."""
+    import typer
+
+    from aicli.cli.app import app
+
+    found: list[list[str]] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        found.append(path)
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            if not getattr(sub, "hidden", False):
+                walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
 
 
 def help_text(args: list[str]) -> str:
@@ -43,7 +51,7 @@ def build() -> str:
         "Generated from the real `--help` output by `python scripts/gen_cli_docs.py`;"
         " a test fails when this file is out of date.\n",
     ]
-    for args in COMMANDS:
+    for args in commands():
         title = " ".join(["aicli", *args])
         parts.append(f"\n## `{title}`\n\n```\n{help_text(args)}```\n")
     return "".join(parts)

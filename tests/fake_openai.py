@@ -164,6 +164,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, _error_body(404, "Not found", "invalid_request_error", None))
             return
         self._count()
+        key = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        if fake.expected_key is not None and key != fake.expected_key:
+            self._error(401, None, "", key)
+            return
         models = sorted(set(DEFAULT_MODELS) | fake._known_models())
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in models]
         self._send_json(200, {"object": "list", "data": data})

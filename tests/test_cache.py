@@ -441,8 +441,8 @@ async def test_directory_owned_by_another_user_is_refused(
     target = cache_dir if which == "top" else cache_dir / "entries"
     target.mkdir(mode=0o700, exist_ok=True)
     os.chown(target, 12345, 12345)
-    with pytest.raises(CacheError) as info:
-        await disk.set("k", entry())
+    with pytest.raises(CacheError) as info:  # a read, which comes first, refuses it
+        await disk.get("k")
     assert "owned by another user (uid 12345)" in info.value.message
     assert "AICLI_CACHE_DIR" in (info.value.hint or "")
 

@@ -120,7 +120,7 @@ def test_malformed_yaml_names_the_line(cli) -> None:
     result = cli("generate", "hi")
     assert result.exit_code == 2, result
     assert "aicli.yaml: line 3" in result.stderr or "aicli.yaml: line 4" in result.stderr, result
-    assert "malformed YAML" in result.stderr
+    assert "invalid YAML" in result.stderr
 
 
 def test_missing_config_file_flag(cli) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -21,11 +22,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aicli.cache.backend import EntryFacts
-from aicli.cache.disk_store import COUNTERS, ENTRIES, Stores
+from aicli.cache.disk_store import (
+    COUNTERS,
+    ENTRIES,
+    MAX_VALUE_BYTES,
+    Stores,
+    evict_others,
+    sweep_orphans,
+)
 
 if TYPE_CHECKING:
     import diskcache
 
+log = logging.getLogger("aicli")
 DEFAULT_SIZE_LIMIT_MB = 1024
 T = TypeVar("T")
 
@@ -81,8 +90,21 @@ class DiskBackend:
     async def set(
         self, key: str, value: str, *, ttl_s: float | None, expires: float | None
     ) -> None:
-        # The tag is the entry's own expiry, so prune can select on it (indexed).
-        await self._run(ENTRIES, lambda c: c.set(key, value, expire=ttl_s, tag=expires))
+        size = len(value.encode("utf-8"))
+        if size > min(MAX_VALUE_BYTES, self.size_limit_bytes):  # it could only evict itself
+            log.warning(
+                "not cached: the answer (%d bytes) is larger than the cache may hold"
+                " (cache.size_limit_mb)",
+                size,
+            )
+            return
+
+        def write(c: diskcache.Cache) -> None:
+            # The tag is the entry's own expiry, so prune can select on it (indexed).
+            c.set(key, value, expire=ttl_s, tag=expires)
+            evict_others(c, keep=key)
+
+        await self._run(ENTRIES, write)
 
     async def delete(self, key: str) -> None:
         await self._run(ENTRIES, lambda c: c.delete(key))
@@ -158,13 +180,20 @@ class DiskBackend:
             "SELECT rowid, filename FROM Cache WHERE rowid > ?"
             " AND ((key >= ? AND key < ?) OR instr(key, ':') = 0) ORDER BY rowid LIMIT 100"
         )
+        checkpoint = "PRAGMA wal_checkpoint(TRUNCATE)"
+
+        def delete(c: diskcache.Cache) -> int:
+            count = int(c._select_delete(select, [0, lo, hi]))
+            with c._transact() as (sql, _):  # no writer commits while files are swept
+                rows = sql("SELECT filename FROM Cache WHERE filename IS NOT NULL").fetchall()
+                sweep_orphans(Path(c.directory), {row[0] for row in rows})
+            return count
+
         count = 0
         for name in (ENTRIES, COUNTERS):
-            count += await self._run(name, lambda c: int(c._select_delete(select, [0, lo, hi])))
+            count += await self._run(name, delete)
             with contextlib.suppress(Exception):  # give the freed space back (WAL)
-                await self._run(
-                    name, lambda c: c._sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                )
+                await self._run(name, lambda c: c._sql(checkpoint).fetchall())
         self._stores.delete_damaged()
         return count
 

@@ -64,7 +64,7 @@ class Flights:
         delay = _FIRST_POLL_S
         while time.monotonic() < deadline and cache.available:
             lock = cache.backend.lock(cache.lock_key(key), ttl_s=wait_s)
-            taken = await cache.guarded(lock.__aenter__, None)
+            taken = await cache.guarded(lock.__aenter__, None, writes=True)
             if taken is None:  # the backend just went down
                 break
             try:

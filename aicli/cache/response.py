@@ -2,8 +2,8 @@
 
 It owns the key layout (`<namespace>:v1:entry|counter|lock:...`), the CacheEntry JSON, the
 counter names, how long an expired answer stays as a stale fallback, single-flight, and failing
-open: on the first CacheUnavailable it warns once, naming the location, and carries on without
-the cache (a long-running server may try again after `retry_after_s`).
+open: on the first failure it warns once, naming the location, and carries on without the cache
+(a long-running server may try again after `retry_after_s`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 from aicli.cache.backend import CacheAdmin, CacheBackend
 from aicli.cache.entries import CacheEntry
 from aicli.cache.flight import Flights
-from aicli.errors import CacheUnavailable
+from aicli.errors import CacheError, CacheUnavailable
 
 log = logging.getLogger("aicli")
 
@@ -80,31 +80,43 @@ class ResponseCache:
             return True
         return False
 
-    def went_down(self, exc: CacheUnavailable) -> None:
+    def went_down(self, exc: CacheError, what: str = "") -> None:
         """Stop using the backend (for good, or for retry_after_s) after one warning."""
-        later = (
-            "for this run"
-            if self.retry_after_s is None
-            else f"for {self.retry_after_s:g} s, then trying again"
-        )
+        text = exc.message
+        if self.backend.location not in text:
+            text = f"the {self.backend.name} cache at {self.backend.location}: {text}"
+        later = "" if self.retry_after_s is None else f" for {self.retry_after_s:g} s"
+        hint = f" ({exc.hint})" if exc.hint else ""
         log.warning(
-            "the %s cache at %s is unavailable (%s); answering without it %s",
-            self.backend.name,
-            self.backend.location,
-            exc.message,
+            "%s%s; carrying on without the cache%s%s",
+            f"{what}: " if what else "",
+            text,
             later,
+            hint,
+            extra={"event": "cache.unavailable", "backend": self.backend.name},
         )
         wait = float("inf") if self.retry_after_s is None else self.retry_after_s
         self._down_until = time.monotonic() + wait
 
-    async def guarded(self, op: Callable[[], Awaitable[T]], default: T) -> T:
-        """op(), or default when the backend is (or just went) unavailable."""
+    async def guarded(
+        self,
+        op: Callable[[], Awaitable[T]],
+        default: T,
+        *,
+        what: str = "",
+        writes: bool = False,
+    ) -> T:
+        """op(), or default when the backend is (or just went) unavailable. A write fails open
+        on any CacheError (the answer is paid for); a read only on CacheUnavailable, so an
+        unsafe cache directory still stops the command before anything is sent."""
         if not self.available:
             return default
         try:
             return await op()
-        except CacheUnavailable as exc:
-            self.went_down(exc)
+        except CacheError as exc:
+            if not (writes or isinstance(exc, CacheUnavailable)):
+                raise
+            self.went_down(exc, what)
             return default
 
     # ---- entries -----------------------------------------------------------------------------
@@ -125,7 +137,7 @@ class ResponseCache:
             key[:12],
             str(exc)[:120],
         )
-        await self.guarded(lambda: self.backend.delete(self.entry_key(key)), None)
+        await self.guarded(lambda: self.backend.delete(self.entry_key(key)), None, writes=True)
 
     async def set(self, key: str, entry: CacheEntry) -> None:
         """Store entry under key (replacing any older one). An empty answer is never cached."""
@@ -138,7 +150,10 @@ class ResponseCache:
         text = entry.to_json()
         full = self.entry_key(key)
         await self.guarded(
-            lambda: self.backend.set(full, text, ttl_s=ttl_s, expires=entry.expires), None
+            lambda: self.backend.set(full, text, ttl_s=ttl_s, expires=entry.expires),
+            None,
+            what="could not save the answer in the cache",
+            writes=True,
         )
 
     async def single_flight(
@@ -168,7 +183,12 @@ class ResponseCache:
     async def _bump(self, **deltas: int) -> None:
         named = {self.counter_key(name): delta for name, delta in deltas.items()}
         empty: list[int] = []
-        await self.guarded(lambda: self.backend.incr(named), empty)
+        await self.guarded(
+            lambda: self.backend.incr(named),
+            empty,
+            what="could not update the cache counters",
+            writes=True,
+        )
 
     async def incr_counter(self, name: str, delta: int, *, ttl_s: float | None = None) -> int:
         """Add delta to a shared counter atomically and return its new value (ttl_s: it expires

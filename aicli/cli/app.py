@@ -17,11 +17,14 @@ from typer.core import TyperGroup
 
 from aicli import __version__
 from aicli.cli import cache as cache_cmd
+from aicli.cli import config as config_cmd
+from aicli.cli import doctor as doctor_cmd
 from aicli.cli import generate as generate_cmd
 from aicli.cli import options
 from aicli.cli import render as render_cmd
 from aicli.cli import test_prompts as test_prompts_cmd
-from aicli.cli.output import error
+from aicli.cli import tiers as tiers_cmd
+from aicli.cli.output import error, log_format_from
 
 
 def _click_exceptions() -> tuple[Any, Any]:
@@ -49,6 +52,10 @@ class _Group(TyperGroup):
             # An ASCII or cp1252 terminal gets `?` for a character it lacks, not a crash.
             with contextlib.suppress(AttributeError, ValueError):
                 stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+        from aicli.logs import configure
+
+        # Before parsing, so that even a usage error follows --log-format / $AICLI_LOG_FORMAT.
+        configure(log_format_from(sys.argv[1:] if args is None else args))
         ClickException, NoArgsIsHelpError = _click_exceptions()
         Exit, Abort = typer.Exit, typer.Abort
 
@@ -107,15 +114,19 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
 ) -> None:
     """aicli: tiered models, a disk cache, cost control, prompt templates and prompt tests."""
-    options.pass_config_down(ctx, config)
+    options.pass_config_down(ctx, config, log_format)
 
 
 app.command("generate")(generate_cmd.generate)
 app.command("render")(render_cmd.render)
 app.command("test-prompts")(test_prompts_cmd.test_prompts)
 app.add_typer(cache_cmd.cache_app, name="cache")
+app.command("tiers")(tiers_cmd.tiers)
+app.add_typer(config_cmd.config_app, name="config")
+app.command("doctor")(doctor_cmd.doctor)
 
 
 def main() -> None:

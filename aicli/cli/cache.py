@@ -17,7 +17,6 @@ from aicli.cli.output import (
     is_tty,
     out,
     print_json,
-    setup_logging,
     stdout_console,
 )
 
@@ -31,7 +30,11 @@ JSON = typer.Option(False, "--json", help="Print one JSON object instead of text
 
 
 @cache_app.callback()
-def _group(ctx: typer.Context, config: Path | None = options.CONFIG) -> None:
+def _group(
+    ctx: typer.Context,
+    config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+) -> None:
     """Inspect and manage the cache of answers (shared by every aicli process).
 
     The disk cache lives in $AICLI_CACHE_DIR, else cache.dir in the config, else
@@ -39,7 +42,7 @@ def _group(ctx: typer.Context, config: Path | None = options.CONFIG) -> None:
     $AICLI_CACHE_BACKEND=redis) these commands work on the Redis namespace instead; an
     unreachable Redis is exit 3.
     """
-    options.pass_config_down(ctx, config)
+    options.pass_config_down(ctx, config, log_format)
 
 
 def _with_cache(config: Path | None, op: Callable[[ResponseCache], Awaitable[T]]) -> T:
@@ -98,6 +101,7 @@ def _rows(s: dict[str, Any]) -> list[tuple[str, str]]:
 def stats(
     json_out: bool = JSON,
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Show entries, size, hit rate, and the tokens and dollars the cache saved.
@@ -105,8 +109,7 @@ def stats(
     Counters (hits, misses, tokens and dollars saved) are shared by every process using the
     cache and persist until `aicli cache clear`.
     """
-    with handle_errors(debug):
-        setup_logging(debug=debug)
+    with handle_errors(debug, log_format=log_format):
         s = _with_cache(config, lambda cache: cache.stats())
         if json_out:
             print_json(s)
@@ -132,6 +135,7 @@ def clear(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     json_out: bool = JSON,
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Delete every cached answer and reset the counters.
@@ -139,8 +143,7 @@ def clear(
     Asks first when run on a terminal (--yes skips the question); from a script or CI, where
     nobody can answer, it clears without asking.
     """
-    with handle_errors(debug):
-        setup_logging(debug=debug)
+    with handle_errors(debug, log_format=log_format):
         if not yes and is_tty(sys.stdin) and is_tty(sys.stderr):
             s = _with_cache(config, lambda cache: cache.stats())
             question = (
@@ -172,6 +175,7 @@ def clear(
 def prune(
     json_out: bool = JSON,
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Delete expired entries and print how many.
@@ -179,8 +183,7 @@ def prune(
     Expired entries are otherwise kept (until evicted by cache.size_limit_mb) so that a stale
     answer can be served when every tier fails.
     """
-    with handle_errors(debug):
-        setup_logging(debug=debug)
+    with handle_errors(debug, log_format=log_format):
 
         async def prune_it(cache: ResponseCache) -> dict[str, Any]:
             count = await cache.prune()

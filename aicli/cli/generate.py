@@ -17,7 +17,6 @@ from aicli.cli.output import (
     out,
     print_json,
     read_piped_stdin,
-    setup_logging,
 )
 
 if TYPE_CHECKING:
@@ -99,6 +98,7 @@ def generate(
         False, "--verbose", "-v", help="One summary line on stderr: model, tokens, cost, cache."
     ),
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Generate an answer for PROMPT (and/or piped stdin) with a model tier.
@@ -110,8 +110,7 @@ def generate(
       git diff --staged | aicli generate -T commit-message
       aicli generate --json -t premium "Hello" | jq .cost_usd
     """
-    with handle_errors(debug):
-        setup_logging(verbose, debug)
+    with handle_errors(debug, verbose=verbose, log_format=log_format):
         from aicli.config import load_config
         from aicli.cost import Budget
         from aicli.engine import Engine
@@ -173,7 +172,7 @@ def generate(
         else:
             out(result.content)
         if verbose:
-            info(_summary(result))
+            info(_summary(result), "summary", **_summary_fields(result))
 
 
 def _build_request(
@@ -218,18 +217,34 @@ def _build_request(
 def _load_schema(path: Path) -> Any:
     import json
 
-    import yaml
-
+    from aicli import yamlsafe
     from aicli.errors import UsageError
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--schema {path}: cannot read it: {exc}") from None
+        text = yamlsafe.read_text(path)
+    except OSError as exc:
+        raise UsageError(f"--schema {path}: cannot read it: {exc.strerror}") from None
     try:
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise UsageError(f"--schema {path}: not valid JSON/YAML: {exc}") from None
+        return json.loads(text) if path.suffix == ".json" else yamlsafe.load(text)
+    except yamlsafe.YamlProblem as exc:
+        raise UsageError(f"--schema {path}{exc.where()}: {exc.problem}") from None
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"--schema {path}: not valid JSON: {exc}") from None
+
+
+def _summary_fields(result: Result) -> dict[str, Any]:
+    return {
+        "model": result.model_used,
+        "tier": result.tier,
+        "prompt_tokens": result.usage.prompt_tokens,
+        "completion_tokens": result.usage.completion_tokens,
+        "cost_usd": result.cost_usd,
+        "cached": "stale" if result.stale else result.cached,
+        "latency_ms": round(result.latency_ms),
+        "attempts": result.attempts,
+        "tiers_tried": result.tiers_tried,
+        "redactions": result.redactions,
+    }
 
 
 def _summary(result: Result) -> str:

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import typer
 
 from aicli.errors import AicliError
+
+if TYPE_CHECKING:
+    from aicli.logs import LogFormat
 
 
 def is_tty(stream: IO[str] | None = None) -> bool:
@@ -76,20 +80,23 @@ def print_json(obj: Any) -> None:
     out(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
 
-def info(text: str) -> None:
-    """A progress or summary line on stderr."""
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+def info(text: str, event: str = "message", **fields: Any) -> None:
+    """A progress or summary line on stderr (with --log-format json: one object, plus fields)."""
+    from aicli.logs import emit
+
+    emit(logging.INFO, event, text, **fields)
 
 
 def warn(text: str) -> None:
-    info(f"aicli: warning: {text}")
+    from aicli.logs import emit
+
+    emit(logging.WARNING, "warning", text)
 
 
 def error(message: str, hint: str | None = None) -> None:
-    info(f"aicli: error: {message}")
-    if hint:
-        info(f"  hint: {hint}")
+    from aicli.logs import emit
+
+    emit(logging.ERROR, "error", message, hint=hint)
 
 
 def _console(stream: IO[str], **kwargs: Any) -> Any:
@@ -108,10 +115,53 @@ def stdout_console() -> Any:
     return _console(sys.stdout, soft_wrap=True)
 
 
+def log_format_from(argv: Sequence[str]) -> LogFormat:
+    """The format asked for by `--log-format` in argv (before `--`) or $AICLI_LOG_FORMAT.
+
+    Read before click parses anything, so that even a usage error comes out as JSON."""
+    from aicli.logs import LOG_FORMATS
+
+    args = list(argv)
+    args = args[: args.index("--")] if "--" in args else args
+    for i, arg in enumerate(args):
+        value = None
+        if arg == "--log-format" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--log-format="):
+            value = arg.split("=", 1)[1]
+        if value in LOG_FORMATS:
+            return cast("LogFormat", value)
+    env = os.environ.get("AICLI_LOG_FORMAT", "").strip().lower()
+    return cast("LogFormat", env) if env in LOG_FORMATS else "text"
+
+
+def configure_logging(
+    *, verbose: bool = False, debug: bool = False, log_format: str | None = None
+) -> None:
+    """The CLI's one logging set-up: format from the flag, else $AICLI_LOG_FORMAT, else text."""
+    from aicli.errors import UsageError
+    from aicli.logs import LOG_FORMATS, configure
+
+    env = os.environ.get("AICLI_LOG_FORMAT", "").strip().lower()
+    chosen = log_format or env or "text"
+    if chosen not in LOG_FORMATS:
+        configure("text", logging.WARNING)
+        raise UsageError(
+            f"$AICLI_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {env!r}",
+            "unset it, or set AICLI_LOG_FORMAT=json",
+        )
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    configure(cast("LogFormat", chosen), level)
+
+
 @contextlib.contextmanager
-def handle_errors(debug: bool = False) -> Iterator[None]:
-    """Turn an AicliError (or any crash) into one error line and the documented exit code."""
+def handle_errors(
+    debug: bool = False, *, verbose: bool = False, log_format: str | None = None
+) -> Iterator[None]:
+    """Set up logging, then turn an AicliError (or any crash) into one error line and the
+    documented exit code. Every command body runs inside it."""
     try:
+        configure_logging(verbose=verbose, debug=debug, log_format=log_format)
         yield
     except (typer.Exit, typer.Abort):
         raise
@@ -119,7 +169,7 @@ def handle_errors(debug: bool = False) -> Iterator[None]:
         from aicli.security import scrub
 
         if debug:
-            info(scrub(traceback.format_exc()))
+            info(scrub(traceback.format_exc()), "traceback")
         error(scrub(exc.message), scrub(exc.hint) if exc.hint else None)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
@@ -134,33 +184,9 @@ def handle_errors(debug: bool = False) -> Iterator[None]:
         from aicli.security import scrub
 
         if debug:
-            info(scrub(traceback.format_exc()))
-
+            info(scrub(traceback.format_exc()), "traceback")
         error(
             f"unexpected {type(exc).__name__}: {scrub(str(exc))}",
             "this is a bug in aicli; rerun with --debug for the traceback and report it",
         )
         raise typer.Exit(1) from None
-
-
-def setup_logging(verbose: bool = False, debug: bool = False) -> None:
-    """Core modules log through `logging.getLogger("aicli")`; print their lines on stderr."""
-    import logging
-
-    logger = logging.getLogger("aicli")
-    for handler in list(logger.handlers):
-        if getattr(handler, "_aicli", False):
-            logger.removeHandler(handler)
-
-    class Handler(logging.Handler):
-        _aicli = True
-
-        def emit(self, record: logging.LogRecord) -> None:
-            from aicli.security import scrub
-
-            label = "warning" if record.levelno >= logging.WARNING else "info"
-            info(f"aicli: {label}: {scrub(record.getMessage())}")
-
-    logger.addHandler(Handler())
-    logger.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
-    logger.propagate = False

@@ -15,7 +15,6 @@ from aicli.cli.output import (
     out,
     print_json,
     read_piped_stdin,
-    setup_logging,
     stdout_console,
 )
 
@@ -51,6 +50,7 @@ def render(
         "Run it after adding a version, and commit the lock file with it.",
     ),
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Render prompt template NAME[@VERSION] and print it, exactly as a model would get it.
@@ -85,8 +85,7 @@ def render(
       git diff --staged | aicli render commit-message --var style=conventional
       aicli render --lock
     """
-    with handle_errors(debug):
-        setup_logging(debug=debug)
+    with handle_errors(debug, log_format=log_format):
         from aicli.config import load_config
         from aicli.errors import UsageError
 

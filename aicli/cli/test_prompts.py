@@ -18,7 +18,6 @@ from aicli.cli.output import (
     info,
     is_tty,
     out,
-    setup_logging,
     stdout_console,
     use_color,
 )
@@ -127,6 +126,7 @@ def test_prompts(
         False, "--verbose", "-v", help="List passed cases in every table; info lines on stderr."
     ),
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Run prompt test suites (*.test.yaml) and report like a test runner.
@@ -141,8 +141,7 @@ def test_prompts(
       aicli test-prompts prompts/extraction -t standard -t premium
       aicli test-prompts --replay prompts/recordings/shipped.jsonl -o report.xml -o report.html
     """
-    with handle_errors(debug):
-        setup_logging(verbose, debug)
+    with handle_errors(debug, verbose=verbose, log_format=log_format):
         from aicli.errors import UsageError
         from aicli.suites.runner import RunOptions
 
@@ -330,8 +329,11 @@ def _report(
 
 @contextlib.contextmanager
 def _progress(total: int) -> Any:
-    """A progress bar on stderr when it is a terminal and NO_COLOR is unset; else nothing."""
-    if not use_color(sys.stderr) or total == 0:
+    """A progress bar on stderr when it is a terminal, NO_COLOR is unset and the logs are text;
+    else nothing."""
+    from aicli.logs import current_format
+
+    if not use_color(sys.stderr) or total == 0 or current_format() == "json":
         yield lambda r: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -15,11 +15,13 @@ import openai
 
 from aicli.config import ProviderConfig
 from aicli.errors import UsageError
+from aicli.providers import retries
 from aicli.providers.base import DeltaSink, ProviderAnswer, ProviderCall, ProviderFailure
 from aicli.security import register_secret, scrub
 from aicli.types import Usage
 
-log = logging.getLogger("aicli")
+log = logging.getLogger(__name__)
+retries.install()
 
 # HTTP requests made by the current call, retries included; event hooks run in the caller's task.
 _requests: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
@@ -63,7 +65,10 @@ class OpenAIProvider:
                 api_key=self._api_key(),
                 base_url=self.base_url,
                 http_client=openai.DefaultAsyncHttpxClient(
-                    event_hooks={"request": [_count_request]}
+                    event_hooks={
+                        "request": [_count_request, retries.note_request],
+                        "response": [retries.note_response],
+                    }
                 ),
             )
         return self._client
@@ -95,7 +100,7 @@ class OpenAIProvider:
                     raise
                 # Many models and local servers reject structured output; the engine validates
                 # the answer against --schema anyway, so ask once more without it.
-                log.info(f"{self.shown_url} refused response_format json_schema; retrying without")
+                log.info("%s refused response_format json_schema; retrying without", self.shown_url)
                 del kwargs["response_format"]
                 return await self._once(client, kwargs, call, on_delta, counter, emitted)
         except ProviderFailure:

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from aicli import yamlsafe
 from aicli.suites.model import Assertion, Case, Suite, suite_error
 from aicli.suites.parse_asserts import copy_assertion, parse_assertion, unknown_keys
 
@@ -19,7 +20,7 @@ _CASE_KEYS = {"name", "description", "vars", "assert", "threshold", "tier", "ski
 # --- YAML with line numbers and duplicate-key detection -------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yamlsafe.BoundedLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.lines: dict[int, int] = {}  # id(dict) -> 1-based line
@@ -47,21 +48,14 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _Loader._construct_map)
 
 def _read_yaml(path: Path) -> tuple[Any, dict[int, int]]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise suite_error(path, f"cannot read the suite file: {exc}") from None
+        text = yamlsafe.read_text(path)
+    except OSError as exc:
+        raise suite_error(path, f"cannot read the suite file: {exc.strerror}") from None
     loader = _Loader(text)
     try:
-        return loader.get_single_data(), loader.lines
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problem = exc.problem or str(exc)
-        raise suite_error(path, f"invalid YAML: {problem}", line=line) from None
-    except yaml.YAMLError as exc:
-        raise suite_error(path, f"invalid YAML: {exc}") from None
-    finally:
-        loader.dispose()
+        return yamlsafe.load_with(loader), loader.lines
+    except yamlsafe.YamlProblem as exc:
+        raise suite_error(path, exc.problem, line=exc.line) from None
 
 
 # --- loading ----------------------------------------------------------------------------------

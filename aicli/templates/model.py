@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from aicli import yamlsafe
 from aicli.errors import TemplateError
 from aicli.types import TemplateRef
 
@@ -32,16 +31,6 @@ MAX_FILE_BYTES = 1_000_000
 MAX_VARIABLE_NODES = 100_000  # bounds YAML alias bombs before they reach json.dumps
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """SafeLoader that keeps dates as the strings the author typed (JSON has no date type)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def display(path: Path) -> str:
     """A path as the user would type it: relative to the current folder when inside it."""
     try:
@@ -54,14 +43,9 @@ def display(path: Path) -> str:
 def load_yaml(text: str, where: str) -> Any:
     """Parse YAML; an error names the file and line, never echoing the file's content."""
     try:
-        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = exc.problem or exc.context or "malformed YAML"
-        raise TemplateError(f"{where}{line}: invalid YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise TemplateError(f"{where}: invalid YAML ({type(exc).__name__})") from None
+        return yamlsafe.load(text)
+    except yamlsafe.YamlProblem as exc:
+        raise TemplateError(f"{where}{exc.where()}: {exc.problem}") from None
 
 
 def semver_key(version: str) -> tuple[Any, ...]:
@@ -227,12 +211,9 @@ def read_yaml_file(path: Path, root: Path) -> Any:
         real = path.resolve(strict=True)
         if not real.is_relative_to(root.resolve()):
             raise TemplateError(f"{where}: points outside the prompts folder {display(root)}")
-        if real.stat().st_size > MAX_FILE_BYTES:
-            raise TemplateError(f"{where}: larger than {MAX_FILE_BYTES // 1_000_000} MB")
-        raw = real.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise TemplateError(f"{where}: cannot read it: {reason}") from None
+        raw = yamlsafe.read_text(real, MAX_FILE_BYTES)
+    except OSError as exc:
+        raise TemplateError(f"{where}: cannot read it: {exc.strerror}") from None
     return load_yaml(raw, where)
 
 

@@ -27,6 +27,7 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from aicli import yamlsafe
 from aicli.errors import TemplateError
 from aicli.templates import guards
 from aicli.templates.guards import TOTAL_FACTOR, Budget, Limits, Violation
@@ -194,11 +195,11 @@ def analyze(
                 raise TemplateError(f"{label}: include '{ref}' needs a prompts folder")
             path = _include_path(ref, root, label)
             try:
-                if path.stat().st_size > MAX_INCLUDE_BYTES:
-                    raise TemplateError(f"{label}: included file '{ref}' is larger than 1 MB")
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                raise TemplateError(f"{label}: cannot read included file '{ref}'") from None
+                text = yamlsafe.read_text(path, MAX_INCLUDE_BYTES)
+            except OSError as exc:
+                raise TemplateError(
+                    f"{label}: cannot read included file '{ref}': {exc.strerror}"
+                ) from None
             includes[ref] = text
             queue.append((f"included file '{ref}'", _parse(env, text, f"included file '{ref}'")))
     return includes, (names | (from_includes - assigned)) - set(env.globals)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aicli import yamlsafe
 from aicli.errors import TemplateError
 from aicli.templates.model import (
     VERSION_RE,
@@ -254,11 +255,11 @@ class TemplateStore:
         path = self.lock_path
         where = display(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = yamlsafe.read_text(path)
         except FileNotFoundError:
             return {}
-        except (OSError, UnicodeDecodeError):
-            raise TemplateError(f"{where}: cannot read the lock file") from None
+        except OSError as exc:
+            raise TemplateError(f"{where}: cannot read the lock file: {exc.strerror}") from None
         data = load_yaml(text, where)
         if data is None:
             return {}

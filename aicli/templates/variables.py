@@ -9,6 +9,7 @@ import reprlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aicli import yamlsafe
 from aicli.errors import TemplateError, UsageError
 from aicli.templates.model import VAR_NAME_RE, canonical_json, load_yaml
 
@@ -57,10 +58,9 @@ def parse_var_args(pairs: list[str]) -> dict[str, Any]:
 def load_vars_file(path: Path) -> dict[str, Any]:
     """A YAML or JSON file holding a mapping of variable -> value."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise UsageError(f"--vars-file {path}: cannot read it: {reason}") from None
+        text = yamlsafe.read_text(path)
+    except OSError as exc:
+        raise UsageError(f"--vars-file {path}: cannot read it: {exc.strerror}") from None
     if Path(path).suffix.lower() == ".json":
         try:
             data = json.loads(text)

@@ -1,0 +1,103 @@
+"""`aicli config path | show`: which config file is in use, and the effective config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from aicli.cli import options
+from aicli.cli.output import handle_errors, info, out
+
+config_app = typer.Typer(no_args_is_help=True)
+
+
+@config_app.callback()
+def _group(
+    ctx: typer.Context,
+    config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+) -> None:
+    """Show which config file aicli uses and what it holds after defaults are applied.
+
+    aicli reads the first of: --config PATH, $AICLI_CONFIG, ./aicli.yaml,
+    $XDG_CONFIG_HOME/aicli/config.yaml (~/.config/aicli/config.yaml), the built-in defaults.
+    """
+    options.pass_config_down(ctx, config, log_format)
+
+
+@config_app.command("path")
+def path(
+    config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+    debug: bool = options.DEBUG,
+) -> None:
+    """Print the path of the config file in use (nothing when the built-in defaults are used);
+    stderr says why that file was chosen."""
+    with handle_errors(debug, log_format=log_format):
+        from aicli.config import find_config
+
+        found, why = find_config(config)
+        if found is None:
+            info("aicli: no config file: using the built-in defaults (see aicli config show)")
+            return
+        out(str(found.resolve()))
+        info(f"aicli: chosen by {why}")
+
+
+@config_app.command("show")
+def show(
+    defaults: bool = typer.Option(
+        False, "--defaults", help="Print the built-in defaults file, with a comment on every key."
+    ),
+    config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+    debug: bool = options.DEBUG,
+) -> None:
+    """Print the effective config as YAML: every tier with `defaults` applied.
+
+    Keys never appear: a provider shows only `api_key_env`, the NAME of the variable holding its
+    key, and a base_url's user:password@ is hidden. --defaults prints the built-in defaults
+    (the documented starting point for your own aicli.yaml).
+    """
+    with handle_errors(debug, log_format=log_format):
+        from aicli.config import DEFAULTS_FILE, load_config
+
+        if defaults:
+            out(DEFAULTS_FILE.read_text(encoding="utf-8").rstrip("\n"))
+            return
+        import yaml
+
+        cfg = load_config(config)
+        origin = "" if cfg.origin == cfg.source else f" ({cfg.origin})"
+        out(f"# effective config from {cfg.source}{origin}")
+        out(yaml.safe_dump(effective(cfg), sort_keys=False, allow_unicode=True).rstrip("\n"))
+
+
+def effective(cfg: Any) -> dict[str, Any]:
+    """The config as data after defaults and inheritance; no key values (there are none)."""
+    from aicli.security import without_credentials
+
+    providers = {}
+    for name, provider in cfg.providers.items():
+        shown = provider.model_dump(exclude_none=True)
+        if provider.type != "echo":
+            shown["base_url"] = without_credentials(cfg.base_url(name))
+        providers[name] = shown
+    return {
+        "default_tier": cfg.default_tier,
+        "prompts_dir": str(cfg.prompts_dir),
+        "providers": providers,
+        "defaults": cfg.defaults.model_dump(),
+        "tiers": {name: _tier(tier) for name, tier in cfg.tiers.items()},
+        "cache": cfg.cache.model_dump(),
+        "redact": cfg.redact.model_dump(),
+        "budget": cfg.budget.model_dump(),
+    }
+
+
+def _tier(tier: Any) -> dict[str, Any]:
+    data = tier.model_dump()
+    first = {k: data.pop(k) for k in ("model", "provider", "fallback", "price")}
+    return {**first, **data}

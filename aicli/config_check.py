@@ -1,0 +1,169 @@
+"""Config mistakes in reading order: every mistake gets its place in the file, the first one is
+reported with its key path, and a misspelt tier or provider gets "did you mean".
+
+Works on the file's data as written (a mapping from YAML), so a reference mistake early in the
+file is reported before a schema mistake later on, and an implied value (`default_tier` left out)
+is blamed only after everything the user wrote.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aicli.errors import close_matches
+
+DEFAULTS_HINT = "`aicli config show --defaults` prints every key, with comments"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BUILTIN_TIERS_NOTE = "a file with `tiers:` replaces all the built-in tiers"
+
+
+@dataclass(frozen=True, order=True)
+class Mistake:
+    position: tuple[int, ...]  # where a reader meets it: key indexes, top to bottom
+    path: str = ""
+    what: str = ""
+    hint: str = DEFAULTS_HINT
+
+
+def position(data: Any, loc: tuple[Any, ...]) -> tuple[int, ...]:
+    """Where the key at `loc` sits in the file; a key that is not written sits at the end of
+    the mapping that would hold it (so it is blamed after everything written there)."""
+    where: list[int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, Mapping):
+            keys = list(node)
+            if part not in node:
+                where.append(len(keys))
+                break
+            where.append(keys.index(part))
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            where.append(part)
+            node = node[part]
+        else:
+            break
+    return tuple(where)
+
+
+def reference_mistakes(data: Mapping[str, Any], builtin_tiers: list[str]) -> list[Mistake]:
+    """Unknown tiers and providers, and key variables that are not names, wherever written."""
+    tiers = data.get("tiers")
+    tiers = tiers if isinstance(tiers, Mapping) else {}
+    providers = data.get("providers")
+    providers = providers if isinstance(providers, Mapping) else {}
+    names = [str(n) for n in tiers]
+    found: list[Mistake] = []
+
+    def unknown_tier(loc: tuple[Any, ...], path: str, target: str, what: str) -> None:
+        listed = f" (tiers: {', '.join(sorted(names))})" if names else ""
+        message = f"{what} '{target}'{listed}"
+        hint = DEFAULTS_HINT
+        near = close_matches(target, names, n=1)
+        if near:
+            message += f"; did you mean '{near[0]}'?"
+        elif (builtin := close_matches(target, builtin_tiers, n=1)) and builtin[0] not in names:
+            message += f"; did you mean '{builtin[0]}'?"
+            hint = f"'{builtin[0]}' is a built-in tier, but {_BUILTIN_TIERS_NOTE}: define it here"
+        found.append(Mistake(position(data, loc), path, message, hint))
+
+    default = data.get("default_tier", "standard")
+    if isinstance(default, str) and names and default not in tiers:
+        if "default_tier" in data:
+            unknown_tier(("default_tier",), "default_tier", default, "unknown tier")
+        else:
+            found.append(
+                Mistake(
+                    position(data, ("default_tier",)),
+                    "default_tier",
+                    f"not set, and the default '{default}' is not one of this file's tiers"
+                    f" ({', '.join(sorted(names))})",
+                    f"add `default_tier: {sorted(names)[0]}` ({_BUILTIN_TIERS_NOTE})",
+                )
+            )
+    for name, tier in tiers.items():
+        if not isinstance(tier, Mapping):
+            continue
+        provider = tier.get("provider", "openai")
+        if isinstance(provider, str) and provider not in providers:
+            known = sorted(str(p) for p in providers)
+            near = close_matches(provider, known, n=1)
+            guess = f"; did you mean '{near[0]}'?" if near else ""
+            found.append(
+                Mistake(
+                    position(data, ("tiers", name, "provider")),
+                    f"tiers.{name}.provider",
+                    f"unknown provider '{provider}' (providers: {', '.join(known)}){guess}",
+                    "define it under `providers:` or use one of those",
+                )
+            )
+        fallback = tier.get("fallback")
+        targets = [fallback] if isinstance(fallback, str) else fallback
+        for target in targets if isinstance(targets, list) else []:
+            if isinstance(target, str) and target not in tiers:
+                loc = ("tiers", name, "fallback")
+                unknown_tier(loc, f"tiers.{name}.fallback", target, "unknown tier")
+    for name, provider in providers.items():
+        if not isinstance(provider, Mapping):
+            continue
+        env = provider.get("api_key_env")
+        loc = ("providers", name, "api_key_env")
+        path = f"providers.{name}.api_key_env"
+        if isinstance(env, str) and env and not _ENV_NAME.fullmatch(env):
+            found.append(
+                Mistake(
+                    position(data, loc),
+                    path,
+                    "must be the NAME of an environment variable (like OPENAI_API_KEY), not the"
+                    " key itself (the value is not shown)",
+                )
+            )
+        kind = provider.get("type", "openai")
+        if kind == "openai" and not env and not provider.get("local"):
+            found.append(
+                Mistake(
+                    position(data, loc),
+                    path,
+                    "required for an openai-type provider (the NAME of the env var holding the"
+                    " key); set `local: true` for a keyless local server",
+                )
+            )
+    serve = data.get("serve")
+    tokens_env = serve.get("tokens_env") if isinstance(serve, Mapping) else None
+    if isinstance(tokens_env, str) and not _ENV_NAME.fullmatch(tokens_env):
+        found.append(
+            Mistake(
+                position(data, ("serve", "tokens_env")),
+                "serve.tokens_env",
+                "must be the NAME of an environment variable (like AICLI_SERVE_TOKENS), not a"
+                " token (the value is not shown)",
+            )
+        )
+    return found
+
+
+def cycle_mistake(data: Mapping[str, Any], fallbacks: Mapping[str, list[str]]) -> Mistake | None:
+    """The first fallback cycle (tiers in file order), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, path: list[str]) -> Mistake | None:
+        state[name] = 1
+        for nxt in fallbacks.get(name, []):
+            if state.get(nxt) == 1:
+                cycle = " -> ".join([*path[path.index(nxt) :], nxt])
+                loc = ("tiers", name, "fallback")
+                return Mistake(
+                    position(data, loc), f"tiers.{name}.fallback", f"fallback cycle {cycle}"
+                )
+            if nxt not in state and (found := visit(nxt, [*path, nxt])):
+                return found
+        state[name] = 2
+        return None
+
+    for name in sorted(fallbacks):
+        if name not in state and (found := visit(name, [name])):
+            return found
+    return None
