@@ -1,47 +1,203 @@
-"""JSON inside model answers: strip one surrounding Markdown code fence, parse, validate."""
+"""JSON inside model answers and JSON Schemas from users: parse, check and validate, all bounded.
+
+An answer can be steered by whoever wrote the prompt's input, and a schema can come from a pull
+request, so: nesting is capped (a 100,000-deep answer is invalid JSON, not a crash), a schema's
+`$ref`s must all resolve inside it (nothing is ever fetched from the network), and `pattern`
+keywords run with a time limit, like every regex from a file.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
+
+MAX_DEPTH = 200  # nested arrays/objects in an answer or a schema
+VALIDATION_S = 5.0  # all `pattern` searches of one validation together
 
 _FENCE = re.compile(r"^\s*```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n(.*?)\r?\n?[ \t]*```\s*$", re.DOTALL)
 
 
 def strip_fence(text: str) -> str:
     """Return the body of one surrounding code fence (```json ... ```), else the text stripped."""
+    if not text.lstrip().startswith("```"):
+        return text.strip()
     match = _FENCE.match(text)
     return match.group(2).strip() if match else text.strip()
 
 
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """True when lists/dicts nest deeper than `limit` (iterative: depth cannot crash it)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def loads_answer(text: str) -> Any:
-    """Parse an answer as JSON, tolerating one code fence; raises ValueError when it is not JSON."""
-    return json.loads(strip_fence(text))
+    """Parse an answer as JSON, tolerating one code fence; raises ValueError when it is not JSON
+    (or nests deeper than MAX_DEPTH)."""
+    try:
+        value = json.loads(strip_fence(text))
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
+    if too_deep(value):
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def validator_for(schema: Any) -> Any:
+    """A validator for a checked schema: no network `$ref`s, time-limited `pattern`s."""
+    from jsonschema import validators
+    from jsonschema_specifications import REGISTRY  # the meta-schemas; retrieves nothing
+
+    base = validators.validator_for(schema)
+    cls = validators.extend(
+        base,
+        {
+            "pattern": _pattern,
+            "patternProperties": _pattern_properties,
+            "additionalProperties": _additional_properties,
+        },
+    )
+    return cls(schema, registry=REGISTRY)
 
 
 def schema_errors(instance: Any, schema: dict[str, Any]) -> list[str]:
     """Every way `instance` breaks `schema`, as `path: message` strings (empty when valid)."""
-    import jsonschema
-
-    validator_cls = jsonschema.validators.validator_for(schema)
-    validator = validator_cls(schema)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    validator = validator_for(schema)
+    _deadline.value = time.monotonic() + VALIDATION_S
+    try:
+        found = list(validator.iter_errors(instance))
+    except RecursionError:
+        return [f"(root): nested too deeply to validate (more than {MAX_DEPTH} levels)"]
+    finally:
+        _deadline.value = None
     out = []
-    for err in errors:
+    for err in sorted(found, key=lambda e: [str(p) for p in e.absolute_path]):
         path = "/".join(str(p) for p in err.absolute_path) or "(root)"
         out.append(f"{path}: {err.message}")
     return out
 
 
 def check_schema(schema: Any) -> str | None:
-    """None when `schema` is a valid JSON Schema, else why not."""
+    """None when `schema` is a valid JSON Schema whose every `$ref` resolves inside it (or in
+    the meta-schemas), else why not. Nothing is fetched."""
     import jsonschema
+    from referencing.exceptions import Unresolvable
 
     if not isinstance(schema, dict):
         return "a JSON Schema must be an object"
+    if too_deep(schema):
+        return f"nested deeper than {MAX_DEPTH} levels"
     try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
+        validator = validator_for(schema)
+        validator.check_schema(schema)
+        resolver = validator._resolver  # referencing.Resolver, rooted at the schema
+        for ref in _refs(schema):
+            try:
+                resolver.lookup(ref)
+            except Unresolvable:
+                return f"$ref {ref!r} does not resolve inside the schema (nothing is fetched)"
     except jsonschema.SchemaError as exc:
         return str(exc.message)
+    except RecursionError:
+        return f"nested deeper than {MAX_DEPTH} levels"
     return None
+
+
+def _refs(schema: Any) -> Iterator[str]:
+    """Every `$ref` string in a schema (`$ref`s under a nested `$id` are checked from the root,
+    which is how they resolve for schemas without embedded resources)."""
+    stack = [schema]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref")
+            if isinstance(ref, str):
+                yield ref
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+# --- `pattern` keywords with a time limit (jsonschema's own use the stdlib `re`) ---------------
+
+
+_deadline = threading.local()  # per thread: assertions are checked in worker threads
+
+
+def _search(pattern: str, text: str) -> Any:
+    from aicli.regexes import TIMEOUT_S, search
+
+    end = getattr(_deadline, "value", None)
+    left = TIMEOUT_S if end is None else max(0.01, min(TIMEOUT_S, end - time.monotonic()))
+    return search(pattern, text, timeout=left)
+
+
+def _pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterator[Any]:
+    from jsonschema import ValidationError
+
+    from aicli.regexes import RegexTimeout
+
+    if not validator.is_type(instance, "string"):
+        return
+    try:
+        if _search(patrn, instance) is None:
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
+    except RegexTimeout as exc:
+        yield ValidationError(str(exc))
+
+
+def _pattern_properties(validator: Any, props: dict[str, Any], instance: Any, schema: Any) -> Any:
+    from jsonschema import ValidationError
+
+    from aicli.regexes import RegexTimeout
+
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in props.items():
+        for key, value in instance.items():
+            try:
+                hit = _search(pattern, key) is not None
+            except RegexTimeout as exc:
+                yield ValidationError(str(exc))
+                return
+            if hit:
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(validator: Any, extra: Any, instance: Any, schema: Any) -> Any:
+    from jsonschema import ValidationError
+
+    from aicli.regexes import RegexTimeout
+
+    if not validator.is_type(instance, "object"):
+        return
+    properties = schema.get("properties", {})
+    patterns = list(schema.get("patternProperties", {}))
+    extras = []
+    try:
+        for key in instance:
+            if key not in properties and not any(_search(p, key) for p in patterns):
+                extras.append(key)
+    except RegexTimeout as exc:
+        yield ValidationError(str(exc))
+        return
+    if validator.is_type(extra, "object"):
+        for key in extras:
+            yield from validator.descend(instance[key], extra, path=key)
+    elif extra is False and extras:
+        shown = ", ".join(repr(k) for k in sorted(extras)[:10])
+        yield ValidationError(f"Additional properties are not allowed ({shown} unexpected)")

@@ -164,6 +164,17 @@ BoundedLoader.yaml_implicit_resolvers = {
 }
 
 
+def _not_json(loader: BoundedLoader, node: Node) -> Any:
+    tag = node.tag.rsplit(":", 1)[-1]
+    raise yaml.constructor.ConstructorError(
+        None, None, f"the tag !!{tag} is not allowed (only JSON-like values)", node.start_mark
+    )
+
+
+for _tag in ("binary", "set", "omap", "pairs", "timestamp"):  # not JSON: would break later
+    BoundedLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _not_json)
+
+
 def _problem(problem: str, event: Any) -> YamlProblem:
     mark = getattr(event, "start_mark", None)
     if mark is None:
@@ -190,6 +201,8 @@ def load_with(instance: BoundedLoader) -> Any:
         raise YamlProblem(problem, mark.line + 1, mark.column + 1) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(f"invalid YAML ({type(exc).__name__})") from None
+    except (ValueError, OverflowError, TypeError) as exc:  # int("1" * 5000), !!int abc, ...
+        raise YamlProblem(f"invalid YAML value: {_first_line(exc)}") from None
     except RecursionError:  # defensive: construction is bounded by max_depth
         raise YamlProblem(f"nested deeper than {instance.max_depth} levels (the limit)") from None
     finally:
@@ -229,6 +242,13 @@ def read_text(path: str | Path, max_bytes: int = MAX_BYTES) -> str:
         return b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
         raise OSError(errno.EILSEQ, "not UTF-8 text") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "integer string conversion" in text:
+        return "a number with too many digits"
+    return text if len(text) <= 100 else text[:99] + "…"
 
 
 def _mb(n: int) -> str:

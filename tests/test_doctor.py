@@ -170,3 +170,15 @@ def test_built_in_defaults_and_json_logs(run_aicli: Any) -> None:
     missing = run_aicli("doctor", "--offline", "--log-format", "json", "-c", "nope.yaml")
     assert missing.exit_code == 2
     assert "FAIL  config" in missing.stdout and "nope.yaml" in missing.stdout
+
+
+def test_unusable_cache_folder_is_exit_3(cli: Any, make_config: Any, tmp_path: Path) -> None:
+    make_config()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    result, data = doctor_json(cli, "--offline", env={"AICLI_CACHE_DIR": str(blocker / "cache")})
+    assert result.exit_code == 3
+    cache = by_name(data)["cache"]
+    assert cache["status"] == "fail" and "AICLI_CACHE_DIR" in cache["hint"]
+    result, data = doctor_json(cli, "--offline", env={"AICLI_CACHE_DIR": str(blocker)})
+    assert by_name(data)["cache"]["detail"].endswith("exists but is not a folder")

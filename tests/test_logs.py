@@ -156,3 +156,30 @@ def test_configure_is_idempotent_and_scrubs(capsys: pytest.CaptureFixture[str]) 
     assert line["message"] == "sent ***" and line["detail"] == ["***"]
     assert line["request_id"] == "r1" and line["tier"] == "t1" and line["event"] == "x"
     configure("text", logging.WARNING)
+
+
+def test_test_prompts_json_logs_one_request_event_per_case(
+    run_aicli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import REPO_ROOT
+
+    monkeypatch.chdir(REPO_ROOT)
+    result = run_aicli(
+        "test-prompts", "--replay", "prompts/recordings/shipped.jsonl", "-v", "--log-format", "json"
+    )
+    assert result.exit_code == 0, result
+    assert result.stdout.splitlines()[-1] == "18 passed, 0 failed"  # stdout unchanged
+    lines = json_lines(result.stderr)
+    assert lines[0]["event"] == "message" and lines[0]["message"].startswith("18 runs of")
+    requests = [e for e in lines if e["event"] == "request"]
+    assert len(requests) >= 18
+    assert len({e["request_id"] for e in requests}) == len(requests)
+    assert {"tier", "model", "cached", "latency_ms", "cost_usd"} <= set(requests[0])
+
+
+@pytest.mark.parametrize("args", [[], ["cache"]])
+def test_no_command_is_a_json_error(run_aicli: Any, args: list[str]) -> None:
+    result = run_aicli(*args, env={"AICLI_LOG_FORMAT": "json"})
+    assert result.exit_code == 2
+    (line,) = json_lines(result.stderr)
+    assert line["event"] == "error" and line["message"] == "missing command"

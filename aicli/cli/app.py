@@ -37,8 +37,30 @@ def _click_exceptions() -> tuple[Any, Any]:
     return exceptions.ClickException, no_args
 
 
+class _PromptNotCommand(Exception):
+    """`aicli "what is 2+2"`: a prompt where a command was expected."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
 class _Group(TyperGroup):
     """Report bad flags as one `aicli: error:` line plus a hint, exit 2."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        root = ctx.parent is None and name and not name.startswith("-")
+        if root and self.get_command(ctx, name) is None:
+            from aicli.errors import close_matches
+
+            near = close_matches(name, self.list_commands(ctx), n=1)
+            if near and " " not in name:
+                hint = f"did you mean: aicli {near[0]}"
+            else:
+                hint = f"did you mean: aicli generate {_quoted(' '.join(args))}"
+            raise _PromptNotCommand(f"no command named {name!r}", hint)
+        return super().resolve_command(ctx, args)
 
     def main(  # type: ignore[override]
         self,
@@ -67,8 +89,18 @@ class _Group(TyperGroup):
                 standalone_mode=False,
                 **extra,
             )
+        except _PromptNotCommand as exc:
+            error(exc.message, exc.hint)
+            rv = 2
         except NoArgsIsHelpError as exc:
-            sys.stderr.write(exc.format_message() + "\n")
+            from aicli.logs import current_format
+
+            if current_format() == "json":  # every stderr line is JSON: no help page there
+                ctx = getattr(exc, "ctx", None)
+                where = ctx.command_path if ctx is not None else "aicli"
+                error("missing command", f"see '{where} --help'")
+            else:
+                sys.stderr.write(exc.format_message() + "\n")
             rv = 2
         except ClickException as exc:
             ctx = getattr(exc, "ctx", None)
@@ -88,13 +120,51 @@ class _Group(TyperGroup):
         sys.exit(rv or 0)
 
 
+def _quoted(text: str) -> str:
+    """Text as a shell would need it: "double quotes" when they suffice."""
+    import shlex
+
+    if not any(ch in text for ch in '"$`\\!'):
+        return f'"{text}"'
+    return shlex.quote(text)
+
+
+_EPILOG = """\b
+Getting started:
+  aicli generate -t echo "Hello"                # offline: no key, no network
+  export OPENAI_API_KEY=sk-...; aicli doctor    # check the config, key and endpoint
+  aicli generate "Summarize this" < notes.txt   # ask a real model (default tier)
+
+\b
+Environment:
+  OPENAI_API_KEY     the key of the built-in openai provider (api_key_env names others)
+  OPENAI_BASE_URL    the openai provider's endpoint (Ollama, vLLM, ... are OpenAI-compatible)
+  AICLI_CONFIG       the config file when --config is not given
+  AICLI_CACHE_DIR    the cache folder (else cache.dir, else $XDG_CACHE_HOME/aicli)
+  AICLI_LOG_FORMAT   text or json: how stderr is written (as --log-format)
+  NO_COLOR           no colours and no progress bars
+  XDG_CONFIG_HOME    holds the user config, aicli/config.yaml (default ~/.config)
+
+\b
+Exit codes:
+  0    success
+  1    test-prompts: some cases failed
+  2    bad usage, config, template or input
+  3    no usable answer; doctor: a provider or the cache unreachable, or a key refused
+  4    the budget (--max-cost) would be exceeded
+  130  interrupted
+
+More: aicli COMMAND --help, and aicli config show --defaults.
+"""
+
 app = typer.Typer(
     cls=_Group,
     name="aicli",
     help="Take AI prompts from prototype to production: tiered models with fallbacks, a disk "
     "cache, cost control, versioned prompt templates and prompt regression tests.",
+    epilog=_EPILOG,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -120,13 +190,20 @@ def _root(
     options.pass_config_down(ctx, config, log_format)
 
 
-app.command("generate")(generate_cmd.generate)
-app.command("render")(render_cmd.render)
-app.command("test-prompts")(test_prompts_cmd.test_prompts)
-app.add_typer(cache_cmd.cache_app, name="cache")
-app.command("tiers")(tiers_cmd.tiers)
-app.add_typer(config_cmd.config_app, name="config")
-app.command("doctor")(doctor_cmd.doctor)
+# Short help: one whole sentence each, so the command list never cuts one off.
+app.command("generate", short_help="Answer a prompt with a model tier.")(generate_cmd.generate)
+app.command("render", short_help="Print, list or lock prompt templates.")(render_cmd.render)
+app.command("test-prompts", short_help="Run prompt test suites for CI.")(
+    test_prompts_cmd.test_prompts
+)
+app.add_typer(cache_cmd.cache_app, name="cache", short_help="Inspect and tidy the answer cache.")
+app.command("tiers", short_help="List the tiers after inheritance.")(tiers_cmd.tiers)
+app.add_typer(
+    config_cmd.config_app, name="config", short_help="Show the config file in use and its content."
+)
+app.command("doctor", short_help="Check the config, keys, endpoints, cache and prompts.")(
+    doctor_cmd.doctor
+)
 
 
 def main() -> None:

@@ -97,7 +97,7 @@ def _rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-@cache_app.command("stats")
+@cache_app.command("stats", short_help="Entries, size, hit rate and the money saved.")
 def stats(
     json_out: bool = JSON,
     config: Path | None = options.CONFIG,
@@ -130,7 +130,7 @@ def stats(
                 out(f"{key.ljust(width)}  {value}")
 
 
-@cache_app.command("clear")
+@cache_app.command("clear", short_help="Delete every cached answer.")
 def clear(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     json_out: bool = JSON,
@@ -171,7 +171,7 @@ def clear(
             out(f"cleared {cleared} from {done['location']}; counters reset")
 
 
-@cache_app.command("prune")
+@cache_app.command("prune", short_help="Delete expired answers.")
 def prune(
     json_out: bool = JSON,
     config: Path | None = options.CONFIG,

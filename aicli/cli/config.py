@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from aicli.cli import options
 from aicli.cli.output import handle_errors, info, out
+
+if TYPE_CHECKING:
+    from aicli.config import Config
 
 config_app = typer.Typer(no_args_is_help=True)
 
@@ -27,7 +30,7 @@ def _group(
     options.pass_config_down(ctx, config, log_format)
 
 
-@config_app.command("path")
+@config_app.command("path", short_help="Print the config file in use, and why.")
 def path(
     config: Path | None = options.CONFIG,
     log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
@@ -46,7 +49,7 @@ def path(
         info(f"aicli: chosen by {why}")
 
 
-@config_app.command("show")
+@config_app.command("show", short_help="Print the effective config as YAML.")
 def show(
     defaults: bool = typer.Option(
         False, "--defaults", help="Print the built-in defaults file, with a comment on every key."
@@ -75,26 +78,33 @@ def show(
         out(yaml.safe_dump(effective(cfg), sort_keys=False, allow_unicode=True).rstrip("\n"))
 
 
-def effective(cfg: Any) -> dict[str, Any]:
-    """The config as data after defaults and inheritance; no key values (there are none)."""
+def effective(cfg: Config) -> dict[str, Any]:
+    """The config as data after defaults and inheritance, its sections in the order of the
+    built-in defaults file; no key values (a config never holds any)."""
+    from aicli.config import DEFAULTS_FILE
     from aicli.security import without_credentials
+    from aicli.yamlsafe import load
 
-    providers = {}
-    for name, provider in cfg.providers.items():
-        shown = provider.model_dump(exclude_none=True)
-        if provider.type != "echo":
-            shown["base_url"] = without_credentials(cfg.base_url(name))
-        providers[name] = shown
-    return {
-        "default_tier": cfg.default_tier,
-        "prompts_dir": str(cfg.prompts_dir),
-        "providers": providers,
-        "defaults": cfg.defaults.model_dump(),
-        "tiers": {name: _tier(tier) for name, tier in cfg.tiers.items()},
-        "cache": cfg.cache.model_dump(),
-        "redact": cfg.redact.model_dump(),
-        "budget": cfg.budget.model_dump(),
-    }
+    shown: dict[str, Any] = {}
+    for section in load(DEFAULTS_FILE.read_text(encoding="utf-8")):
+        value: Any = getattr(cfg, section, None)
+        if section == "providers":
+            providers = {}
+            for name, provider in cfg.providers.items():
+                data = provider.model_dump(exclude_none=True)
+                if provider.type != "echo":
+                    data["base_url"] = without_credentials(cfg.base_url(name))
+                providers[name] = data
+            shown[section] = providers
+        elif section == "tiers":
+            shown[section] = {name: _tier(tier) for name, tier in cfg.tiers.items()}
+        elif isinstance(value, Path):
+            shown[section] = str(value)
+        elif hasattr(value, "model_dump"):
+            shown[section] = value.model_dump()
+        elif value is not None:
+            shown[section] = value
+    return shown
 
 
 def _tier(tier: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from aicli.cli import options
+from aicli.cli.completion import template_names, tier_names
 from aicli.cli.output import (
     check_text,
     handle_errors,
@@ -32,7 +33,12 @@ def generate(
         show_default=False,
     ),
     tier: str | None = typer.Option(
-        None, "--tier", "-t", metavar="NAME", help="Model tier (default: default_tier)."
+        None,
+        "--tier",
+        "-t",
+        metavar="NAME",
+        help="Model tier (default: default_tier; `aicli tiers` lists them).",
+        autocompletion=tier_names,
     ),
     model: str | None = typer.Option(
         None, "--model", "-m", metavar="MODEL", help="Override the tier's model (same provider)."
@@ -46,6 +52,7 @@ def generate(
         "-T",
         metavar="NAME[@VERSION]",
         help="Render prompt template NAME[@VERSION] instead of PROMPT.",
+        autocompletion=template_names,
     ),
     var: list[str] = typer.Option(
         [],

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from aicli.cli import options
+from aicli.cli.completion import template_names
 from aicli.cli.output import (
     handle_errors,
     info,
@@ -21,7 +22,10 @@ from aicli.cli.output import (
 
 def render(
     name: str | None = typer.Argument(
-        None, metavar="NAME[@VERSION]", help="Template to render; NAME alone = newest release."
+        None,
+        metavar="NAME[@VERSION]",
+        help="Template to render; NAME alone = newest release.",
+        autocompletion=template_names,
     ),
     var: list[str] = typer.Option(
         [],

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from aicli.cli import options
+from aicli.cli.completion import suite_paths, tier_names
 from aicli.cli.output import (
     error,
     handle_errors,
@@ -37,6 +38,7 @@ def test_prompts(
         None,
         metavar="PATH",
         help="Suite files, or folders searched for *.test.yaml (default: prompts_dir).",
+        autocompletion=suite_paths,
         show_default=False,
     ),
     tier: list[str] = typer.Option(
@@ -44,6 +46,7 @@ def test_prompts(
         "--tier",
         "-t",
         metavar="NAME",
+        autocompletion=tier_names,
         help="Run every case on this tier (repeatable: tiers are compared side by side). "
         "Default: a case's tier, else its suite's, else its template's, else default_tier.",
         show_default=False,
@@ -118,6 +121,7 @@ def test_prompts(
         None,
         "--grader",
         metavar="TIER",
+        autocompletion=tier_names,
         help="Tier that judges llm-rubric assertions (default: an assertion's own `grader`, "
         "else a tier named 'grader', else default_tier).",
     ),

@@ -3,7 +3,6 @@ prompts (templates load, the lock matches, suites parse)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,15 +26,14 @@ def cache_checks(cfg: Config) -> list[Check]:
     if disk:
         directory = resolve_cache_dir(cfg)
         hint = "set cache.dir in the config or $AICLI_CACHE_DIR to a writable folder"
-        probe_dir = directory if directory.exists() else _existing_parent(directory)
-        if probe_dir is None or not os.access(probe_dir, os.W_OK | os.X_OK):
-            detail = f"disk cache at {directory}: not writable"
-            return [Check("cache", "fail", detail, hint, "cache")]
+        problem = _unwritable(directory)
+        if problem:
+            return [Check("cache", "fail", f"disk cache at {directory}: {problem}", hint, "cache")]
     cache = open_cache(cfg)
 
     async def probe() -> dict[str, Any]:
         try:
-            return await cache.stats()
+            return await cache.stats()  # opens both stores: a damaged one is an error here
         finally:
             await cache.aclose()
 
@@ -47,6 +45,23 @@ def cache_checks(cfg: Config) -> list[Check]:
     state = "writable, readable" if disk else "reachable"
     detail = f"{stats['backend']} cache at {stats['location']}: {state}, {entries} entries"
     return [Check("cache", "ok", detail, None, "cache")]
+
+
+def _unwritable(directory: Path) -> str | None:
+    """Why the cache folder cannot be written (a real probe file, not just permission bits)."""
+    import tempfile
+
+    if directory.exists() and not directory.is_dir():
+        return "exists but is not a folder"
+    probe = directory if directory.exists() else _existing_parent(directory)
+    if probe is None or not probe.is_dir():
+        return "its parent is not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=probe, prefix=".aicli-doctor-"):
+            pass
+    except OSError as exc:
+        return f"not writable ({exc.strerror or exc})"
+    return None
 
 
 def _existing_parent(path: Path) -> Path | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,9 +146,11 @@ def _check_value(base: str, raw: dict[str, Any], bad: Callable[..., SuiteError])
     if base == "regex":
         if not isinstance(value, str) or not value:
             raise bad("needs a regular expression `value`")
+        from aicli.regexes import compiled
+
         try:
-            re.compile(value)
-        except re.error as exc:
+            compiled(value)  # the one compile; the check reuses it
+        except ValueError as exc:
             raise bad(f"invalid regular expression {value!r}: {exc}") from None
         return value
     if base in ("is-json", "json-schema"):

@@ -19,6 +19,9 @@ from jinja2.exceptions import SecurityError
 
 MAX_OUTPUT = 1_000_000  # characters of rendered text (or twice the variables, if larger)
 TOTAL_FACTOR = 50  # all intermediate strings/lists of one render: at most 50x the limit
+# Integers a render may build: one multiplication of two such numbers takes about a
+# millisecond, while C-level big-number arithmetic cannot be interrupted by the time limit.
+MAX_INT_BITS = 100_000
 
 
 class Violation(SecurityError):
@@ -53,7 +56,8 @@ def _sized(value: Any) -> int | None:
 
 
 def account(result: Any) -> Any:
-    """Charge a freshly built string/list against the per-render limits."""
+    """Charge a freshly built string/list against the per-render limits; refuse huge numbers."""
+    check_int(result)
     n = _sized(result)
     if n is not None:
         lim = current()
@@ -109,8 +113,23 @@ def _check_join(sep: Any, items: list[Any]) -> None:
     check_size(len(str(sep)) * max(0, len(items) - 1), "join()")
 
 
+def _bits(value: Any) -> int:
+    return value.bit_length() if isinstance(value, int) else 0
+
+
+def check_int(value: Any) -> Any:
+    """Refuse an integer over MAX_INT_BITS (made by a filter, a method or an operator)."""
+    if _bits(value) > MAX_INT_BITS:
+        raise Violation(f"a number larger than {MAX_INT_BITS} bits (the limit)")
+    return value
+
+
 def check_binop(op: str, left: Any, right: Any) -> None:
+    check_int(left)
+    check_int(right)
     if op == "*":
+        if _bits(left) + _bits(right) > MAX_INT_BITS:
+            raise Violation(f"a product larger than {MAX_INT_BITS} bits (the limit)")
         for seq, n in ((left, right), (right, left)):
             size = _sized(seq)
             if size is not None and isinstance(n, int):
@@ -121,7 +140,7 @@ def check_binop(op: str, left: Any, right: Any) -> None:
             check_size(a + b, "'+'")
     elif op == "**":
         ints = isinstance(left, int) and isinstance(right, int)
-        if ints and abs(left) > 1 and right > 0 and abs(left).bit_length() * right > 100_000:
+        if ints and abs(left) > 1 and right > 0 and abs(left).bit_length() * right > MAX_INT_BITS:
             raise Violation("a power too large to compute")
     elif op == "%" and isinstance(left, str):
         _check_percent(left)
@@ -145,6 +164,14 @@ def str_method_guard(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any])
         _check_join(owner, items)
         return (items, *args[1:])
     return args
+
+
+def int_method_guard(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """`(1).to_bytes(10**9)` would allocate a gigabyte before anything could be counted."""
+    if method.__name__ == "to_bytes":
+        for n in (*args, *kwargs.values()):
+            if isinstance(n, int):
+                check_size(n, "to_bytes()")
 
 
 def guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:

@@ -79,7 +79,7 @@ class SandboxEnv(ImmutableSandboxedEnvironment):
     """The one Jinja environment aicli renders with (see the module docstring)."""
 
     code_generator_class = _CodeGen
-    intercepted_binops = frozenset({"*", "+", "**", "%"})
+    intercepted_binops = frozenset({"*", "+", "-", "**", "%", "/", "//"})
 
     def __init__(self, includes: Mapping[str, str] | None = None) -> None:
         super().__init__(
@@ -104,6 +104,10 @@ class SandboxEnv(ImmutableSandboxedEnvironment):
             getattr(__obj, "__self__", None), str
         ):
             args = guards.str_method_guard(__obj, args, kwargs)
+        elif isinstance(__obj, types.BuiltinMethodType) and isinstance(
+            getattr(__obj, "__self__", None), int
+        ):
+            guards.int_method_guard(__obj, args, kwargs)
         return guards.account(super().call(__context, __obj, *args, **kwargs))
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:

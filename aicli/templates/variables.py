@@ -160,13 +160,15 @@ def validate_variables(tpl: Template, given: dict[str, Any]) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Any:
-    """A checked validator for one schema (cached: check_schema is the slow part)."""
-    from jsonschema import validators  # heavy: only when needed
+    """A checked validator for one schema (cached: check_schema is the slow part); raises
+    ValueError saying why a schema is not valid (a `$ref` that does not resolve, too deep...)."""
+    from aicli.jsontext import check_schema, validator_for  # heavy: only when needed
 
     schema = json.loads(schema_json)
-    cls = validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
+    problem = check_schema(schema)
+    if problem:
+        raise ValueError(problem)
+    return validator_for(schema)
 
 
 def _check_schemas(tpl: Template, context: dict[str, Any]) -> None:
@@ -175,9 +177,9 @@ def _check_schemas(tpl: Template, context: dict[str, Any]) -> None:
     for name, schema in tpl.variables.items():
         try:
             validator = _validator(canonical_json(schema))
-        except exceptions.SchemaError as exc:
+        except ValueError as exc:
             raise TemplateError(
-                f"{tpl.label}: variables.{name} is not a valid JSON Schema: {exc.message}"
+                f"{tpl.label}: variables.{name} is not a valid JSON Schema: {exc}"
             ) from None
         errors = list(validator.iter_errors(context[name]))
         if errors:
