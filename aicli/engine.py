@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aicli.config import Config, TierConfig
-from aicli.cost import Budget, cost_of, estimate_usage, worst_case_cost
+from aicli.cost import DEFAULT_MAX_TOKENS, Budget, cost_of, estimate_usage, worst_case_cost
 from aicli.errors import AicliError, NoAnswerError
 from aicli.providers.base import Provider, ProviderCall, ProviderFailure
 from aicli.resilience import Cooldowns, TierLimiters
@@ -262,8 +262,8 @@ class Engine:
         return plans
 
     @staticmethod
-    def _max_tokens(request: Request, tier: TierConfig) -> int | None:
-        return request.max_tokens if request.max_tokens is not None else tier.max_tokens
+    def _max_tokens(request: Request, tier: TierConfig) -> int:
+        return request.max_tokens or tier.max_tokens or DEFAULT_MAX_TOKENS
 
     @staticmethod
     def _temperature(request: Request, tier: TierConfig) -> float | None:
@@ -317,7 +317,7 @@ class Engine:
         tier = plan.tier
         max_tokens = self._max_tokens(request, tier)
         provider = self._provider(tier.provider)
-        worst = worst_case_cost(plan.messages, max_tokens or 4096, tier.price)
+        worst = worst_case_cost(plan.messages, max_tokens, tier.price, request.schema)
         budget = outcome.budget
         if budget.cap is not None and worst == 0 and plan.name not in self._unpriced:
             self._unpriced.add(plan.name)
@@ -344,7 +344,7 @@ class Engine:
         call = ProviderCall(
             model=plan.model,
             messages=plan.messages,
-            max_tokens=max_tokens,
+            max_tokens=max_tokens,  # always sent: the answer's cost is bounded
             temperature=self._temperature(request, tier),
             seed=request.seed,
             schema=request.schema,
@@ -353,7 +353,7 @@ class Engine:
             stream=on_delta is not None,
         )
         outcome.tried.append(plan.name)
-        actual = 0.0
+        charged = 0.0
         try:
             if self.cfg.provider(tier.provider).type != "echo":  # offline: nothing to protect
                 await self.limiters.get(plan.name, float(tier.rate_limit or 100)).acquire()
@@ -364,6 +364,16 @@ class Engine:
             with log_context(tier=plan.name):  # SDK retries are logged with their tier
                 answer = await provider.complete(call, sink)
             latency_ms = (time.monotonic() - called) * 1000
+            usage = answer.usage or estimate_usage(plan.messages, answer.content)
+            actual = cost_of(usage, tier.price)
+            # Without reported usage the whole reservation counts: the bound is all we know.
+            charged = actual if answer.usage is not None else max(actual, reserved)
+            if not answer.content.strip():  # paid for, but nothing to use: the next tier may be
+                raise ProviderFailure(
+                    f"tier '{plan.name}' returned an empty answer",
+                    retryable=not (on_delta and answer.content),  # printed: no second answer
+                    attempts=answer.attempts,
+                )
         except ProviderFailure as failure:
             outcome.attempts += failure.attempts
             outcome.last_error = failure.message
@@ -379,13 +389,11 @@ class Engine:
             return None
         else:
             outcome.attempts += answer.attempts
-            self.cooldowns.succeeded(plan.name)
-            usage = answer.usage or estimate_usage(plan.messages, answer.content)
-            actual = cost_of(usage, tier.price)
         finally:
-            budget.settle(reserved, actual)
+            budget.settle(reserved, charged, what)
             if outcome.quota is not None and ticket is not None:
-                await outcome.quota.settle(ticket, actual)
+                await outcome.quota.settle(ticket, charged)
+        self.cooldowns.succeeded(plan.name)
         if restorer is not None and on_delta is not None:
             on_delta(restorer.flush())
         if request.schema is not None:

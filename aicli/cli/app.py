@@ -22,9 +22,16 @@ from aicli.cli import doctor as doctor_cmd
 from aicli.cli import generate as generate_cmd
 from aicli.cli import options
 from aicli.cli import render as render_cmd
+from aicli.cli import serve as serve_cmd
 from aicli.cli import test_prompts as test_prompts_cmd
 from aicli.cli import tiers as tiers_cmd
-from aicli.cli.output import error, log_format_from
+from aicli.cli.output import (
+    error,
+    interrupted_code,
+    interrupted_message,
+    log_format_from,
+    sigterm_as_interrupt,
+)
 
 
 def _click_exceptions() -> tuple[Any, Any]:
@@ -82,13 +89,14 @@ class _Group(TyperGroup):
         Exit, Abort = typer.Exit, typer.Abort
 
         try:
-            rv = super().main(
-                args=args,
-                prog_name=prog_name or "aicli",
-                complete_var=complete_var,
-                standalone_mode=False,
-                **extra,
-            )
+            with sigterm_as_interrupt():
+                rv = super().main(
+                    args=args,
+                    prog_name=prog_name or "aicli",
+                    complete_var=complete_var,
+                    standalone_mode=False,
+                    **extra,
+                )
         except _PromptNotCommand as exc:
             error(exc.message, exc.hint)
             rv = 2
@@ -112,9 +120,9 @@ class _Group(TyperGroup):
         except Abort:
             error("aborted")
             rv = 1
-        except KeyboardInterrupt:
-            error("interrupted")
-            rv = 130
+        except KeyboardInterrupt as exc:
+            error(interrupted_message(exc))
+            rv = interrupted_code(exc)
         if not standalone_mode:
             return rv
         sys.exit(rv or 0)
@@ -204,6 +212,7 @@ app.add_typer(
 app.command("doctor", short_help="Check the config, keys, endpoints, cache and prompts.")(
     doctor_cmd.doctor
 )
+app.command("serve", short_help="Serve the engine over HTTP (OpenAI-compatible).")(serve_cmd.serve)
 
 
 def main() -> None:

@@ -115,6 +115,43 @@ def stdout_console() -> Any:
     return _console(sys.stdout, soft_wrap=True)
 
 
+EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_TERMINATED = 143  # SIGTERM: 128 + 15, as a shell reports it
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled CI job, `timeout`, Kubernetes): handled exactly like Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM ends it the way Ctrl-C does (reports written, exit 143)."""
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError):  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted_code(exc: BaseException | None = None, terminated: bool = False) -> int:
+    return EXIT_TERMINATED if terminated or isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
+def interrupted_message(exc: BaseException | None = None, terminated: bool = False) -> str:
+    return "terminated (SIGTERM)" if terminated or isinstance(exc, Terminated) else "interrupted"
+
+
 def log_format_from(argv: Sequence[str]) -> LogFormat:
     """The format asked for by `--log-format` in argv (before `--`) or $AICLI_LOG_FORMAT.
 
@@ -172,9 +209,9 @@ def handle_errors(
             info(scrub(traceback.format_exc()), "traceback")
         error(scrub(exc.message), scrub(exc.hint) if exc.hint else None)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        error("interrupted", None)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        error(interrupted_message(exc), None)
+        raise typer.Exit(interrupted_code(exc)) from None
     except BrokenPipeError:
         # The reader went away (`aicli ... | head`): not an error worth a message.
         with contextlib.suppress(Exception):

@@ -14,9 +14,12 @@ import typer
 from aicli.cli import options
 from aicli.cli.completion import suite_paths, tier_names
 from aicli.cli.output import (
+    Terminated,
     error,
     handle_errors,
     info,
+    interrupted_code,
+    interrupted_message,
     is_tty,
     out,
     stdout_console,
@@ -28,7 +31,6 @@ if TYPE_CHECKING:
     from aicli.reports.results import CaseResult, Summary
     from aicli.suites.runner import Job, Runner
 
-EXIT_INTERRUPTED = 130
 _SHOW_ALL_UP_TO = 50  # without -v, passed rows are left out of bigger tables
 _LOG_WIDTH = 160
 
@@ -137,7 +139,8 @@ def test_prompts(
 
     The last stdout line is `N passed, N failed` (`, N skipped` may follow). Exit codes: 0 all
     passed (or the pass rate reached --pass-rate), 1 failures, 2 invalid suites or usage,
-    4 budget reached, 130 interrupted (reports are still written for what completed).
+    4 budget reached, 130 interrupted (143 on SIGTERM; reports are still written for what
+    completed).
 
     \b
     Examples:
@@ -156,6 +159,7 @@ def test_prompts(
                 "--record and --replay exclude each other",
                 "record once with --record FILE, then run with --replay FILE",
             )
+        _check_distinct_files(list(output), record, replay)
         opts = RunOptions(
             tiers=list(tier),
             model=model,
@@ -190,6 +194,7 @@ def _main(
     from aicli.config import load_config
     from aicli.cost import Budget
     from aicli.engine import Engine
+    from aicli.errors import BudgetError
     from aicli.recording import Recorder, ReplayStore
     from aicli.reports import open_writers
     from aicli.reports.summary import SummaryBuilder, final_line
@@ -224,7 +229,7 @@ def _main(
     engine = Engine(cfg, recorder=recorder, replay=replay_store, budget=budget)
     started = time.monotonic()
     runner: Runner | None = None
-    interrupted = False
+    interrupted = terminated = False
     closed = False
     try:
         with _progress(len(jobs)) as advance:
@@ -241,9 +246,10 @@ def _main(
 
             try:
                 asyncio.run(_run(runner, engine, jobs))
-            except KeyboardInterrupt:  # Ctrl-C outside the runner's own handler
-                interrupted = True
+            except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM outside the runner's handler
+                interrupted, terminated = True, isinstance(exc, Terminated)
         interrupted = interrupted or runner.interrupted
+        terminated = terminated or runner.terminated
         summary = builder.build(
             interrupted=interrupted or runner.fatal is not None,
             duration_s=time.monotonic() - started,
@@ -263,13 +269,41 @@ def _main(
     if replay is not None:
         _warn_if_nothing_matched(results, replay)
     if interrupted:
-        error("interrupted: the reports hold the results that completed")
-        return EXIT_INTERRUPTED
+        what = interrupted_message(terminated=terminated)
+        error(f"{what}: the reports hold the results that completed")
+        return interrupted_code(terminated=terminated)
+    if runner.budget_error is None and budget.overrun:
+        try:
+            budget.check_overrun()
+        except BudgetError as exc:
+            runner.budget_error = exc
     if runner.budget_error is not None:
         err = runner.budget_error
         error(f"budget reached, the remaining cases were skipped: {err.message}", err.hint)
         return err.exit_code
     return 0 if summary.pass_rate * 100 >= pass_rate - 1e-9 else 1
+
+
+def _check_distinct_files(outputs: list[Path], record: Path | None, replay: Path | None) -> None:
+    """Two of -o/--record/--replay on one file (a symlink or ./x too) would mix or overwrite it."""
+    from aicli.errors import UsageError
+
+    named = [("--output", p) for p in outputs]
+    named += [(flag, p) for flag, p in (("--record", record), ("--replay", replay)) if p]
+    seen: dict[object, tuple[str, Path]] = {}
+    for flag, path in named:
+        try:
+            st = path.stat()
+            ident: object = (st.st_dev, st.st_ino)
+        except OSError:
+            ident = path.resolve()
+        if ident in seen:
+            first_flag, first = seen[ident]
+            raise UsageError(
+                f"{flag} {path}: the same file as {first_flag} {first}",
+                "give each report, recording and replay file its own name",
+            )
+        seen[ident] = (flag, path)
 
 
 def _warn_if_nothing_matched(results: list[CaseResult], replay: Path) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aicli.errors import AicliError, BudgetError, NoAnswerError, UsageError
 from aicli.reports.results import CaseResult, ReasonKind
@@ -190,6 +190,7 @@ class Runner:
         self.budget_error: BudgetError | None = None
         self.fatal: AicliError | None = None  # e.g. a missing API key: the run cannot go on
         self.interrupted = False
+        self.terminated = False  # the interruption was SIGTERM (CI cancelled the job)
         self._rendered: dict[str, Rendered | AicliError] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._unhook: Callable[[], None] = lambda: None
@@ -198,7 +199,7 @@ class Runner:
         pending = iter(jobs)
         count = max(1, min(self.opts.concurrency, len(jobs)))
         self._workers = [asyncio.create_task(self._worker(pending)) for _ in range(count)]
-        self._unhook = _on_sigint(self.interrupt)
+        self._unhook = _on_signals(self.interrupt)
         try:
             await asyncio.wait(self._workers)
         except asyncio.CancelledError:  # Ctrl-C reached the main task (no signal handler)
@@ -213,10 +214,12 @@ class Runner:
             if not w.cancelled() and w.exception() is not None:
                 raise w.exception()  # type: ignore[misc]  # a bug: let the CLI report it
 
-    def interrupt(self) -> None:
-        """Ctrl-C: start nothing new and cancel the calls in flight; a second Ctrl-C is Python's."""
+    def interrupt(self, signum: int = signal.SIGINT) -> None:
+        """Ctrl-C or SIGTERM: start nothing new and cancel the calls in flight; a second signal
+        is Python's (or the CLI's)."""
         self._unhook()
         self.interrupted = True
+        self.terminated = self.terminated or signum == signal.SIGTERM
         self._stop(STOP_INTERRUPTED)
         for w in self._workers:
             w.cancel()
@@ -352,16 +355,25 @@ class Runner:
         return r
 
 
-def _on_sigint(handler: Callable[[], None]) -> Callable[[], None]:
-    """Route Ctrl-C to `handler` while the run lasts; returns the function that undoes it."""
+def _on_signals(handler: Callable[[int], None]) -> Callable[[], None]:
+    """Route Ctrl-C and SIGTERM to `handler(signum)` while the run lasts; returns the function
+    that undoes it and puts back the handlers that were there before."""
     loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGINT, handler)
-    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
-        return lambda: None
+    previous: dict[int, Any] = {}
 
     def remove() -> None:
-        with contextlib.suppress(Exception):
-            loop.remove_signal_handler(signal.SIGINT)
+        for sig, old in previous.items():
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+                if old is not None:
+                    signal.signal(sig, old)
+        previous.clear()
 
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.getsignal(sig)
+            loop.add_signal_handler(sig, handler, sig)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        remove()
+        return lambda: None
     return remove
