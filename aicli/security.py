@@ -33,6 +33,8 @@ def scrub(text: str) -> str:
             text = text.replace(secret, "***")
         # Servers often echo a key masked as "sk-...abcd"; drop the tail they show too.
         tail = secret[-4:]
+        if tail not in text:
+            continue
         text = re.sub(r"(\w{2,8}-)?\*{3,}" + re.escape(tail), "***", text)
         text = re.sub(r"\.\.\." + re.escape(tail) + r"\b", "...***", text)
     return text
