@@ -83,8 +83,14 @@ class TierConfig(TierSettings):
 
 @dataclass(frozen=True, kw_only=True)
 class CacheConfig:
+    backend: Literal["disk", "redis"] = "disk"
     dir: str | None = None
     size_limit_mb: Annotated[int, Limit(gt=0)] = 1024
+    url: Annotated[str, Limit(min_len=1, pattern=r"^(?:redis|rediss|unix)://")] | None = None
+    url_env: Annotated[str, Limit(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = "AICLI_REDIS_URL"
+    namespace: Annotated[str, Limit(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "aicli"
+    stale_for: Annotated[int, Limit(ge=0)] = 604800
+    timeout_seconds: Annotated[float, Limit(gt=0, le=60)] = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -229,6 +235,14 @@ def _read_yaml(path: Path, label: str) -> dict[str, Any]:
 
 
 def _reject_literal_keys(data: dict[str, Any], label: str) -> None:
+    cache = data.get("cache")
+    url = cache.get("url") if isinstance(cache, dict) else None
+    if isinstance(url, str) and _has_password(url):
+        raise ConfigError(
+            f"{label}: cache.url: passwords must not be written in config files (not shown)",
+            "remove it from cache.url and put the full URL in the env var that cache.url_env"
+            " names (default AICLI_REDIS_URL)",
+        )
     providers = data.get("providers")
     if not isinstance(providers, dict):
         return
@@ -239,6 +253,15 @@ def _reject_literal_keys(data: dict[str, Any], label: str) -> None:
                 " use api_key_env",
                 "remove it and set `api_key_env: SOME_ENV_VAR`, then export SOME_ENV_VAR",
             )
+
+
+def _has_password(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url.strip()).password is not None
+    except ValueError:
+        return "@" in url  # unparsable: refuse anything that could hide a credential
 
 
 def _schema_mistakes(exc: "ValidationError", data: dict[str, Any]) -> list[Mistake]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -21,16 +22,21 @@ _NO = object()
 
 @dataclass(frozen=True)
 class Limit:
-    """Bounds of a number or a minimum length (pydantic's gt/ge/le/min_length)."""
+    """Bounds of a number, or a string's minimum length and pattern (pydantic's gt/ge/le/
+    min_length/pattern)."""
 
     gt: float | None = None
     ge: float | None = None
     le: float | None = None
     min_len: int | None = None
+    pattern: str | None = None  # searched for in a string, as pydantic's `pattern`
 
     def allows(self, value: Any) -> bool:
-        if self.min_len is not None:
-            return len(value) >= self.min_len
+        if isinstance(value, str):
+            long_enough = self.min_len is None or len(value) >= self.min_len
+            return long_enough and (
+                self.pattern is None or re.search(self.pattern, value) is not None
+            )
         return (
             (self.gt is None or value > self.gt)
             and (self.ge is None or value >= self.ge)
@@ -137,7 +143,9 @@ def _for_pydantic(kind: Any) -> Any:
     origin, args = get_origin(kind), get_args(kind)
     if origin is typing.Annotated:
         extra = [
-            Field(gt=m.gt, ge=m.ge, le=m.le, min_length=m.min_len) if isinstance(m, Limit) else m
+            Field(gt=m.gt, ge=m.ge, le=m.le, min_length=m.min_len, pattern=m.pattern)
+            if isinstance(m, Limit)
+            else m
             for m in args[1:]
         ]
         return typing.Annotated.__class_getitem__((_for_pydantic(args[0]), *extra))  # type: ignore[attr-defined]
