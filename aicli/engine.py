@@ -469,7 +469,8 @@ class Engine:
             template=request.template,
             provider=entry.provider,
             tiers_tried=outcome.tried or [plan.name],
-            redactions=dict(redactor.counts) if redactor is not None else {},
+            # what was done: an unredacted (local) tier's prompt had nothing replaced
+            redactions=dict(redactor.counts) if redactor is not None and plan.redacted else {},
             cache_key=plan.key,
         )
 

@@ -82,19 +82,22 @@ class TextFormatter(logging.Formatter):
     """Today's lines: `aicli: warning: ...`, `aicli: error: ...` plus `  hint: ...`."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from aicli.security import scrub
+        # The last guard for server text: every line printable, no key, and a message or hint
+        # stays one line, so nothing can clear the screen or forge an `aicli:` line.
+        from aicli.security import safe_block, safe_line
 
         event = getattr(record, "event", None)
         message = record.getMessage()
+        if event == "summary":
+            return safe_line(message, None)
         if event in _RAW_TEXT:
-            line = message  # a front door's own line, written as given
-        else:
-            label = "error" if event == "error" else record.levelname.lower()
-            line = f"aicli: {label}: {message}"
-            hint = getattr(record, "hint", None)
-            if hint:
-                line += f"\n  hint: {hint}"
-        return scrub(line)
+            return safe_block(message)  # a front door's own lines, written as given
+        label = "error" if event == "error" else record.levelname.lower()
+        line = f"aicli: {label}: {safe_line(message, None)}"
+        hint = getattr(record, "hint", None)
+        if hint:
+            line += f"\n  hint: {safe_line(hint, None)}"
+        return line
 
 
 class JsonFormatter(logging.Formatter):
