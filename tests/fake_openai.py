@@ -94,6 +94,8 @@ def usage_for(
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Else each keep-alive response waits ~40 ms for a delayed ACK (Nagle): benchmarks lie.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -361,6 +363,7 @@ def _error_body(status: int, message: str, etype: str, code: str | None) -> dict
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # the listen backlog: many clients connect at once in benchmarks
     block_on_close = False
     fake: FakeOpenAI
 
