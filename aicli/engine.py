@@ -241,7 +241,8 @@ class Engine:
             redactor.redact_messages(request.messages) if redactor is not None else None
         )
         plans = []
-        for position, name in enumerate(self.cfg.fallback_chain(first)):
+        chain = self.cfg.fallback_chain(first) if request.fallback else [first]
+        for position, name in enumerate(chain):
             tier = self.cfg.tier(name)
             model = request.model if (request.model and position == 0) else tier.model
             local = self.cfg.provider(tier.provider).local

@@ -22,6 +22,7 @@ from aicli.cli import doctor as doctor_cmd
 from aicli.cli import generate as generate_cmd
 from aicli.cli import options
 from aicli.cli import render as render_cmd
+from aicli.cli import report as report_cmd
 from aicli.cli import serve as serve_cmd
 from aicli.cli import test_prompts as test_prompts_cmd
 from aicli.cli import tiers as tiers_cmd
@@ -212,6 +213,7 @@ app.add_typer(
 app.command("doctor", short_help="Check the config, keys, endpoints, cache and prompts.")(
     doctor_cmd.doctor
 )
+app.add_typer(report_cmd.report_app, name="report", short_help="Merge JSON reports of shards.")
 app.command("serve", short_help="Serve the engine over HTTP (OpenAI-compatible).")(serve_cmd.serve)
 
 

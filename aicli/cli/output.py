@@ -1,7 +1,7 @@
 """Everything the CLI prints: stdout results, stderr messages, `aicli: error:` lines, exit codes.
 
-stdout carries only results; warnings, summaries and errors go to stderr. Colour only on a TTY
-with NO_COLOR unset.
+stdout carries only results; warnings, summaries and errors go to stderr. Colour on a TTY, or
+when FORCE_COLOR / CLICOLOR_FORCE is set; never with NO_COLOR.
 """
 
 from __future__ import annotations
@@ -31,8 +31,15 @@ def is_tty(stream: IO[str] | None = None) -> bool:
         return False
 
 
+def _env_on(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
 def use_color(stream: IO[str] | None = None) -> bool:
-    return is_tty(stream) and "NO_COLOR" not in os.environ
+    """NO_COLOR wins; FORCE_COLOR / CLICOLOR_FORCE colour CI logs; else only on a TTY."""
+    if "NO_COLOR" in os.environ:
+        return False
+    return _env_on("FORCE_COLOR") or _env_on("CLICOLOR_FORCE") or is_tty(stream)
 
 
 def read_piped_stdin() -> str | None:
@@ -104,7 +111,13 @@ def _console(stream: IO[str], **kwargs: Any) -> Any:
     from rich.console import Console
 
     styled = use_color(stream)
-    return Console(file=stream, color_system="auto" if styled else None, highlight=False, **kwargs)
+    return Console(
+        file=stream,
+        color_system="auto" if styled else None,
+        force_terminal=True if styled else None,
+        highlight=False,
+        **kwargs,
+    )
 
 
 def stderr_console() -> Any:

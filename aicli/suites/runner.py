@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aicli.errors import AicliError, BudgetError, NoAnswerError, UsageError
-from aicli.reports.results import CaseResult, ReasonKind
+from aicli.reports.results import CaseResult, ReasonKind, cut
 from aicli.suites.assertions import (
     AssertionResult,
     Observation,
@@ -25,7 +26,7 @@ from aicli.suites.assertions import (
     parse_grader_answer,
     primary_failure,
 )
-from aicli.suites.load import matches
+from aicli.suites.load import matches, shard_of
 from aicli.suites.model import Assertion, Case, Suite, display_path, suite_error
 from aicli.types import CacheMode, Request
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 STOP_BUDGET = "budget"
 STOP_FAIL_FAST = "fail-fast"
 STOP_INTERRUPTED = "interrupted"
+PROMPT_KEPT = 2_000  # characters of a rendered prompt a result keeps for reviewers
 
 
 @dataclass
@@ -52,6 +54,18 @@ class RunOptions:
     cache_mode: CacheMode = "use"
     grader: str | None = None  # --grader TIER for llm-rubric
     redact: bool | None = None  # None: the config's redact.enabled
+    shard: tuple[int, int] | None = None  # --shard K/N: (K, N)
+    fallback: bool | None = None  # None: on for one tier, off when tiers are compared (-t a -t b)
+
+    @property
+    def uses_fallback(self) -> bool:
+        return self.fallback if self.fallback is not None else len(set(self.tiers)) < 2
+
+    def in_scope(self, case_id: str) -> bool:
+        """Whether -k and --shard select this case (baseline cases outside are not `removed`)."""
+        if self.filter and not matches(case_id, self.filter):
+            return False
+        return self.shard is None or shard_of(case_id, self.shard[1]) == self.shard[0]
 
 
 @dataclass
@@ -98,6 +112,7 @@ def plan_jobs(
             f"case ids look like {example!r}; a pattern with * ? [ is a glob, anything else a"
             " case-insensitive substring",
         )
+    selected = [(s, c) for s, c in selected if opts.in_scope(c.id)]  # an empty shard is fine
     for name in opts.tiers:
         cfg.tier(name)
     if opts.grader:
@@ -155,6 +170,7 @@ def build_request(job: Job, rendered: Rendered, opts: RunOptions) -> Request:
         template=rendered.template,
         cache_mode=cache_mode_for(opts, job.repeat_index),
         redact=opts.redact,
+        fallback=opts.uses_fallback,
     )
 
 
@@ -284,10 +300,13 @@ class Runner:
             rendered = self._render(job)
         except AicliError as exc:
             return self._error(job, "render_error", exc.message)
+        started = time.monotonic()
         try:
             result = await self.engine.run(build_request(job, rendered, self.opts))
         except NoAnswerError as exc:
-            return self._error(job, "api_error", exc.message)
+            r = self._error(job, "api_error", exc.message)
+            r.latency_ms = (time.monotonic() - started) * 1000  # what the failed tries took
+            return r
         except BudgetError as exc:
             return self._budget(job, exc)
         except AicliError as exc:
@@ -328,6 +347,8 @@ class Runner:
         r.output, r.latency_ms, r.usage = result.content, result.latency_ms, result.usage
         r.cached, r.model_used, r.template = result.cached, result.model_used, rendered.template
         r.fallback_used = result.fallback_used
+        r.answered_tier = result.tier if result.tier != job.tier else ""
+        r.prompt = cut(rendered.prompt, PROMPT_KEPT)
         checked: list[AssertionResult] = []
         try:
             checked = await evaluate(case.asserts, obs, grader=grade if graders else None)
