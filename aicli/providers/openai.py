@@ -18,7 +18,7 @@ from aicli.config import ProviderConfig
 from aicli.errors import UsageError
 from aicli.providers import retries
 from aicli.providers.base import DeltaSink, ProviderAnswer, ProviderCall, ProviderFailure
-from aicli.security import register_secret, scrub
+from aicli.security import register_secret, safe_line
 from aicli.types import Usage
 
 log = logging.getLogger(__name__)
@@ -114,10 +114,10 @@ class OpenAIProvider:
         except httpx2.TimeoutException:  # raised as is while a stream is read
             raise self._broken("timed out", None, True, counter[0], emitted[0]) from None
         except httpx2.HTTPError as exc:
-            what = f"connection failed ({scrub(str(exc))[:120]})"
+            what = f"connection failed ({safe_line(exc, 120)})"
             raise self._broken(what, None, True, counter[0], emitted[0]) from None
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # an undecodable body
-            what = f"malformed response: {scrub(str(exc))[:200]}"
+            what = f"malformed response: {safe_line(exc, 200)}"
             raise self._broken(what, None, True, counter[0], emitted[0]) from None
         finally:
             _requests.reset(token)
@@ -192,16 +192,16 @@ class OpenAIProvider:
             what = "timed out"
             status = None
         elif isinstance(exc, openai.APIConnectionError):
-            what = f"connection failed ({scrub(str(exc))[:120]})"
+            what = f"connection failed ({safe_line(exc, 120)})"
             status = None
         elif isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            detail = scrub(_error_message(exc))[:200]
+            detail = safe_line(_error_message(exc), 200)  # server text: one clean line
             what = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
         elif isinstance(exc, openai.APIResponseValidationError):
             what, status = "malformed response", None
         else:
-            what, status = scrub(str(exc))[:200], None
+            what, status = safe_line(exc, 200), None
         retryable = status is None or status in (408, 409, 429) or status >= 500
         return self._broken(what, status, retryable, attempts, emitted)
 
