@@ -227,10 +227,11 @@ cases:
 def test_a_suite_of_identical_prompts_makes_one_call(
     run_aicli: Any, server: Any, make_config: Any, backend: str, request: Any
 ) -> None:
+    slow = {"timeout_seconds": 20}  # waiters wait up to the tier's timeout
     if backend == "redis":
-        request.getfixturevalue("use_redis")
+        request.getfixturevalue("use_redis")(defaults=slow)
     else:
-        make_config()
+        make_config(defaults=slow)
     server.latency = 0.3
     write("prompts/same.test.yaml", SAME)
     done = run_aicli("test-prompts", "-j", "5", "prompts/same.test.yaml")
