@@ -78,8 +78,21 @@ class TierConfig(TierSettings):
 
 
 class CacheConfig(_Strict):
+    backend: Literal["disk", "redis"] = "disk"
     dir: str | None = None
     size_limit_mb: int = Field(1024, gt=0)
+    url: str | None = Field(None, min_length=1)
+    url_env: str | None = Field("AICLI_REDIS_URL", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    namespace: str = Field("aicli", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    stale_for: int = Field(604800, ge=0)
+    timeout_seconds: float = Field(1.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
 
 
 class RedactConfig(_Strict):
@@ -220,6 +233,14 @@ def _read_yaml(path: Path, label: str) -> dict[str, Any]:
 
 
 def _reject_literal_keys(data: dict[str, Any], label: str) -> None:
+    cache = data.get("cache")
+    url = cache.get("url") if isinstance(cache, dict) else None
+    if isinstance(url, str) and _has_password(url):
+        raise ConfigError(
+            f"{label}: cache.url: passwords must not be written in config files (not shown)",
+            "remove it from cache.url and put the full URL in the env var that cache.url_env"
+            " names (default AICLI_REDIS_URL)",
+        )
     providers = data.get("providers")
     if not isinstance(providers, dict):
         return
@@ -230,6 +251,15 @@ def _reject_literal_keys(data: dict[str, Any], label: str) -> None:
                 " use api_key_env",
                 "remove it and set `api_key_env: SOME_ENV_VAR`, then export SOME_ENV_VAR",
             )
+
+
+def _has_password(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url.strip()).password is not None
+    except ValueError:
+        return "@" in url  # unparsable: refuse anything that could hide a credential
 
 
 def _schema_mistakes(exc: ValidationError, data: dict[str, Any]) -> list[Mistake]:

@@ -64,20 +64,6 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD and k != "event"}
 
 
-def _scrubbed(value: Any) -> Any:
-    from aicli.security import scrub
-
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, Mapping):
-        return {str(k): _scrubbed(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_scrubbed(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    return scrub(str(value))
-
-
 class TextFormatter(logging.Formatter):
     """Today's lines: `aicli: warning: ...`, `aicli: error: ...` plus `  hint: ...`."""
 
@@ -116,7 +102,10 @@ class JsonFormatter(logging.Formatter):
                 obj.setdefault(key, value)
         if record.exc_info:
             obj["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(_scrubbed(obj), ensure_ascii=False, default=str)
+        from aicli.security import scrub
+
+        # One scrub of the whole line, not one per field: it is on every request's path.
+        return scrub(json.dumps(obj, ensure_ascii=False, default=str))
 
 
 class _StderrHandler(logging.Handler):

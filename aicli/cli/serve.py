@@ -22,6 +22,7 @@ def serve(
         1, "--workers", "-w", metavar="N", min=1, max=64, help="Worker processes."
     ),
     config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
     """Serve the engine over HTTP: POST /generate, POST /v1/chat/completions (OpenAI-compatible,
@@ -33,7 +34,11 @@ def serve(
       AICLI_SERVE_TOKENS=s3cret aicli serve --host 0.0.0.0 --workers 2
       curl -s localhost:8000/generate -d '{"prompt": "Hello"}' -H 'content-type: application/json'
     """
-    with handle_errors(debug):
+    import os
+
+    # The service logs JSON lines (one per request); its own lines match unless asked otherwise.
+    chosen = log_format or os.environ.get("AICLI_LOG_FORMAT") or "json"
+    with handle_errors(debug, log_format=chosen):
         from importlib.util import find_spec
 
         from aicli.config import load_config
@@ -51,5 +56,11 @@ def serve(
 
         check_bind(cfg, host)
         shown = f"[{host}]" if ":" in host else host
-        info(f"aicli: serving on http://{shown}:{port} ({workers} worker(s)); Ctrl-C to stop")
+        info(
+            f"aicli: serving on http://{shown}:{port} ({workers} worker(s)); Ctrl-C to stop",
+            "serve.start",
+            host=host,
+            port=port,
+            workers=workers,
+        )
         run(cfg, host=host, port=port, workers=workers)
