@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from aicli.reports.results import CaseResult
     from aicli.suites.runner import Job, RunOptions
 
-HEARTBEAT_S = 10.0  # a CI log (stderr not a terminal) gets a progress line at most this often
+HEARTBEAT_S = 10.0  # a CI log (stderr not a terminal) gets a progress line this often
 
 
 def test_prompts(
@@ -328,14 +328,24 @@ class _Tally:
         self.cost += r.cost_usd
 
 
+def _heartbeat_seconds() -> float:
+    """$AICLI_PROGRESS_SECONDS (at least 1), else HEARTBEAT_S."""
+    raw = os.environ.get("AICLI_PROGRESS_SECONDS", "")
+    try:
+        return max(1.0, float(raw)) if raw else HEARTBEAT_S
+    except ValueError:
+        return HEARTBEAT_S
+
+
 @contextlib.contextmanager
 def _heartbeat(total: int) -> Iterator[Callable[[CaseResult], None]]:
-    """`120/400 done, 3 failed, $0.41` on stderr at most every HEARTBEAT_S, while it runs."""
+    """`120/400 done, 3 failed, $0.41` on stderr every HEARTBEAT_S while the run lasts."""
     tally = _Tally()
     stop = threading.Event()
+    every = _heartbeat_seconds()
 
     def beat() -> None:
-        while not stop.wait(HEARTBEAT_S):
+        while not stop.wait(every):
             info(f"{tally.done}/{total} done, {tally.failed} failed, ${tally.cost:.2f}")
 
     thread = threading.Thread(target=beat, name="aicli-heartbeat", daemon=True)

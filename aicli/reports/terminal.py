@@ -69,21 +69,23 @@ def _results_table(results: list[CaseResult], repeats: int, show_passed: bool, w
 
 
 def _explain(console: Console, r: CaseResult, repeats: int, excerpt_len: int) -> None:
+    # A narrow terminal gets the details wrapped between words; wide ones and logs keep lines.
+    soft = console.width >= _WIDE
     label = "FAILED" if r.status == "failed" else "ERROR"
     head = Text()
     head.append(label, style=_STYLE[r.status])
-    head.append(printable(f" {r.suite}/{_case_name(r, repeats)} [{r.tier}]"))
+    head.append(printable(f" {r.suite}/{_case_name(r, repeats)} [{r.tier_label}]"))
     if r.reason_kind:
         head.append(f": {r.reason_kind}", style="bold")
-    console.print(head)
+    console.print(head, soft_wrap=soft)
     failed = r.failed_assertions()
     if failed:
         for a in failed:
-            console.print(Text(printable(f"  ✗ {a.reason}")))
+            console.print(Text(printable(f"  ✗ {a.reason}")), soft_wrap=soft)
     elif r.reason:
-        console.print(Text(printable(f"  {r.reason}")))
+        console.print(Text(printable(f"  {r.reason}")), soft_wrap=soft)
     if r.output:
-        console.print(Text(f"  answer: {r.excerpt(excerpt_len)}", style="dim"))
+        console.print(Text(f"  answer: {r.excerpt(excerpt_len)}", style="dim"), soft_wrap=soft)
 
 
 def _tier_table(summary: Summary, width: int) -> Table:
