@@ -184,6 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, _error_body(404, "Not found", "invalid_request_error", None))
             return
         self._count()
+        self._drip = fake.drip_seconds
         key = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
         if fake.expected_key is not None and key != fake.expected_key:
             self._error(401, None, "", key)
@@ -227,7 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
             }
         )
         behaviour = fake._next_behaviour(model)
-        delay, self._drip = fake.latency, 0.0
+        delay, self._drip = fake.latency, fake.drip_seconds
         if behaviour.startswith("delay:"):
             delay += float(behaviour.split(":", 1)[1])
             behaviour = "ok"
@@ -394,6 +395,7 @@ class FakeOpenAI:
         self.chunk_size: int = 4  # characters per streamed content chunk
         self.chunk_delay: float = 0.0  # seconds between streamed chunks
         self.expected_key: str | None = None  # when set, any other bearer key gets a 401
+        self.drip_seconds: float = 0.0  # every response sent one byte at a time, this far apart
         self.tokens_per_char: float | None = None  # usage per character (CJK-like: 1.0)
         self.usage_override: dict[str, int] | None = None  # reported whatever was generated
 
