@@ -3,13 +3,15 @@
 Typer 0.2x coerces every parameter value through a pydantic TypeAdapter built on first use;
 importing pydantic and building the adapters costs ~90 ms, more than the whole of `aicli render`
 should take. A plain value (a str for `str`, a bool for `bool`, a path, a number written plainly
-and inside its range, None) needs no adapter: this answers those and hands everything else (a
-bad or out-of-range number, an enum, a file) to Typer's own coercion, built lazily as before,
-which also words the error. With a Typer that lacks these internals nothing changes.
+and inside its range, an enum's exact value, None) needs no adapter: this answers those and
+hands everything else (a bad or out-of-range number, another spelling of a choice, a file) to
+Typer's own coercion, built lazily as before, which also words the error. With a Typer that
+lacks these internals nothing changes.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -52,6 +54,11 @@ class _Light:
         if item is Path and isinstance(value, (str, Path)):
             # Typer's own checks (exists, readable, ...) run; only the pydantic step is skipped.
             return self._coerce_path(Path(value), info, path_type=Path, param=param, ctx=ctx)
+        if isinstance(item, type) and issubclass(item, enum.Enum):
+            if isinstance(value, item):
+                return value
+            chosen = [m for m in item if isinstance(value, str) and m.value == value]
+            return chosen[0] if chosen else _NO  # other spellings: Typer decides
         if item in (int, float) and not info.clamp:
             number = _number(item, value)
             low, high = info.min, info.max
