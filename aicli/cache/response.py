@@ -82,6 +82,8 @@ class ResponseCache:
 
     def went_down(self, exc: CacheError, what: str = "") -> None:
         """Stop using the backend (for good, or for retry_after_s) after one warning."""
+        if not self.available:  # calls in flight when it went down fail too: one warning
+            return
         text = exc.message
         if self.backend.location not in text:
             text = f"the {self.backend.name} cache at {self.backend.location}: {text}"
