@@ -24,13 +24,14 @@ REDACT_KINDS = ("email", "phone", "card", "iban", "secret")
 
 
 class _Strict(BaseModel):
-    # strict: "200" is not a number and "yes" is not a boolean (ints still pass as floats)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # strict: "200" is not a number and "yes" is not a boolean (ints still pass as floats);
+    # .inf/.nan are no setting's meaning and would print as invalid JSON
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Price(_Strict):
-    input_per_1m: float = Field(0.0, ge=0)
-    output_per_1m: float = Field(0.0, ge=0)
+    input_per_1m: float = Field(0.0, ge=0, le=1e6)
+    output_per_1m: float = Field(0.0, ge=0, le=1e6)
 
 
 class ProviderConfig(_Strict):
@@ -39,25 +40,55 @@ class ProviderConfig(_Strict):
     api_key_env: str | None = None
     local: bool = False  # a local server (Ollama, vLLM on localhost): prompts are not redacted
 
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None:
+            problem = url_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be an endpoint (None when it can): http(s), a host, a valid port."""
+    from urllib.parse import urlsplit
+
+    if not url.isprintable() or any(c.isspace() for c in url):
+        return "a URL must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "a URL must look like http(s)://host[:port]/path"
+    if port == 0:
+        return "port 0 is not a port to connect to"
+    return None
+
+
+MAX_TOKENS = 10_000_000  # far above any model's context; bounds cost estimates and requests
+
 
 class TierSettings(_Strict):
     """The keys `defaults` holds and every tier may override."""
 
-    max_tokens: int | None = Field(None, gt=0)
+    max_tokens: int | None = Field(None, gt=0, le=MAX_TOKENS)
     temperature: float | None = Field(None, ge=0, le=2)
-    timeout_seconds: float | None = Field(None, gt=0)
+    timeout_seconds: float | None = Field(None, gt=0, le=86_400)
     max_retries: int | None = Field(None, ge=0, le=20)
-    cache_ttl: int | None = Field(None, ge=0)
-    rate_limit: float | None = Field(None, gt=0)
+    cache_ttl: int | None = Field(None, ge=0, le=10 * 365 * 86_400)
+    rate_limit: float | None = Field(None, gt=0, le=1e6)
 
 
 class Defaults(TierSettings):
-    max_tokens: int | None = Field(2000, gt=0)
+    max_tokens: int | None = Field(2000, gt=0, le=MAX_TOKENS)
     temperature: float | None = Field(0.3, ge=0, le=2)
-    timeout_seconds: float | None = Field(30.0, gt=0)
+    timeout_seconds: float | None = Field(30.0, gt=0, le=86_400)
     max_retries: int | None = Field(3, ge=0, le=20)
-    cache_ttl: int | None = Field(3600, ge=0)
-    rate_limit: float | None = Field(100.0, gt=0)
+    cache_ttl: int | None = Field(3600, ge=0, le=10 * 365 * 86_400)
+    rate_limit: float | None = Field(100.0, gt=0, le=1e6)
 
 
 class TierConfig(TierSettings):
@@ -76,7 +107,7 @@ class TierConfig(TierSettings):
 
 class CacheConfig(_Strict):
     dir: str | None = None
-    size_limit_mb: int = Field(1024, gt=0)
+    size_limit_mb: int = Field(1024, gt=0, le=100_000_000)
 
 
 class RedactConfig(_Strict):
@@ -85,7 +116,7 @@ class RedactConfig(_Strict):
 
 
 class BudgetConfig(_Strict):
-    max_cost_usd: float | None = Field(None, ge=0)
+    max_cost_usd: float | None = Field(None, ge=0, le=1e9)
 
 
 class ServeConfig(_Strict):

@@ -7,6 +7,7 @@ Imports nothing heavy: each command imports the core it needs inside its own fun
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from aicli.cli import options
 from aicli.cli import render as render_cmd
 from aicli.cli import test_prompts as test_prompts_cmd
 from aicli.cli import tiers as tiers_cmd
-from aicli.cli.output import error, log_format_from
+from aicli.cli.output import ClosedStream, error, io_failure, log_format_from
 
 
 def _click_exceptions() -> tuple[Any, Any]:
@@ -70,9 +71,11 @@ class _Group(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        if sys.stdout is None:  # started with stdout closed: writes fail with one clear error
+            sys.stdout = ClosedStream()
         for stream in (sys.stdout, sys.stderr):
             # An ASCII or cp1252 terminal gets `?` for a character it lacks, not a crash.
-            with contextlib.suppress(AttributeError, ValueError):
+            with contextlib.suppress(AttributeError, ValueError, OSError):
                 stream.reconfigure(errors="replace")  # type: ignore[union-attr]
         from aicli.logs import configure
 
@@ -115,6 +118,13 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             error("interrupted")
             rv = 130
+        except BrokenPipeError:
+            with contextlib.suppress(Exception):
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+            rv = 0
+        except OSError as exc:  # --help or --version to a full or closed stdout
+            io_failure(exc)
+            rv = 2
         if not standalone_mode:
             return rv
         sys.exit(rv or 0)
