@@ -9,6 +9,7 @@ A user file replaces the built-in tiers when it has `tiers:`; the built-in provi
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,11 +22,12 @@ from aicli.errors import ConfigError, close_matches, did_you_mean
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 BUILTIN = "built-in defaults"
 REDACT_KINDS = ("email", "phone", "card", "iban", "secret")
+_KEY_PATH = re.compile(r"key|token|secret|passw", re.IGNORECASE)
 
 
 class _Strict(BaseModel):
     # strict: "200" is not a number and "yes" is not a boolean (ints still pass as floats);
-    # .inf/.nan are no setting's meaning and would print as invalid JSON
+    # .inf and .nan are no price, timeout or budget (and would print as invalid JSON)
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
@@ -106,8 +108,21 @@ class TierConfig(TierSettings):
 
 
 class CacheConfig(_Strict):
+    backend: Literal["disk", "redis"] = "disk"
     dir: str | None = None
     size_limit_mb: int = Field(1024, gt=0, le=100_000_000)
+    url: str | None = Field(None, min_length=1)
+    url_env: str | None = Field("AICLI_REDIS_URL", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    namespace: str = Field("aicli", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    stale_for: int = Field(604800, ge=0)
+    timeout_seconds: float = Field(1.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
 
 
 class RedactConfig(_Strict):
@@ -186,7 +201,9 @@ class Config:
             return "echo:"
         if provider_name == "openai" and os.environ.get("OPENAI_BASE_URL"):
             return os.environ["OPENAI_BASE_URL"]
-        return provider.base_url or "https://api.openai.com/v1"
+        if not provider.base_url:  # validation requires one: never a silent default endpoint
+            raise ConfigError(f"provider '{provider_name}' has no base_url")
+        return provider.base_url
 
     def fallback_chain(self, name: str) -> list[str]:
         """The tier itself, then its fallbacks depth-first, each tier at most once."""
@@ -246,6 +263,14 @@ def _read_yaml(path: Path, label: str) -> dict[str, Any]:
 
 
 def _reject_literal_keys(data: dict[str, Any], label: str) -> None:
+    cache = data.get("cache")
+    url = cache.get("url") if isinstance(cache, dict) else None
+    if isinstance(url, str) and _has_password(url):
+        raise ConfigError(
+            f"{label}: cache.url: passwords must not be written in config files (not shown)",
+            "remove it from cache.url and put the full URL in the env var that cache.url_env"
+            " names (default AICLI_REDIS_URL)",
+        )
     providers = data.get("providers")
     if not isinstance(providers, dict):
         return
@@ -258,10 +283,20 @@ def _reject_literal_keys(data: dict[str, Any], label: str) -> None:
             )
 
 
+def _has_password(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url.strip()).password is not None
+    except ValueError:
+        return "@" in url  # unparsable: refuse anything that could hide a credential
+
+
 def _schema_mistakes(exc: ValidationError, data: dict[str, Any]) -> list[Mistake]:
     mistakes = []
     for err in exc.errors():
         loc = tuple(err["loc"])
+        path = ".".join(str(p) for p in loc)
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(loc[:-1])
             what = (
@@ -270,10 +305,9 @@ def _schema_mistakes(exc: ValidationError, data: dict[str, Any]) -> list[Mistake
             near = close_matches(str(loc[-1]), allowed, n=1)
             what += f"; did you mean '{near[0]}'?" if near else ""
         elif err["type"] == "literal_error":
-            what = f"expected {err['ctx']['expected']}, got {err['input']!r}"
+            what = f"expected {err['ctx']['expected']}, got {_shown(err['input'], path)}"
         else:
-            what = f"{err['msg']}, got {_shown(err['input'])}"
-        path = ".".join(str(p) for p in loc)
+            what = f"{err['msg']}, got {_shown(err['input'], path)}"
         mistakes.append(Mistake(position(data, loc), path, what))
     return mistakes
 
@@ -300,14 +334,17 @@ def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
     return sorted(fields) if fields else []
 
 
-def _shown(value: Any) -> str:
-    """A rejected value as the error shows it; a value that looks like a secret stays hidden."""
-    if isinstance(value, str):
-        from aicli.redact import Redactor
+def _shown(value: Any, path: str) -> str:
+    """A rejected value as the error shows it, never one that may be a key: not at a key-like
+    path (a key pasted into `api_key_env` as a list or as digits), not one that looks like one."""
+    if _KEY_PATH.search(path):
+        return f"a {type(value).__name__} (not shown: it may be a key)"
+    from aicli.redact import Redactor
 
-        if Redactor(["secret"]).redact(value) != value:
-            return "a value that looks like a secret (not shown)"
-    return repr(value)
+    text = repr(value)
+    if Redactor(["secret"]).redact(text) != text:
+        return "a value that looks like a secret (not shown)"
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def load_config(path: str | Path | None = None) -> Config:

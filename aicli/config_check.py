@@ -122,6 +122,23 @@ def reference_mistakes(data: Mapping[str, Any], builtin_tiers: list[str]) -> lis
                 )
             )
         kind = provider.get("type", "openai")
+        url = provider.get("base_url")
+        if kind != "echo" and (url is None or (isinstance(url, str) and not url.strip())):
+            # no silent default endpoint: a `local: true` one would send prompts to OpenAI
+            found.append(
+                Mistake(
+                    position(data, ("providers", name, "base_url")),
+                    f"providers.{name}.base_url",
+                    "required: the URL this provider's requests go to (like"
+                    " https://api.openai.com/v1, or http://localhost:11434/v1 for a local Ollama);"
+                    " without one they would go to OpenAI"
+                    + (
+                        ", unredacted, though it says `local: true`"
+                        if provider.get("local")
+                        else ""
+                    ),
+                )
+            )
         if kind == "openai" and not env and not provider.get("local"):
             found.append(
                 Mistake(

@@ -1,12 +1,23 @@
-"""Cost: prices times usage, worst-case estimates before a call, and the per-invocation budget."""
+"""Cost: prices times usage, worst-case bounds before a call, and the per-invocation budget."""
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+from typing import Any
 
 from aicli.config import Price
 from aicli.errors import BudgetError
 from aicli.types import Message, Usage
+
+log = logging.getLogger("aicli")
+
+DEFAULT_MAX_TOKENS = 4096  # sent when neither the request nor the tier sets max_tokens
+# The chat format's own tokens: role markers and separators per message, and the reply's start.
+MESSAGE_OVERHEAD_TOKENS = 8
+REPLY_OVERHEAD_TOKENS = 8
+_HINT = "raise --max-cost (or budget.max_cost_usd), lower --max-tokens, or use a cheaper tier"
 
 
 def cost_of(usage: Usage, price: Price) -> float:
@@ -27,31 +38,61 @@ def estimate_usage(messages: list[Message], answer: str) -> Usage:
     return Usage(prompt, completion, prompt + completion)
 
 
-def worst_case_cost(messages: list[Message], max_tokens: int, price: Price) -> float:
-    """What one call could cost at most: the estimated prompt plus a full-length answer."""
-    prompt = sum(estimate_tokens(m["content"]) + 4 for m in messages)
+def prompt_token_bound(messages: list[Message], schema: dict[str, Any] | None = None) -> int:
+    """Tokens the prompt cannot exceed, with no tokenizer: every token of a byte-level BPE or
+    SentencePiece tokenizer stands for at least one UTF-8 byte, so the byte count bounds the
+    text, plus the chat format's fixed tokens (and the --schema sent as response_format)."""
+    text = sum(len(m["content"].encode("utf-8")) for m in messages)
+    if schema is not None:
+        text += len(json.dumps(schema).encode("utf-8"))
+    return text + MESSAGE_OVERHEAD_TOKENS * len(messages) + REPLY_OVERHEAD_TOKENS
+
+
+def worst_case_cost(
+    messages: list[Message], max_tokens: int, price: Price, schema: dict[str, Any] | None = None
+) -> float:
+    """What one call can cost at most: the prompt's token bound plus a full max_tokens answer."""
+    prompt = prompt_token_bound(messages, schema)
     return cost_of(Usage(prompt, max_tokens, prompt + max_tokens), price)
 
 
 class Budget:
-    """A hard cap for one invocation: calls reserve their worst case first, then settle."""
+    """A hard cap for one invocation: each call reserves its worst case before it is sent, and
+    settles with the usage that came back; the sum of reservations never passes the cap."""
 
     def __init__(self, max_cost_usd: float | None) -> None:
         self.cap = max_cost_usd
         self.spent = 0.0
         self.reserved = 0.0
+        self.overrun = False  # a server reported more than the bound it was reserved for
 
     def reserve(self, amount: float, what: str) -> float:
-        if self.cap is not None and self.spent + self.reserved + amount > self.cap + 1e-12:
+        total = self.spent + self.reserved + amount
+        if self.cap is not None and (self.overrun or total > self.cap + 1e-12):
             raise BudgetError(
                 f"{what} could cost up to ${amount:.6f}, and ${self.spent:.6f} is already spent:"
                 f" over the ${self.cap:.6f} budget; nothing more was sent",
-                "raise --max-cost (or budget.max_cost_usd), lower --max-tokens, or use a cheaper"
-                " tier",
+                _HINT,
             )
         self.reserved += amount
         return amount
 
-    def settle(self, reserved: float, actual: float) -> None:
+    def settle(self, reserved: float, actual: float, what: str = "a call") -> None:
+        """Count what a call really cost; past its reservation, nothing more is spent."""
         self.reserved = max(0.0, self.reserved - reserved)
         self.spent += actual
+        if self.cap is not None and actual > reserved + 1e-12:
+            self.overrun = True  # stop: the bound did not hold for this server
+            log.warning(
+                f"{what} reported usage costing ${actual:.6f}, over the ${reserved:.6f} bound"
+                " reserved for it; no more calls will be made"
+            )
+
+    def check_overrun(self) -> None:
+        """Exit 4 after the fact when a server's reported usage pushed spending past the bound."""
+        if self.overrun:
+            raise BudgetError(
+                f"the server reported more usage than was reserved: ${self.spent:.6f} counted"
+                f" against the ${self.cap:.6f} budget; nothing more was sent",
+                _HINT,
+            )

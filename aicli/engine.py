@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aicli.config import Config, TierConfig
-from aicli.cost import Budget, cost_of, estimate_usage, worst_case_cost
-from aicli.errors import AicliError, CacheError, CacheUnavailable, NoAnswerError
+from aicli.cost import DEFAULT_MAX_TOKENS, Budget, cost_of, estimate_usage, worst_case_cost
+from aicli.errors import AicliError, NoAnswerError
 from aicli.providers.base import Provider, ProviderCall, ProviderFailure
 from aicli.resilience import Cooldowns, TierLimiters
 from aicli.types import Message, Request, Result
@@ -78,6 +78,7 @@ class Engine:
     ) -> None:
         self.cfg = cfg
         self._cache = cache
+        self._own_cache: ResponseCache | None = None  # opened here, so closed here
         self.recorder = recorder
         self.replay = replay
         self.budget = budget or Budget(cfg.budget.max_cost_usd)
@@ -90,9 +91,9 @@ class Engine:
     @property
     def cache(self) -> ResponseCache | None:
         if self._cache is _UNSET:
-            from aicli.cache import ResponseCache
+            from aicli.cache import open_cache
 
-            self._cache = ResponseCache.from_config(self.cfg)
+            self._cache = self._own_cache = open_cache(self.cfg)
         return self._cache
 
     # -- public API --------------------------------------------------------------------------
@@ -161,15 +162,9 @@ class Engine:
         reads = request.cache_mode in ("use", "only")
         cache = self.cache if request.cache_mode != "off" else None
         for index, plan in enumerate(plans):
-            entry = None
-            if cache is not None and reads:
-                try:
-                    entry = cache.get(plan.key)
-                except CacheUnavailable as exc:  # a full disk: answer without the cache
-                    self._drop_cache(exc)
-                    cache = None
+            entry = await cache.get(plan.key) if (cache is not None and reads) else None
             if entry is not None and not entry.expired():
-                self._count_hit(entry)
+                await self._count_hit(entry)
                 return self._finish(
                     request, plan, entry, redactor, on_delta, index, outcome, cached=True
                 )
@@ -181,19 +176,18 @@ class Engine:
                 outcome.tried.append(plan.name)
                 outcome.last_error = f"tier '{plan.name}' skipped: it failed repeatedly just now"
                 continue
-            fresh = await self._call(request, plan, redactor, on_delta, outcome)
+            fresh, shared = await self._call_once(request, plan, redactor, on_delta, outcome)
             if fresh is not None:
-                if cache is not None:
-                    self._count_miss(reads)
-                    if fresh.content and plan.tier.cache_ttl:
-                        try:
-                            cache.set(plan.key, fresh)
-                        except CacheError as exc:  # the answer is paid for: give it anyway
-                            self._drop_cache(exc, "could not save the answer in the cache")
+                if shared:  # an identical request in flight paid for it: like a hit
+                    await self._count_hit(fresh)
+                    return self._finish(
+                        request, plan, fresh, redactor, on_delta, index, outcome, cached=True
+                    )
+                await self._count_miss(reads)
                 return self._finish(request, plan, fresh, redactor, None, index, outcome)
 
         if cache is not None and reads and outcome.stale is None:
-            self._count_miss(True)  # a stale answer served below counts as a hit instead
+            await self._count_miss(True)  # a stale answer served below counts as a hit instead
         if outcome.stale is not None:
             plan, entry = outcome.stale
             why = outcome.last_error or "--cache-only"
@@ -201,8 +195,7 @@ class Engine:
                 "serving an expired cached answer (stale) for tier '%s': %s", plan.name, why,
                 extra={"event": "cache.stale", "tier": plan.name, "reason": why},
             )  # fmt: skip
-            if cache is not None:
-                self._count_hit(entry)
+            await self._count_hit(entry)
             return self._finish(
                 request, plan, entry, redactor, on_delta, plans.index(plan), outcome,
                 cached=True, stale=True,
@@ -222,6 +215,10 @@ class Engine:
         for provider in self._providers.values():
             await provider.aclose()
         self._providers.clear()
+        own, self._own_cache = self._own_cache, None
+        if own is not None:
+            self._cache = _UNSET
+            await own.aclose()
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -241,7 +238,8 @@ class Engine:
             redactor.redact_messages(request.messages) if redactor is not None else None
         )
         plans = []
-        for position, name in enumerate(self.cfg.fallback_chain(first)):
+        chain = self.cfg.fallback_chain(first) if request.fallback else [first]
+        for position, name in enumerate(chain):
             tier = self.cfg.tier(name)
             model = request.model if (request.model and position == 0) else tier.model
             local = self.cfg.provider(tier.provider).local
@@ -265,8 +263,8 @@ class Engine:
         return plans
 
     @staticmethod
-    def _max_tokens(request: Request, tier: TierConfig) -> int | None:
-        return request.max_tokens if request.max_tokens is not None else tier.max_tokens
+    def _max_tokens(request: Request, tier: TierConfig) -> int:
+        return request.max_tokens or tier.max_tokens or DEFAULT_MAX_TOKENS
 
     @staticmethod
     def _temperature(request: Request, tier: TierConfig) -> float | None:
@@ -278,6 +276,32 @@ class Engine:
 
             self._providers[name] = make_provider(self.cfg, name)
         return self._providers[name]
+
+    async def _call_once(
+        self,
+        request: Request,
+        plan: _Plan,
+        redactor: Redactor | None,
+        on_delta: Callable[[str], None] | None,
+        outcome: _Outcome,
+    ) -> tuple[CacheEntry | None, bool]:
+        """Call one tier, sharing the call with identical requests in flight (single-flight);
+        the answer is written to the cache. Returns (entry, whether another request paid)."""
+        cache = self.cache if request.cache_mode != "off" else None
+        if cache is None:
+            return await self._call(request, plan, redactor, on_delta, outcome), False
+        store = bool(plan.tier.cache_ttl)
+        if request.cache_mode == "use":  # --refresh and --repeat runs 2..N want their own call
+            return await cache.single_flight(
+                plan.key,
+                lambda: self._call(request, plan, redactor, on_delta, outcome),
+                wait_s=float(plan.tier.timeout_seconds or 30),
+                store=store,
+            )
+        fresh = await self._call(request, plan, redactor, on_delta, outcome)
+        if fresh is not None and store:
+            await cache.set(plan.key, fresh)
+        return fresh, False
 
     async def _call(
         self,
@@ -294,7 +318,7 @@ class Engine:
         tier = plan.tier
         max_tokens = self._max_tokens(request, tier)
         provider = self._provider(tier.provider)
-        worst = worst_case_cost(plan.messages, max_tokens or 4096, tier.price)
+        worst = worst_case_cost(plan.messages, max_tokens, tier.price, request.schema)
         budget = outcome.budget
         if budget.cap is not None and worst == 0 and plan.name not in self._unpriced:
             self._unpriced.add(plan.name)
@@ -321,7 +345,7 @@ class Engine:
         call = ProviderCall(
             model=plan.model,
             messages=plan.messages,
-            max_tokens=max_tokens,
+            max_tokens=max_tokens,  # always sent: the answer's cost is bounded
             temperature=self._temperature(request, tier),
             seed=request.seed,
             schema=request.schema,
@@ -330,7 +354,7 @@ class Engine:
             stream=on_delta is not None,
         )
         outcome.tried.append(plan.name)
-        actual = 0.0
+        charged = 0.0
         try:
             if self.cfg.provider(tier.provider).type != "echo":  # offline: nothing to protect
                 await self.limiters.get(plan.name, float(tier.rate_limit or 100)).acquire()
@@ -341,6 +365,16 @@ class Engine:
             with log_context(tier=plan.name):  # SDK retries are logged with their tier
                 answer = await provider.complete(call, sink)
             latency_ms = (time.monotonic() - called) * 1000
+            usage = answer.usage or estimate_usage(plan.messages, answer.content)
+            actual = cost_of(usage, tier.price)
+            # Without reported usage the whole reservation counts: the bound is all we know.
+            charged = actual if answer.usage is not None else max(actual, reserved)
+            if not answer.content.strip():  # paid for, but nothing to use: the next tier may be
+                raise ProviderFailure(
+                    f"tier '{plan.name}' returned an empty answer",
+                    retryable=not (on_delta and answer.content),  # printed: no second answer
+                    attempts=answer.attempts,
+                )
         except ProviderFailure as failure:
             outcome.attempts += failure.attempts
             outcome.last_error = failure.message
@@ -356,13 +390,11 @@ class Engine:
             return None
         else:
             outcome.attempts += answer.attempts
-            self.cooldowns.succeeded(plan.name)
-            usage = answer.usage or estimate_usage(plan.messages, answer.content)
-            actual = cost_of(usage, tier.price)
         finally:
-            budget.settle(reserved, actual)
+            budget.settle(reserved, charged, what)
             if outcome.quota is not None and ticket is not None:
-                await outcome.quota.settle(ticket, actual)
+                await outcome.quota.settle(ticket, charged)
+        self.cooldowns.succeeded(plan.name)
         if restorer is not None and on_delta is not None:
             on_delta(restorer.flush())
         if request.schema is not None:
@@ -460,32 +492,15 @@ class Engine:
             template=request.template,
             provider=entry.provider,
             tiers_tried=outcome.tried or [plan.name],
-            redactions=dict(redactor.counts) if redactor is not None else {},
+            # what was done: an unredacted (local) tier's prompt had nothing replaced
+            redactions=dict(redactor.counts) if redactor is not None and plan.redacted else {},
             cache_key=plan.key,
         )
 
-    def _count_hit(self, entry: CacheEntry) -> None:
-        try:
-            if self.cache is not None:
-                self.cache.record_hit(entry)
-        except Exception as exc:  # counters are best effort; the answer is not
-            self._drop_cache(exc, "could not update the cache counters")
+    async def _count_hit(self, entry: CacheEntry) -> None:
+        if self.cache is not None:  # counters fail open inside ResponseCache
+            await self.cache.record_hit(entry)
 
-    def _count_miss(self, reads: bool) -> None:
+    async def _count_miss(self, reads: bool) -> None:
         if reads and self.cache is not None:
-            try:
-                self.cache.record_miss()
-            except Exception as exc:
-                self._drop_cache(exc, "could not update the cache counters")
-
-    def _drop_cache(self, exc: Exception, what: str = "") -> None:
-        """Warn once and carry on without the cache for the rest of this invocation."""
-        text = exc.message if isinstance(exc, AicliError) else str(exc)
-        hint = f" ({exc.hint})" if isinstance(exc, AicliError) and exc.hint else ""
-        log.warning(
-            "%s%s; carrying on without the cache%s", f"{what}: " if what else "", text, hint,
-            extra={"event": "cache.unavailable"},
-        )  # fmt: skip
-        if self._cache not in (None, _UNSET):
-            self._cache.close()
-        self._cache = None
+            await self.cache.record_miss()

@@ -54,11 +54,12 @@ class CacheError(AicliError):
 
 
 class CacheUnavailable(CacheError):
-    """The cache cannot be read or written just now (disk full, I/O error, read-only, locked).
+    """The cache cannot be reached or used just now: Redis down or hung, a full, read-only or
+    failing disk, a store locked too long (exit 3 for `aicli cache ...`).
 
-    A command that has an answer to give warns and carries on without the cache."""
+    A command that has an answer to give warns once and carries on without the cache."""
 
-    exit_code = 2
+    exit_code = 3
 
 
 class NoAnswerError(AicliError):

@@ -64,37 +64,26 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD and k != "event"}
 
 
-def _scrubbed(value: Any) -> Any:
-    from aicli.security import scrub
-
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, Mapping):
-        return {str(k): _scrubbed(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_scrubbed(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    return scrub(str(value))
-
-
 class TextFormatter(logging.Formatter):
     """Today's lines: `aicli: warning: ...`, `aicli: error: ...` plus `  hint: ...`."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from aicli.security import scrub
+        # The last guard for server text: every line printable, no key, and a message or hint
+        # stays one line, so nothing can clear the screen or forge an `aicli:` line.
+        from aicli.security import safe_block, safe_line
 
         event = getattr(record, "event", None)
         message = record.getMessage()
+        if event == "summary":
+            return safe_line(message, None)
         if event in _RAW_TEXT:
-            line = message  # a front door's own line, written as given
-        else:
-            label = "error" if event == "error" else record.levelname.lower()
-            line = f"aicli: {label}: {message}"
-            hint = getattr(record, "hint", None)
-            if hint:
-                line += f"\n  hint: {hint}"
-        return scrub(line)
+            return safe_block(message)  # a front door's own lines, written as given
+        label = "error" if event == "error" else record.levelname.lower()
+        line = f"aicli: {label}: {safe_line(message, None)}"
+        hint = getattr(record, "hint", None)
+        if hint:
+            line += f"\n  hint: {safe_line(hint, None)}"
+        return line
 
 
 class JsonFormatter(logging.Formatter):
@@ -113,7 +102,10 @@ class JsonFormatter(logging.Formatter):
                 obj.setdefault(key, value)
         if record.exc_info:
             obj["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(_scrubbed(obj), ensure_ascii=False, default=str)
+        from aicli.security import scrub
+
+        # One scrub of the whole line, not one per field: it is on every request's path.
+        return scrub(json.dumps(obj, ensure_ascii=False, default=str))
 
 
 class _StderrHandler(logging.Handler):

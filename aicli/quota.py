@@ -7,11 +7,14 @@ together. Amounts are counted in integer nano-dollars so that increments stay at
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from aicli.errors import QuotaError
+from aicli.errors import CacheError, QuotaError
+
+log = logging.getLogger(__name__)
 
 # incr(name, delta, ttl_s=...) -> the counter's new value; atomic across processes (the cache's)
 Incr = Callable[..., Awaitable[int]]
@@ -33,8 +36,26 @@ class DailyQuota:
     ) -> None:
         self.cap_usd = cap_usd
         self._cap = round(cap_usd * _NANO)
-        self._incr = incr
+        self._shared = incr
         self._clock = clock
+        self._local: dict[str, int] = {}  # while the shared counter cannot be reached
+        self._warned = False
+
+    async def _incr(self, name: str, delta: int, *, ttl_s: float) -> int:
+        """The shared counter; when the cache is down, this process's own count (a cap per
+        process is still a cap), with one warning."""
+        try:
+            value = await self._shared(name, delta, ttl_s=ttl_s)
+        except CacheError as exc:
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "the daily budget is counted per process while the cache is unavailable",
+                    extra={"event": "quota.local", "error": exc.message},
+                )
+            self._local[name] = self._local.get(name, 0) + delta
+            return self._local[name]
+        return value + self._local.get(name, 0)
 
     def counter(self) -> str:
         return "serve_spend:" + time.strftime("%Y-%m-%d", time.gmtime(self._clock()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from aicli.cache import CacheEntry
 
 _HINT = "record it again with --record, or fix the line (one JSON object per line)"
+_TAIL_MAX = 64 * 1024 * 1024  # how far back a torn last line is looked for
+log = logging.getLogger("aicli")
 
 
 def entry_to_line(
@@ -65,11 +68,16 @@ class Recorder:
         self._lock = threading.Lock()
         self.count = 0
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
             raise UsageError(f"--record {path}: cannot write: {exc.strerror}") from None
         with contextlib.suppress(OSError):
             os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+        try:
+            _drop_torn_tail(fd, path)
+        except OSError as exc:
+            os.close(fd)
+            raise UsageError(f"--record {path}: cannot write: {exc.strerror}") from None
         self._f: IO[bytes] | None = os.fdopen(fd, "ab")
 
     def write(self, key: str, entry: CacheEntry, template: TemplateRef | None = None) -> None:
@@ -115,6 +123,31 @@ class Recorder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _drop_torn_tail(fd: int, path: Path) -> None:
+    """Make the next append start on a fresh line. A last line without its newline is either
+    whole (the newline is added) or torn by a killed writer (it is cut off, with a warning)."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    start = max(0, size - _TAIL_MAX)
+    tail = os.pread(fd, size - start, start)
+    cut = tail.rfind(b"\n")
+    if cut < 0 and start > 0:  # a last line longer than we look at: keep it, end it
+        os.write(fd, b"\n")
+        return
+    line_start = start + cut + 1
+    try:
+        json.loads(tail[cut + 1 :].decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        log.warning(
+            f"--record {path}: dropping a torn last line ({size - line_start} bytes) that an"
+            " interrupted run left behind"
+        )
+        os.ftruncate(fd, line_start)
+    else:
+        os.write(fd, b"\n")
 
 
 def _num(line: dict[str, Any], name: str, default: float) -> float:
@@ -197,6 +230,12 @@ class ReplayStore:
                     try:
                         key, entry = line_to_entry(json.loads(raw.decode("utf-8")))
                     except (ValueError, UnicodeDecodeError) as exc:
+                        if not raw.endswith(b"\n") and not fh.read(1):  # torn by a killed run
+                            log.warning(
+                                f"--replay {self.path}:{lineno}: skipping a torn last line"
+                                " (an interrupted recording); record it again to fill it in"
+                            )
+                            break
                         raise UsageError(
                             f"--replay {self.path}:{lineno}: not a valid recording line: {exc}",
                             _HINT,

@@ -24,18 +24,70 @@ def register_secret(value: str) -> None:
 
 
 def scrub(text: str) -> str:
-    """Replace every known key value (and the env's key-like variables) with `***`."""
+    """Replace every known key value (and the env's key-like variables) with `***`, and any word
+    that shows a key's tail (`sk-...7890abcd`, `****90abcd`, `'7890ABCD'`) or 12+ of its
+    characters in a row: servers echo keys masked in many ways."""
     for name, value in os.environ.items():
         if _SECRET_ENV.search(name) and len(value) >= 8:
             _secrets.add(value)
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
-        # Servers often echo a key masked as "sk-...abcd"; drop the tail they show too.
-        tail = secret[-4:]
-        text = re.sub(r"(\w{2,8}-)?\*{3,}" + re.escape(tail), "***", text)
-        text = re.sub(r"\.\.\." + re.escape(tail) + r"\b", "...***", text)
+    if _secrets:
+        text = _WORD.sub(lambda m: "***" if _shows_a_key(m.group(0)) else m.group(0), text)
     return text
+
+
+_WORD = re.compile(r"[^\s'\"`<>()\[\]{},;:=]{4,}")  # a key and whatever masks it, as one word
+_TAIL = 4  # "***abcd": the fewest characters of a key's end servers show
+
+
+def _shows_a_key(word: str) -> bool:
+    bare = word.rstrip(".!?").lower()
+    for secret in _secrets:
+        low = secret.lower()
+        if bare.endswith(low[-_TAIL:]) or _shares_a_run(bare, low, 12):
+            return True
+    return False
+
+
+def _shares_a_run(word: str, secret: str, n: int) -> bool:
+    """Whether word holds n characters of secret in a row."""
+    if len(word) < n:
+        return False
+    return any(secret[i : i + n] in word for i in range(len(secret) - n + 1))
+
+
+# Escape sequences (CSI, OSC/DCS/APC strings, two-character escapes), then any other character
+# a terminal would act on or that could fake a line: C0/C1 controls, format characters such as
+# right-to-left overrides, line and paragraph separators.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|[\x1b\x9b-\x9f][\]PX^_].*?(?:\x07|\x1b\\|\x9c|$)"
+    r"|\x1b[ -/]*[0-~]?",
+    re.DOTALL,
+)
+
+
+def safe_line(text: object, limit: int | None = 300) -> str:
+    """Text from a server (or anyone else) made fit for a terminal or a report line: no key or
+    key tail, escape sequences dropped, other control and format characters and every line break
+    turned into spaces, runs of spaces folded, at most `limit` characters."""
+    line = " ".join(_printable(_ESCAPES.sub("", scrub(str(text)))).split())
+    if limit is not None and len(line) > limit:
+        line = line[: limit - 3] + "..."
+    return line
+
+
+def safe_block(text: str) -> str:
+    """safe_line for several lines (a --debug traceback): line breaks and indents are kept."""
+    return "\n".join(_printable(_ESCAPES.sub("", line)) for line in scrub(text).splitlines())
+
+
+def _printable(text: str) -> str:
+    import unicodedata
+
+    return "".join(" " if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in text)
 
 
 @contextlib.contextmanager

@@ -48,6 +48,7 @@ class Request:
     template: TemplateRef | None = None
     cache_mode: CacheMode = "use"
     redact: bool | None = None  # None: the config's redact.enabled
+    fallback: bool = True  # False: only `tier` may answer (tier comparisons)
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 

@@ -253,3 +253,28 @@ def _run_aicli_fixture() -> Any:
 @pytest.fixture(name="cli")
 def _cli_fixture() -> Any:
     return cli
+
+
+# ---- Redis ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One redis-server for the session; tests keep apart by namespace (see `redis_ns`)."""
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_ns(redis_server: Any, request: pytest.FixtureRequest) -> str:
+    """A namespace of this test's own on the session's Redis."""
+    import re
+    import uuid
+
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", request.node.name)[:40]
+    return f"t-{name}-{uuid.uuid4().hex[:8]}"

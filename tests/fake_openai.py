@@ -23,7 +23,7 @@ Answer = str | Callable[[dict[str, Any]], str]
 HANG_CAP_SECONDS = 60.0
 DEFAULT_MODELS = ("premium-model", "standard-model", "economy-model")
 _STATUS_RE = re.compile(r"^([1-5]\d\d)(?::(\d+(?:\.\d+)?))?$")
-_SIMPLE = {"ok", "hang", "malformed", "bad-shape", "empty", "stream-cut"}
+_SIMPLE = {"ok", "hang", "malformed", "bad-shape", "empty", "null", "stream-cut", "stream-junk"}
 
 _ERRORS: dict[int, tuple[str, str, str | None]] = {
     400: ("Invalid request: told to reject this.", "invalid_request_error", None),
@@ -43,7 +43,7 @@ def validate_behaviour(behaviour: str) -> None:
     """Raise ValueError for a behaviour string the server does not know."""
     if behaviour in _SIMPLE or behaviour.startswith("ok:") or _STATUS_RE.match(behaviour):
         return
-    if behaviour.startswith("delay:"):
+    if behaviour.startswith(("delay:", "drip:")):
         float(behaviour.split(":", 1)[1])
         return
     raise ValueError(f"unknown fake-server behaviour: {behaviour!r}")
@@ -72,13 +72,19 @@ def echo_answer(body: dict[str, Any]) -> str:
     return ""
 
 
-def usage_for(body: dict[str, Any], answer: str) -> dict[str, int]:
+def usage_for(
+    body: dict[str, Any], answer: str, tokens_per_char: float | None = None
+) -> dict[str, int]:
+    """Usage as the server reports it: 4 characters a token, or `tokens_per_char` (CJK: 1)."""
     chars = sum(
         len(_content_text(m.get("content")))
         for m in body.get("messages") or []
         if isinstance(m, dict)
     )
-    prompt, completion = max(1, chars // 4), max(1, len(answer) // 4)
+    if tokens_per_char is not None:
+        prompt, completion = round(chars * tokens_per_char), round(len(answer) * tokens_per_char)
+    else:
+        prompt, completion = max(1, chars // 4), max(1, len(answer) // 4)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -88,6 +94,8 @@ def usage_for(body: dict[str, Any], answer: str) -> dict[str, int]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Else each keep-alive response waits ~40 ms for a delayed ACK (Nagle): benchmarks lie.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -104,6 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         self._counted = False
+        self._drip = 0.0
         try:
             super().handle_one_request()
         except (ConnectionError, TimeoutError, OSError):
@@ -136,12 +145,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self._release()
-        self.wfile.write(data)
-        self.wfile.flush()
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        if not getattr(self, "_drip", 0.0):
+            self.wfile.write(data)
+            self.wfile.flush()
+            return
+        for i in range(len(data)):  # drip: each read gets a byte, the whole takes forever
+            if not self.server.fake._sleep(self._drip, self.server.fake._generation):
+                raise ConnectionError("server stopped or reset")
+            if self._client_gone():
+                raise ConnectionError("client gone")
+            self.wfile.write(data[i : i + 1])
+            self.wfile.flush()
 
     def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
+        self._write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
 
     def _client_gone(self) -> bool:
         try:
@@ -207,10 +227,12 @@ class _Handler(BaseHTTPRequestHandler):
             }
         )
         behaviour = fake._next_behaviour(model)
-        delay = fake.latency
+        delay, self._drip = fake.latency, 0.0
         if behaviour.startswith("delay:"):
             delay += float(behaviour.split(":", 1)[1])
             behaviour = "ok"
+        if behaviour.startswith("drip:"):  # a valid answer, one byte at a time
+            self._drip, behaviour = float(behaviour.split(":", 1)[1]), "ok"
         if delay and not fake._sleep(delay, generation):
             self.close_connection = True  # stopped or reset meanwhile: never answer
             return
@@ -238,17 +260,21 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(200, obj)
             return
-        if behaviour == "empty":
+        if behaviour in ("empty", "null"):
             answer = ""
         elif behaviour.startswith("ok:"):
             answer = behaviour[3:]
         else:
             answer = fake._answer_for(model, body)
+        answer = fake._bounded(body, answer)
         if stream:
-            cut = behaviour == "stream-cut"
-            self._stream(fake, body, model, answer, cut=cut, generation=generation)
+            broken = behaviour if behaviour in ("stream-cut", "stream-junk") else None
+            self._stream(fake, body, model, answer, broken=broken, generation=generation)
         else:
-            self._send_json(200, fake._completion(body, model, answer), fake._id_headers())
+            completion = fake._completion(body, model, answer)
+            if behaviour == "null":
+                completion["choices"][0]["message"]["content"] = None
+            self._send_json(200, completion, fake._id_headers())
 
     def _error(self, status: int, retry_after: str | None, model: str, key: str) -> None:
         message, etype, code = _ERRORS.get(status, ("Fake error.", "server_error", None))
@@ -275,6 +301,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream_lines(self, lines: list[bytes]) -> None:
         self._start_sse()
+        self._stream_rest(lines)
+
+    def _stream_rest(self, lines: list[bytes]) -> None:
         for line in lines:
             self._write_chunk(line)
         self._release()
@@ -287,7 +316,7 @@ class _Handler(BaseHTTPRequestHandler):
         model: str,
         answer: str,
         *,
-        cut: bool,
+        broken: str | None,
         generation: int,
     ) -> None:
         cid, created = fake._new_id(), int(time.time())
@@ -303,9 +332,12 @@ class _Handler(BaseHTTPRequestHandler):
 
         self._start_sse(fake._id_headers())
         self._write_chunk(chunk({"role": "assistant", "content": ""}))
-        if cut:
+        if broken:
             for piece in (pieces or ["partial"])[:2]:
                 self._write_chunk(chunk({"content": piece}))
+            if broken == "stream-junk":  # part of the answer, then an undecodable event
+                self._stream_rest([b"data: {this is not json\n\n", b"data: [DONE]\n\n"])
+                return
             self.close_connection = True
             self._release()
             self.connection.shutdown(socket.SHUT_RDWR)  # drop mid-body: no terminating chunk
@@ -318,7 +350,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._write_chunk(chunk({}, "stop"))
         opts = body.get("stream_options") or {}
         if isinstance(opts, dict) and opts.get("include_usage"):
-            self._write_chunk(chunk(None, usage=usage_for(body, answer)))
+            self._write_chunk(chunk(None, usage=fake._usage(body, answer)))
         self._release()
         self._write_chunk(b"data: [DONE]\n\n")
         self._write_chunk(b"")
@@ -330,6 +362,7 @@ def _error_body(status: int, message: str, etype: str, code: str | None) -> dict
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # the listen backlog: many clients connect at once in benchmarks
     block_on_close = False
     fake: FakeOpenAI
 
@@ -361,6 +394,8 @@ class FakeOpenAI:
         self.chunk_size: int = 4  # characters per streamed content chunk
         self.chunk_delay: float = 0.0  # seconds between streamed chunks
         self.expected_key: str | None = None  # when set, any other bearer key gets a 401
+        self.tokens_per_char: float | None = None  # usage per character (CJK-like: 1.0)
+        self.usage_override: dict[str, int] | None = None  # reported whatever was generated
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -521,8 +556,25 @@ class FakeOpenAI:
             "created": int(time.time()),
             "model": model,
             "choices": [choice],
-            "usage": usage_for(body, answer),
+            "usage": self._usage(body, answer),
         }
+
+    def _bounded(self, body: dict[str, Any], answer: str) -> str:
+        """With tokens_per_char set, honour max_tokens as a real server does (cut the answer)."""
+        limit = body.get("max_tokens")
+        if self.tokens_per_char and isinstance(limit, int):
+            return answer[: int(limit / self.tokens_per_char)]
+        return answer
+
+    def _usage(self, body: dict[str, Any], answer: str) -> dict[str, int]:
+        """The usage reported for this answer, logged on the request entry as "usage"."""
+        usage = dict(self.usage_override or usage_for(body, answer, self.tokens_per_char))
+        with self._lock:
+            for entry in reversed(self._requests):
+                if entry["body"] is body:
+                    entry["usage"] = usage
+                    break
+        return usage
 
 
 def main() -> None:

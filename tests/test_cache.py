@@ -1,4 +1,8 @@
-"""ResponseCache and cache_key against a real diskcache in temporary directories."""
+"""ResponseCache and cache_key against a real diskcache (temporary directories) and a real Redis.
+
+Tests of behaviour both backends share take the `cache` fixture, which runs them on each;
+the disk-only ones (files, permissions, damaged databases, size limit) take `disk`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +22,7 @@ from typing import Any
 import pytest
 
 from aicli.cache import CacheEntry, ResponseCache, cache_key, resolve_cache_dir
+from aicli.cache.disk import DiskBackend
 from aicli.errors import CacheError
 from aicli.types import Usage
 from tests.test_cache_cli import STATS_FIELDS
@@ -63,10 +69,39 @@ def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"
 
 
+def disk_cache(directory: Path | str, size_limit_mb: float = 1024) -> ResponseCache:
+    return ResponseCache(DiskBackend(directory, size_limit_mb))
+
+
 @pytest.fixture
-def cache(cache_dir: Path) -> Any:
-    with ResponseCache(cache_dir) as c:
-        yield c
+async def disk(cache_dir: Path) -> AsyncIterator[ResponseCache]:
+    c = disk_cache(cache_dir)
+    yield c
+    await c.aclose()
+
+
+@pytest.fixture(params=["disk", "redis"])
+async def cache(request: pytest.FixtureRequest, cache_dir: Path) -> AsyncIterator[ResponseCache]:
+    """The same tests on each backend."""
+    if request.param == "disk":
+        c = disk_cache(cache_dir)
+    else:
+        from aicli.cache.redis import RedisBackend
+
+        server = request.getfixturevalue("redis_server")
+        namespace = request.getfixturevalue("redis_ns")
+        c = ResponseCache(RedisBackend(server.url), namespace=namespace, stale_for=3600)
+    yield c
+    await c.aclose()
+
+
+def same_backend(c: ResponseCache) -> ResponseCache:
+    """A second cache on the same store, as another process would open it."""
+    if c.directory is not None:
+        return disk_cache(c.directory)
+    from aicli.cache.redis import RedisBackend
+
+    return ResponseCache(RedisBackend(c.location), namespace=c.namespace, stale_for=c.stale_for)
 
 
 # ---- keys ------------------------------------------------------------------------------------
@@ -141,33 +176,35 @@ def test_unicode_is_hashed_as_utf8() -> None:
 # ---- entries ---------------------------------------------------------------------------------
 
 
-def test_round_trip_and_miss(cache: ResponseCache) -> None:
+async def test_round_trip_and_miss(cache: ResponseCache) -> None:
     k = key()
-    assert cache.get(k) is None
+    assert await cache.get(k) is None
     e = entry("réponse ✓ " * 3)
-    cache.set(k, e)
-    assert cache.get(k) == e
-    # another instance (as another process would) sees the same entry
-    with ResponseCache(cache.directory) as other:
-        assert other.get(k) == e
+    await cache.set(k, e)
+    assert await cache.get(k) == e
+    other = same_backend(cache)  # another instance (as another process would) sees it
+    try:
+        assert await other.get(k) == e
+    finally:
+        await other.aclose()
 
 
-def test_large_entry_stored_in_a_file_round_trips(cache: ResponseCache) -> None:
+async def test_large_entry_round_trips(cache: ResponseCache) -> None:
     e = entry("x" * 100_000)
-    cache.set("big", e)
-    files = list((cache.directory / "entries").rglob("*.val"))
-    assert len(files) == 1
-    assert cache.get("big") == e
+    await cache.set("big", e)
+    if cache.directory is not None:  # on disk it lands in a file of its own
+        assert len(list((cache.directory / "entries").rglob("*.val"))) == 1
+    assert await cache.get("big") == e
 
 
-def test_set_replaces_and_never_caches_empty_answers(cache: ResponseCache) -> None:
-    cache.set("k", entry("first"))
-    cache.set("k", entry("second"))
-    got = cache.get("k")
+async def test_set_replaces_and_never_caches_empty_answers(cache: ResponseCache) -> None:
+    await cache.set("k", entry("first"))
+    await cache.set("k", entry("second"))
+    got = await cache.get("k")
     assert got is not None and got.content == "second"
-    cache.set("empty", entry(""))
-    assert cache.get("empty") is None
-    assert cache.stats()["entries"] == 1
+    await cache.set("empty", entry(""))
+    assert await cache.get("empty") is None
+    assert (await cache.stats())["entries"] == 1
 
 
 def test_to_dict_from_dict_round_trip_and_validation() -> None:
@@ -193,93 +230,123 @@ def test_to_dict_from_dict_round_trip_and_validation() -> None:
             CacheEntry.from_dict(bad)
 
 
-def test_expired_entries_are_still_returned(cache: ResponseCache) -> None:
-    cache.set("old", entry("old", ttl=-1))
-    cache.set("forever", entry("forever", ttl=None))
-    old = cache.get("old")
+async def test_expired_entries_are_still_returned(cache: ResponseCache) -> None:
+    await cache.set("old", entry("old", ttl=-1))
+    await cache.set("forever", entry("forever", ttl=None))
+    old = await cache.get("old")
     assert old is not None and old.expired()
     assert not old.expired(now=old.expires - 1)  # type: ignore[operator]
-    forever = cache.get("forever")
+    forever = await cache.get("forever")
     assert forever is not None and not forever.expired(now=time.time() + 10**9)
 
 
-def test_prune_drops_only_expired(cache: ResponseCache) -> None:
+async def test_prune_drops_only_expired(cache: ResponseCache) -> None:
     for i in range(5):
-        cache.set(f"old{i}", entry(f"old{i}", ttl=-10))
-    cache.set("big-old", entry("y" * 50_000, ttl=-10))  # its value file goes too
-    cache.set("fresh", entry("fresh", ttl=3600))
-    cache.set("forever", entry("forever", ttl=None))
-    assert cache.prune() == 6
-    assert cache.prune() == 0
-    assert cache.get("old0") is None and cache.get("big-old") is None
-    assert cache.get("fresh") is not None and cache.get("forever") is not None
-    assert not list((cache.directory / "entries").rglob("*.val"))
-    assert cache.stats()["entries"] == 2
+        await cache.set(f"old{i}", entry(f"old{i}", ttl=-10))
+    await cache.set("big-old", entry("y" * 50_000, ttl=-10))  # its value file goes too
+    await cache.set("fresh", entry("fresh", ttl=3600))
+    await cache.set("forever", entry("forever", ttl=None))
+    assert await cache.prune() == 6
+    assert await cache.prune() == 0
+    assert await cache.get("old0") is None and await cache.get("big-old") is None
+    assert await cache.get("fresh") is not None and await cache.get("forever") is not None
+    if cache.directory is not None:
+        assert not list((cache.directory / "entries").rglob("*.val"))
+    assert (await cache.stats())["entries"] == 2
 
 
 # ---- counters and stats ----------------------------------------------------------------------
 
 
-def test_stats_fields_and_counters(cache: ResponseCache) -> None:
-    s = cache.stats()
+async def test_stats_fields_and_counters(cache: ResponseCache) -> None:
+    s = await cache.stats()
     assert list(s) == STATS_FIELDS
-    assert s["directory"] == str(cache.directory)
+    assert s["backend"] == cache.backend_name and s["location"] == cache.location
+    assert s["directory"] == (None if cache.directory is None else str(cache.directory))
     assert (s["entries"], s["hits"], s["misses"], s["hit_rate"]) == (0, 0, 0, 0.0)
     assert (s["tokens_saved"], s["cost_saved_usd"]) == (0, 0.0)
     assert (s["oldest"], s["newest"]) == (None, None)
 
-    cache.set("a", entry("a"))
-    time.sleep(1.1)
-    cache.set("b", entry("b"))
+    await cache.set("a", entry("a", created=time.time() - 5))
+    await cache.set("b", entry("b"))
     e = entry(usage=Usage(100, 50, 150), cost_usd=0.0000015)
     for _ in range(3):
-        cache.record_hit(e)
-    cache.record_miss()
-    s = cache.stats()
+        await cache.record_hit(e)
+    await cache.record_miss()
+    s = await cache.stats()
     assert (s["entries"], s["hits"], s["misses"], s["hit_rate"]) == (2, 3, 1, 0.75)
     assert s["tokens_saved"] == 450
     assert s["cost_saved_usd"] == pytest.approx(0.0000045, abs=1e-12)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s["oldest"])
-    assert s["oldest"] < s["newest"]
-    on_disk = sum(p.stat().st_size for p in cache.directory.rglob("*") if p.is_file())
-    assert s["size_bytes"] == on_disk > 0
+    assert s["size_bytes"] > 0
+    if cache.directory is not None:
+        on_disk = sum(p.stat().st_size for p in cache.directory.rglob("*") if p.is_file())
+        assert s["size_bytes"] == on_disk
+    else:  # Redis: the entries' own creation times
+        assert s["oldest"] < s["newest"]
 
 
-def test_clear_empties_entries_and_resets_counters(cache: ResponseCache) -> None:
+async def test_shared_counter_returns_the_new_value(cache: ResponseCache) -> None:
+    assert await cache.incr_counter("spent-2026-01-01", 5, ttl_s=60) == 5
+    assert await cache.incr_counter("spent-2026-01-01", 7, ttl_s=60) == 12
+    assert await cache.incr_counter("other", 1) == 1
+    assert await cache.incr_counter("short", 3, ttl_s=0.2) == 3
+    time.sleep(0.3)
+    assert await cache.incr_counter("short", 1, ttl_s=0.2) == 1  # expired: starts again
+
+
+async def test_clear_empties_entries_and_resets_counters(cache: ResponseCache) -> None:
     for i in range(3):
-        cache.set(f"k{i}", entry(f"v{i}"))
-    cache.set("big", entry("z" * 50_000))
-    cache.record_hit(entry())
-    cache.record_miss()
-    assert cache.clear() == 4
-    s = cache.stats()
+        await cache.set(f"k{i}", entry(f"v{i}"))
+    await cache.set("big", entry("z" * 50_000))
+    await cache.record_hit(entry())
+    await cache.record_miss()
+    assert await cache.clear() == 4
+    s = await cache.stats()
     assert (s["entries"], s["hits"], s["misses"], s["tokens_saved"]) == (0, 0, 0, 0)
-    assert cache.get("k0") is None
-    assert not list((cache.directory / "entries").rglob("*.val"))
+    assert await cache.get("k0") is None
+    if cache.directory is not None:
+        assert not list((cache.directory / "entries").rglob("*.val"))
 
 
-def _hammer(directory: str, worker: int, rounds: int) -> None:
-    with ResponseCache(directory) as c:
+def _hammer(location: str, namespace: str, worker: int, rounds: int) -> None:
+    import asyncio
+
+    from aicli.cache.redis import RedisBackend
+
+    async def go() -> None:
+        if location.startswith("redis"):
+            c = ResponseCache(RedisBackend(location), namespace=namespace, stale_for=60)
+        else:
+            c = disk_cache(location)
         hit = entry(usage=Usage(2, 1, 3), cost_usd=0.000001)
-        for i in range(rounds):
-            c.record_hit(hit)
-            c.record_miss()
-            if i % 5 == 0:
-                c.set(f"w{worker}-{i}", entry(f"answer {worker} {i}"))
-                assert c.get(f"w{worker}-{i}") is not None
+        try:
+            for i in range(rounds):
+                await c.record_hit(hit)
+                await c.record_miss()
+                if i % 5 == 0:
+                    await c.set(f"w{worker}-{i}", entry(f"answer {worker} {i}"))
+                    assert await c.get(f"w{worker}-{i}") is not None
+        finally:
+            await c.aclose()
+
+    asyncio.run(go())
 
 
-def test_counters_add_up_across_concurrent_processes(cache_dir: Path) -> None:
+async def test_counters_add_up_across_concurrent_processes(cache: ResponseCache) -> None:
     workers, rounds = 8, 50
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_hammer, args=(str(cache_dir), w, rounds)) for w in range(workers)]
+    where = str(cache.directory) if cache.directory is not None else cache.location
+    procs = [
+        ctx.Process(target=_hammer, args=(where, cache.namespace, w, rounds))
+        for w in range(workers)
+    ]
     for p in procs:
         p.start()
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0] * workers
-    with ResponseCache(cache_dir) as c:
-        s = c.stats()
+    s = await cache.stats()
     total = workers * rounds
     assert (s["hits"], s["misses"], s["hit_rate"]) == (total, total, 0.5)
     assert s["tokens_saved"] == 3 * total
@@ -290,65 +357,76 @@ def test_counters_add_up_across_concurrent_processes(cache_dir: Path) -> None:
 # ---- size limit ------------------------------------------------------------------------------
 
 
-def test_size_limit_evicts_least_recently_used(cache_dir: Path) -> None:
+async def test_size_limit_evicts_least_recently_used(cache_dir: Path) -> None:
     chunk = 50 * 1024  # each value lands in its own ~50 KiB file
-    with ResponseCache(cache_dir, size_limit_mb=1) as c:
+    c = disk_cache(cache_dir, size_limit_mb=1)
+    try:
         for i in range(40):
-            c.set(f"k{i}", entry(f"{i}:" + "x" * chunk))
-            assert c.get("k0") is not None  # k0 stays the most recently used
-        assert c.get("k1") is None  # the least recently used went first
-        assert c.get("k39") is not None
-        s = c.stats()
+            await c.set(f"k{i}", entry(f"{i}:" + "x" * chunk))
+            assert await c.get("k0") is not None  # k0 stays the most recently used
+        assert await c.get("k1") is None  # the least recently used went first
+        assert await c.get("k39") is not None
+        s = await c.stats()
+    finally:
+        await c.aclose()
     assert s["entries"] < 40
     assert s["size_bytes"] < 1.5 * 1024 * 1024
 
 
-# ---- safety ----------------------------------------------------------------------------------
+# ---- safety (disk) ---------------------------------------------------------------------------
 
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_files_are_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+async def test_files_are_owner_only_whatever_the_umask(tmp_path: Path) -> None:
     directory = tmp_path / "a" / "b" / "cache"
     old = os.umask(0)
+    c = disk_cache(directory)
     try:
-        c = ResponseCache(directory)
         assert not directory.exists()  # nothing touches the disk until first use
-        c.set("big", entry("q" * 50_000))
-        c.set("small", entry("small"))
-        c.record_hit(entry())
+        await c.set("big", entry("q" * 50_000))
+        await c.set("small", entry("small"))
+        await c.record_hit(entry())
         assert os.umask(0) == 0  # our umask was put back
     finally:
         os.umask(old)
+        await c.aclose()
     for folder in (tmp_path / "a", tmp_path / "a" / "b", directory):
         assert _mode(folder) == 0o700, folder
     for path in directory.rglob("*"):
         assert _mode(path) == (0o700 if path.is_dir() else 0o600), path
     assert any(p.suffix == ".val" for p in directory.rglob("*"))
-    c.close()
 
 
-def test_existing_loose_cache_directory_is_tightened(tmp_path: Path) -> None:
+async def _stats(directory: Path) -> dict[str, Any]:
+    c = disk_cache(directory)
+    try:
+        return await c.stats()
+    finally:
+        await c.aclose()
+
+
+async def test_existing_loose_cache_directory_is_tightened(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir(mode=0o755)
     empty.chmod(0o755)
-    ResponseCache(empty).stats()
+    await _stats(empty)
     assert _mode(empty) == 0o700
     unrelated = tmp_path / "unrelated"
     unrelated.mkdir()
     unrelated.chmod(0o755)
     (unrelated / "notes.txt").write_text("mine")
-    ResponseCache(unrelated).stats()
+    await _stats(unrelated)
     assert _mode(unrelated) == 0o755  # not obviously ours: left alone
 
 
-def test_world_writable_directory_is_refused(cache_dir: Path) -> None:
+async def test_world_writable_directory_is_refused(cache_dir: Path, disk: ResponseCache) -> None:
     cache_dir.mkdir()
     cache_dir.chmod(0o777)
     with pytest.raises(CacheError) as info:
-        ResponseCache(cache_dir).get("k")
+        await disk.get("k")
     assert info.value.exit_code == 2
     assert "every user can write" in info.value.message
     assert "chmod 700" in (info.value.hint or "")
@@ -356,22 +434,24 @@ def test_world_writable_directory_is_refused(cache_dir: Path) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to chown")
 @pytest.mark.parametrize("which", ["top", "entries"])
-def test_directory_owned_by_another_user_is_refused(cache_dir: Path, which: str) -> None:
+async def test_directory_owned_by_another_user_is_refused(
+    cache_dir: Path, which: str, disk: ResponseCache
+) -> None:
     cache_dir.mkdir(mode=0o700)
     target = cache_dir if which == "top" else cache_dir / "entries"
     target.mkdir(mode=0o700, exist_ok=True)
     os.chown(target, 12345, 12345)
-    with pytest.raises(CacheError) as info:
-        ResponseCache(cache_dir).set("k", entry())
+    with pytest.raises(CacheError) as info:  # a read, which comes first, refuses it
+        await disk.get("k")
     assert "owned by another user (uid 12345)" in info.value.message
     assert "AICLI_CACHE_DIR" in (info.value.hint or "")
 
 
-def test_a_file_as_cache_directory_is_refused(tmp_path: Path) -> None:
+async def test_a_file_as_cache_directory_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "file"
     path.write_text("x")
     with pytest.raises(CacheError, match="not a directory"):
-        ResponseCache(path).stats()
+        await _stats(path)
 
 
 # ---- corruption ------------------------------------------------------------------------------
@@ -395,97 +475,132 @@ def _raw_store(directory: Path) -> Any:
     return diskcache.Cache(str(directory / "entries"))
 
 
-def test_garbage_in_a_value_file_is_a_miss_with_a_warning(
-    cache: ResponseCache, caplog: pytest.LogCaptureFixture
+def _raw_key(name: str) -> str:
+    return f"aicli:v1:entry:{name}"
+
+
+async def test_garbage_in_a_value_file_is_a_miss_with_a_warning(
+    disk: ResponseCache, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cache.set("big", entry("b" * 60_000))
-    cache.set("other", entry("other"))
-    (val,) = (cache.directory / "entries").rglob("*.val")
+    assert disk.directory is not None
+    await disk.set("big", entry("b" * 60_000))
+    await disk.set("other", entry("other"))
+    (val,) = (disk.directory / "entries").rglob("*.val")
     val.write_bytes(b"\xff\xfe\x00garbage")
     with caplog.at_level(logging.WARNING, logger="aicli"):
-        assert cache.get("big") is None
+        assert await disk.get("big") is None
     assert "unreadable" in caplog.text and "miss" in caplog.text
-    assert cache.stats()["entries"] == 1  # the bad entry was deleted ...
-    assert cache.get("other") is not None  # ... and the rest stays readable
+    assert (await disk.stats())["entries"] == 1  # the bad entry was deleted ...
+    assert await disk.get("other") is not None  # ... and the rest stays readable
 
 
-def test_truncated_value_file_is_a_miss(cache: ResponseCache) -> None:
-    cache.set("big", entry("b" * 60_000))
-    (val,) = (cache.directory / "entries").rglob("*.val")
+async def test_truncated_value_file_is_a_miss(disk: ResponseCache) -> None:
+    assert disk.directory is not None
+    await disk.set("big", entry("b" * 60_000))
+    (val,) = (disk.directory / "entries").rglob("*.val")
     val.write_bytes(val.read_bytes()[:1000])
-    assert cache.get("big") is None
-    assert cache.get("big") is None
+    assert await disk.get("big") is None
+    assert await disk.get("big") is None
 
 
 @pytest.mark.parametrize("value", ["{not json", "[1, 2]", '{"content": 3}', b"bytes", 42])
-def test_malformed_inline_values_are_misses(
-    cache: ResponseCache, caplog: pytest.LogCaptureFixture, value: Any
+async def test_malformed_inline_values_are_misses(
+    disk: ResponseCache, caplog: pytest.LogCaptureFixture, value: Any
 ) -> None:
-    cache.set("good", entry())
-    raw = _raw_store(cache.directory)
-    raw.set("bad", value)
+    assert disk.directory is not None
+    await disk.set("good", entry())
+    raw = _raw_store(disk.directory)
+    raw.set(_raw_key("bad"), value)
     raw.close()
     with caplog.at_level(logging.WARNING, logger="aicli"):
-        assert cache.get("bad") is None
+        assert await disk.get("bad") is None
     assert "cache entry bad" in caplog.text
-    assert cache.get("good") is not None
+    assert await disk.get("good") is not None
 
 
-def test_pickled_values_are_never_unpickled(
-    cache: ResponseCache, tmp_path: Path, caplog: pytest.LogCaptureFixture
+async def test_malformed_values_in_redis_are_misses(
+    redis_server: Any, redis_ns: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from aicli.cache.redis import RedisBackend
+
+    c = ResponseCache(RedisBackend(redis_server.url), namespace=redis_ns, stale_for=60)
+    client = redis_server.client()
+    for i, value in enumerate(["{not json", "[1, 2]", '{"content": 3}', "\x80\x04pickle"]):
+        client.set(f"{redis_ns}:v1:entry:bad{i}", value)
+    try:
+        with caplog.at_level(logging.WARNING, logger="aicli"):
+            for i in range(4):
+                assert await c.get(f"bad{i}") is None
+        assert caplog.text.count("unreadable") == 4
+        assert not client.keys(f"{redis_ns}:*")  # deleted
+    finally:
+        await c.aclose()
+        client.close()
+
+
+async def test_pickled_values_are_never_unpickled(
+    disk: ResponseCache, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert disk.directory is not None
     marker = tmp_path / "pwned"
-    cache.stats()  # creates the store
-    raw = _raw_store(cache.directory)
-    raw.set("evil", _Evil(str(marker)))
-    raw.set("evil-big", [_Evil(str(marker)), "p" * 60_000])
+    await disk.stats()  # creates the store
+    raw = _raw_store(disk.directory)
+    raw.set(_raw_key("evil"), _Evil(str(marker)))
+    raw.set(_raw_key("evil-big"), [_Evil(str(marker)), "p" * 60_000])
     raw.close()
     with caplog.at_level(logging.WARNING, logger="aicli"):
-        assert cache.get("evil") is None
-        assert cache.get("evil-big") is None
+        assert await disk.get("evil") is None
+        assert await disk.get("evil-big") is None
     assert not marker.exists()
     assert "refused a pickled value" in caplog.text
 
 
-def _fill(directory: Path, n: int = 300) -> None:
-    with ResponseCache(directory) as c:
+async def _fill(directory: Path, n: int = 300) -> None:
+    c = disk_cache(directory)
+    try:
         for i in range(n):
-            c.set(f"k{i}", entry(f"value {i} " + "v" * 300))
-        c.record_hit(entry())
+            await c.set(f"k{i}", entry(f"value {i} " + "v" * 300))
+        await c.record_hit(entry())
+    finally:
+        await c.aclose()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
-def test_damaged_database_is_moved_aside_and_replaced(
+async def test_damaged_database_is_moved_aside_and_replaced(
     cache_dir: Path, caplog: pytest.LogCaptureFixture, damage: str
 ) -> None:
-    _fill(cache_dir)
+    await _fill(cache_dir)
     db = cache_dir / "entries" / "cache.db"
     if damage == "truncate":
         with db.open("r+b") as f:
             f.truncate(db.stat().st_size // 3)
     else:
         db.write_bytes(b"this is not sqlite at all\n" * 200)
-    with caplog.at_level(logging.WARNING, logger="aicli"), ResponseCache(cache_dir) as c:
-        for i in (1, 150, 299):
-            c.get(f"k{i}")  # never raises
+    c = disk_cache(cache_dir)
+    try:
+        with caplog.at_level(logging.WARNING, logger="aicli"):
+            for i in (1, 150, 299):
+                await c.get(f"k{i}")  # never raises
         assert "was damaged" in caplog.text and "started a fresh one" in caplog.text
-        c.set("new", entry("new"))
-        assert c.get("new") is not None
-        s = c.stats()
+        await c.set("new", entry("new"))
+        assert await c.get("new") is not None
+        s = await c.stats()
         assert s["entries"] == 1 and s["hits"] == 1  # counters live apart and survived
         (aside,) = cache_dir.glob("entries.corrupt-*")
         assert (aside / "cache.db").exists()
-        c.clear()
+        await c.clear()
         assert not list(cache_dir.glob("entries.corrupt-*"))
+    finally:
+        await c.aclose()
 
 
-def test_damaged_counters_restart_at_zero(
+async def test_damaged_counters_restart_at_zero(
     cache_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _fill(cache_dir, 3)
+    await _fill(cache_dir, 3)
     (cache_dir / "counters" / "cache.db").write_bytes(b"\x00garbage" * 500)
-    with caplog.at_level(logging.WARNING, logger="aicli"), ResponseCache(cache_dir) as c:
-        s = c.stats()
+    with caplog.at_level(logging.WARNING, logger="aicli"):
+        s = await _stats(cache_dir)
     assert (s["entries"], s["hits"]) == (3, 0)
     assert "counters restart at 0" in caplog.text
 
@@ -507,10 +622,21 @@ def test_resolve_cache_dir_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert resolve_cache_dir(cfg) == tmp_path / "env"
 
 
-def test_from_config_uses_size_limit(tmp_path: Path) -> None:
-    cfg = SimpleNamespace(cache=SimpleNamespace(dir=str(tmp_path / "c"), size_limit_mb=3))
-    c = ResponseCache.from_config(cfg)
-    assert c.directory == tmp_path / "c" and c.size_limit_bytes == 3 * 1024 * 1024
+def test_open_cache_picks_the_backend(make_config: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aicli.cache import open_cache
+    from aicli.config import load_config
+
+    path = make_config(cache={"dir": "c", "size_limit_mb": 3, "namespace": "proj"})
+    c = open_cache(load_config(path))
+    assert isinstance(c.backend, DiskBackend) and c.backend_name == "disk"
+    assert c.directory == path.parent / "c" and c.backend.size_limit_bytes == 3 * 1024 * 1024
+    assert c.entry_key("abc") == "proj:v1:entry:abc" and c.stale_for is None
+    monkeypatch.setenv("AICLI_CACHE_BACKEND", "redis")
+    monkeypatch.setenv("AICLI_REDIS_URL", "redis://:s3cret@example.invalid:6380/2")
+    c = open_cache(load_config(path))
+    assert c.backend_name == "redis" and c.directory is None
+    assert c.location == "redis://:***@example.invalid:6380/2"
+    assert c.stale_for == 604800
 
 
 def test_import_is_light() -> None:

@@ -1,9 +1,14 @@
-"""`aicli cache stats | clear | prune` through the CLI, in-process and as real subprocesses."""
+"""`aicli cache stats | clear | prune` through the CLI, in-process and as real subprocesses.
+
+Tests taking `store` run on the disk cache and on a real Redis.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +19,8 @@ from aicli.types import Usage
 
 STATS_FIELDS = [
     "directory",
+    "backend",
+    "location",
     "entries",
     "size_bytes",
     "hits",
@@ -42,16 +49,58 @@ def entry(content: str = "answer", ttl: float | None = 3600) -> CacheEntry:
     )
 
 
+@dataclass
+class Store:
+    """The cache the CLI under test uses: where it is, and how to fill it from the test."""
+
+    backend: str
+    location: str
+    directory: Path | None
+    namespace: str = "aicli"
+
+    def open(self) -> ResponseCache:
+        if self.directory is not None:
+            from aicli.cache.disk import DiskBackend
+
+            return ResponseCache(DiskBackend(self.directory))
+        from aicli.cache.redis import RedisBackend
+
+        return ResponseCache(RedisBackend(self.location), namespace=self.namespace, stale_for=60)
+
+    def fill(self, fresh: int = 2, expired: int = 0, hits: int = 0, misses: int = 0) -> None:
+        async def go() -> None:
+            c = self.open()
+            try:
+                for i in range(fresh):
+                    await c.set(f"fresh{i}", entry(f"fresh {i}"))
+                for i in range(expired):
+                    await c.set(f"old{i}", entry(f"old {i}", ttl=-5))
+                for _ in range(hits):
+                    await c.record_hit(entry())
+                for _ in range(misses):
+                    await c.record_miss()
+            finally:
+                await c.aclose()
+
+        asyncio.run(go())
+
+
+@pytest.fixture(params=["disk", "redis"])
+def store(
+    request: pytest.FixtureRequest, isolate: Any, make_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> Store:
+    if request.param == "disk":
+        return Store("disk", str(isolate.cache_dir), isolate.cache_dir)
+    server = request.getfixturevalue("redis_server")
+    namespace = request.getfixturevalue("redis_ns")
+    make_config(cache={"namespace": namespace})
+    monkeypatch.setenv("AICLI_CACHE_BACKEND", "redis")
+    monkeypatch.setenv("AICLI_REDIS_URL", server.url)
+    return Store("redis", server.url, None, namespace)
+
+
 def fill(directory: Path, fresh: int = 2, expired: int = 0, hits: int = 0, misses: int = 0) -> None:
-    with ResponseCache(directory) as c:
-        for i in range(fresh):
-            c.set(f"fresh{i}", entry(f"fresh {i}"))
-        for i in range(expired):
-            c.set(f"old{i}", entry(f"old {i}", ttl=-5))
-        for _ in range(hits):
-            c.record_hit(entry())
-        for _ in range(misses):
-            c.record_miss()
+    Store("disk", str(directory), directory).fill(fresh, expired, hits, misses)
 
 
 def stats_json(cli: Any, *args: str) -> dict[str, Any]:
@@ -61,11 +110,12 @@ def stats_json(cli: Any, *args: str) -> dict[str, Any]:
     return data
 
 
-def test_stats_on_an_empty_cache(cli: Any, isolate: Any) -> None:
+def test_stats_on_an_empty_cache(cli: Any, store: Store) -> None:
     data = stats_json(cli)
     assert list(data) == STATS_FIELDS
-    assert data["directory"] == str(isolate.cache_dir)
-    assert {k: data[k] for k in STATS_FIELDS[1:] if k != "size_bytes"} == {
+    assert data["directory"] == (None if store.directory is None else str(store.directory))
+    assert (data["backend"], data["location"]) == (store.backend, store.location)
+    assert {k: data[k] for k in STATS_FIELDS[3:] if k != "size_bytes"} == {
         "entries": 0,
         "hits": 0,
         "misses": 0,
@@ -82,9 +132,10 @@ def test_stats_on_an_empty_cache(cli: Any, isolate: Any) -> None:
     assert done.stderr == ""
     lines = dict(line.split("  ", 1) for line in done.stdout.splitlines())
     assert [k.strip() for k in lines] == [
-        "directory",
+        "backend",
+        "location",
         "entries",
-        "size on disk",
+        "size on disk" if store.backend == "disk" else "memory used",
         "hits",
         "misses",
         "hit rate",
@@ -94,13 +145,13 @@ def test_stats_on_an_empty_cache(cli: Any, isolate: Any) -> None:
         "newest entry",
     ]
     values = {k.strip(): v.strip() for k, v in lines.items()}
-    assert values["directory"] == str(isolate.cache_dir)
+    assert values["location"] == store.location
     assert values["entries"] == "0" and values["hit rate"] == "-"
     assert values["oldest entry"] == "-"
 
 
-def test_stats_after_entries_and_lookups(cli: Any, isolate: Any) -> None:
-    fill(isolate.cache_dir, fresh=3, expired=1, hits=3, misses=1)
+def test_stats_after_entries_and_lookups(cli: Any, store: Store) -> None:
+    store.fill(fresh=3, expired=1, hits=3, misses=1)
     data = stats_json(cli)
     assert (data["entries"], data["hits"], data["misses"], data["hit_rate"]) == (4, 3, 1, 0.75)
     assert data["tokens_saved"] == 360
@@ -111,7 +162,7 @@ def test_stats_after_entries_and_lookups(cli: Any, isolate: Any) -> None:
     text = cli("cache", "stats").stdout
     assert "75.0% (3 of 4 lookups)" in text
     assert "$0.000081" in text and "360" in text
-    assert "KiB" in text
+    assert "KiB" in text or store.backend == "redis"
 
 
 def test_stats_as_a_table_on_a_terminal(
@@ -125,31 +176,36 @@ def test_stats_as_a_table_on_a_terminal(
     assert "100.0%" in done.stdout
 
 
-def test_counters_persist_across_processes(run_aicli: Any, isolate: Any) -> None:
-    fill(isolate.cache_dir, fresh=1, hits=2, misses=2)
+def test_counters_persist_across_processes(run_aicli: Any, store: Store) -> None:
+    store.fill(fresh=1, hits=2, misses=2)
     done = run_aicli("cache", "stats", "--json")
     assert done.exit_code == 0, done
     data = json.loads(done.stdout)
     assert (data["entries"], data["hits"], data["misses"]) == (1, 2, 2)
 
 
-def test_clear_with_yes(cli: Any, isolate: Any) -> None:
-    fill(isolate.cache_dir, fresh=2, hits=1)
+def test_clear_with_yes(cli: Any, store: Store) -> None:
+    store.fill(fresh=2, hits=1)
     done = cli("cache", "clear", "--yes")
     assert done.exit_code == 0, done
-    assert done.stdout == f"cleared 2 entries from {isolate.cache_dir}; counters reset\n"
+    assert done.stdout == f"cleared 2 entries from {store.location}; counters reset\n"
     data = stats_json(cli)
     assert (data["entries"], data["hits"]) == (0, 0)
-    fill(isolate.cache_dir, fresh=1)
+    store.fill(fresh=1)
     done = cli("cache", "clear", "-y", "--json")
-    assert json.loads(done.stdout) == {"cleared": 1, "directory": str(isolate.cache_dir)}
+    directory = None if store.directory is None else str(store.directory)
+    assert json.loads(done.stdout) == {
+        "cleared": 1,
+        "directory": directory,
+        "location": store.location,
+    }
 
 
-def test_clear_from_a_script_does_not_ask(run_aicli: Any, isolate: Any) -> None:
-    fill(isolate.cache_dir, fresh=2)
+def test_clear_from_a_script_does_not_ask(run_aicli: Any, store: Store) -> None:
+    store.fill(fresh=2)
     done = run_aicli("cache", "clear")  # stdin is not a terminal: nobody could answer
     assert done.exit_code == 0, done
-    assert done.stdout == f"cleared 2 entries from {isolate.cache_dir}; counters reset\n"
+    assert done.stdout == f"cleared 2 entries from {store.location}; counters reset\n"
     assert done.stderr == ""
     assert stats_json_sub(run_aicli)["entries"] == 0
 
@@ -163,9 +219,9 @@ def stats_json_sub(run_aicli: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("answer", "code", "left"), [("n\n", 0, 2), ("y\n", 0, 0)])
 def test_clear_asks_on_a_terminal(
-    cli: Any, isolate: Any, monkeypatch: pytest.MonkeyPatch, answer: str, code: int, left: int
+    cli: Any, store: Store, monkeypatch: pytest.MonkeyPatch, answer: str, code: int, left: int
 ) -> None:
-    fill(isolate.cache_dir, fresh=2)
+    store.fill(fresh=2)
     monkeypatch.setattr("aicli.cli.cache.is_tty", lambda stream=None: True)
     done = cli("cache", "clear", input=answer)
     assert done.exit_code == code, done
@@ -173,16 +229,16 @@ def test_clear_asks_on_a_terminal(
     assert stats_json(cli)["entries"] == left
 
 
-def test_prune_counts_expired_entries(cli: Any, isolate: Any) -> None:
-    fill(isolate.cache_dir, fresh=2, expired=3)
+def test_prune_counts_expired_entries(cli: Any, store: Store) -> None:
+    store.fill(fresh=2, expired=3)
     done = cli("cache", "prune")
     assert done.exit_code == 0, done
     assert done.stdout == "pruned 3 expired entries\n"
     assert stats_json(cli)["entries"] == 2
     assert cli("cache", "prune").stdout == "pruned 0 expired entries\n"
-    fill(isolate.cache_dir, fresh=0, expired=1)
+    store.fill(fresh=0, expired=1)
     assert cli("cache", "prune").stdout == "pruned 1 expired entry\n"
-    fill(isolate.cache_dir, fresh=0, expired=2)
+    store.fill(fresh=0, expired=2)
     assert json.loads(cli("cache", "prune", "--json").stdout)["pruned"] == 2
 
 

@@ -182,3 +182,19 @@ def test_unusable_cache_folder_is_exit_3(cli: Any, make_config: Any, tmp_path: P
     assert cache["status"] == "fail" and "AICLI_CACHE_DIR" in cache["hint"]
     result, data = doctor_json(cli, "--offline", env={"AICLI_CACHE_DIR": str(blocker)})
     assert by_name(data)["cache"]["detail"].endswith("exists but is not a folder")
+
+
+def test_redis_cache_reachable_and_down(
+    cli: Any, make_config: Any, redis_server: Any, redis_ns: str
+) -> None:
+    make_config(cache={"backend": "redis", "url": redis_server.url, "namespace": redis_ns})
+    result, data = doctor_json(cli, "--offline")
+    assert result.exit_code == 0, result
+    cache = by_name(data)["cache"]
+    assert cache["status"] == "ok" and cache["detail"].startswith("redis cache at ")
+    assert "reachable, 0 entries" in cache["detail"]
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    make_config(cache={"backend": "redis", "url": down, "namespace": redis_ns})
+    result, data = doctor_json(cli, "--offline")
+    assert result.exit_code == 3
+    assert by_name(data)["cache"]["status"] == "fail"

@@ -105,6 +105,7 @@ def test_a_paid_answer_is_printed_when_the_cache_cannot_grow(
     assert run_aicli("generate", "fill the cache once").exit_code == 0  # its database exists
     answer = "a" * 200_000  # its value file would pass the 128 KiB file size limit
     server.set_answer("*", answer)
+    server.chunk_size = 8192  # streamed well within timeout_seconds, a deadline for the whole
     done = subprocess.run(
         [sys.executable, "-m", "aicli", "generate", stream, "big answer"],
         stdin=subprocess.DEVNULL,

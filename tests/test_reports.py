@@ -177,9 +177,12 @@ def test_junit_keeps_failures_and_errors_apart(out: Path) -> None:
     failure = prem["apple"].find("failure")
     assert failure is not None and failure.get("type") == "assertion_failed"
     assert "cupertino" in (failure.get("message") or "")
-    sysout = prem["apple"].find("system-out")
-    assert sysout is not None and "<script>" in (sysout.text or "")
-    assert "\\x07bell" in (sysout.text or "")
+    body = failure.text or ""
+    assert "<script>" in body and "\\x07bell" in body  # the answer, in the failure body
+    assert "inputs:\n  text: Apple" in body
+    # the broken assertion once: as the message, and once in the body (not twice there)
+    assert body.count("expected output containing") == 1
+    assert prem["apple"].find("system-out") is None  # the answer is not repeated
     props = {p.get("name"): p.get("value") for p in eco.iter("property")}
     assert props == {"tier": "economy", "template": "extraction@1.2.0 (abcdef123456)"}
 
@@ -295,8 +298,13 @@ def test_open_writers_checks_paths_first(out: Path) -> None:
         open_writers([out / "r.json", out / "r.txt"])
     assert ".jsonl" in (info.value.hint or "")
     assert not (out / "r.json").exists()
-    with pytest.raises(UsageError, match="does not exist"):
-        open_writers([out / "nope" / "r.xml"])
+    (out / "file").write_text("x")
+    with pytest.raises(UsageError, match="is not a folder"):
+        open_writers([out / "file" / "r.xml"])
+    # a missing folder is created (CI jobs write to reports/...)
+    for w in open_writers([out / "new" / "deep" / "r.xml"]):
+        w.abort()
+    assert (out / "new" / "deep").is_dir()
     with pytest.raises(UsageError, match="given twice"):
         open_writers([out / "r.xml", out / "r.xml"])
 

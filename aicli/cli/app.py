@@ -23,9 +23,19 @@ from aicli.cli import doctor as doctor_cmd
 from aicli.cli import generate as generate_cmd
 from aicli.cli import options
 from aicli.cli import render as render_cmd
+from aicli.cli import report as report_cmd
+from aicli.cli import serve as serve_cmd
 from aicli.cli import test_prompts as test_prompts_cmd
 from aicli.cli import tiers as tiers_cmd
-from aicli.cli.output import ClosedStream, error, io_failure, log_format_from
+from aicli.cli.output import (
+    ClosedStream,
+    error,
+    interrupted_code,
+    interrupted_message,
+    io_failure,
+    log_format_from,
+    sigterm_as_interrupt,
+)
 
 
 def _click_exceptions() -> tuple[Any, Any]:
@@ -85,13 +95,14 @@ class _Group(TyperGroup):
         Exit, Abort = typer.Exit, typer.Abort
 
         try:
-            rv = super().main(
-                args=args,
-                prog_name=prog_name or "aicli",
-                complete_var=complete_var,
-                standalone_mode=False,
-                **extra,
-            )
+            with sigterm_as_interrupt():
+                rv = super().main(
+                    args=args,
+                    prog_name=prog_name or "aicli",
+                    complete_var=complete_var,
+                    standalone_mode=False,
+                    **extra,
+                )
         except _PromptNotCommand as exc:
             error(exc.message, exc.hint)
             rv = 2
@@ -115,9 +126,9 @@ class _Group(TyperGroup):
         except Abort:
             error("aborted")
             rv = 1
-        except KeyboardInterrupt:
-            error("interrupted")
-            rv = 130
+        except KeyboardInterrupt as exc:
+            error(interrupted_message(exc))
+            rv = interrupted_code(exc)
         except BrokenPipeError:
             with contextlib.suppress(Exception):
                 sys.stdout = open(os.devnull, "w")  # noqa: SIM115
@@ -214,6 +225,8 @@ app.add_typer(
 app.command("doctor", short_help="Check the config, keys, endpoints, cache and prompts.")(
     doctor_cmd.doctor
 )
+app.add_typer(report_cmd.report_app, name="report", short_help="Merge JSON reports of shards.")
+app.command("serve", short_help="Serve the engine over HTTP (OpenAI-compatible).")(serve_cmd.serve)
 
 
 def main() -> None:

@@ -1,10 +1,12 @@
-"""`aicli cache stats | clear | prune`: look into and tidy the disk cache of answers."""
+"""`aicli cache stats | clear | prune`: look into and tidy the cache of answers (disk or Redis)."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -18,6 +20,10 @@ from aicli.cli.output import (
     stdout_console,
 )
 
+if TYPE_CHECKING:
+    from aicli.cache import ResponseCache
+
+T = TypeVar("T")
 cache_app = typer.Typer(no_args_is_help=True)
 
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of text.")
@@ -29,19 +35,30 @@ def _group(
     config: Path | None = options.CONFIG,
     log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
 ) -> None:
-    """Inspect and manage the disk cache of answers (shared by every aicli process).
+    """Inspect and manage the cache of answers (shared by every aicli process).
 
-    Where it lives: $AICLI_CACHE_DIR, else cache.dir in the config, else $XDG_CACHE_HOME/aicli
-    (~/.cache/aicli).
+    The disk cache lives in $AICLI_CACHE_DIR, else cache.dir in the config, else
+    $XDG_CACHE_HOME/aicli (~/.cache/aicli). With cache.backend: redis (or
+    $AICLI_CACHE_BACKEND=redis) these commands work on the Redis namespace instead; an
+    unreachable Redis is exit 3.
     """
     options.pass_config_down(ctx, config, log_format)
 
 
-def _open(config: Path | None) -> Any:
-    from aicli.cache import ResponseCache
+def _with_cache(config: Path | None, op: Callable[[ResponseCache], Awaitable[T]]) -> T:
+    """op(the configured cache) in one event loop; the cache is closed after."""
+    from aicli.cache import open_cache
     from aicli.config import load_config
 
-    return ResponseCache.from_config(load_config(config))
+    cache = open_cache(load_config(config))
+
+    async def go() -> T:
+        try:
+            return await op(cache)
+        finally:
+            await cache.aclose()
+
+    return asyncio.run(go())
 
 
 def _plural(n: int, word: str, words: str | None = None) -> str:
@@ -64,10 +81,12 @@ def _money(usd: float) -> str:
 def _rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     lookups = s["hits"] + s["misses"]
     rate = f"{s['hit_rate'] * 100:.1f}% ({s['hits']:,} of {lookups:,} lookups)" if lookups else "-"
+    size = "size on disk" if s["backend"] == "disk" else "memory used"
     return [
-        ("directory", s["directory"]),
+        ("backend", s["backend"]),
+        ("location", s["location"]),
         ("entries", f"{s['entries']:,}"),
-        ("size on disk", _human_size(s["size_bytes"])),
+        (size, _human_size(s["size_bytes"])),
         ("hits", f"{s['hits']:,}"),
         ("misses", f"{s['misses']:,}"),
         ("hit rate", rate),
@@ -91,8 +110,7 @@ def stats(
     cache and persist until `aicli cache clear`.
     """
     with handle_errors(debug, log_format=log_format):
-        with _open(config) as cache:
-            s = cache.stats()
+        s = _with_cache(config, lambda cache: cache.stats())
         if json_out:
             print_json(s)
             return
@@ -126,22 +144,31 @@ def clear(
     nobody can answer, it clears without asking.
     """
     with handle_errors(debug, log_format=log_format):
-        with _open(config) as cache:
-            if not yes and is_tty(sys.stdin) and is_tty(sys.stderr):
-                entries = cache.stats()["entries"]
-                question = (
-                    f"Delete {_plural(entries, 'cached answer')} in {cache.directory}"
-                    " and reset the counters?"
-                )
-                if not typer.confirm(question, default=False, err=True):
-                    info("aicli: nothing was deleted")
-                    raise typer.Exit(0)
-            count = cache.clear()
-            directory = str(cache.directory)
+        if not yes and is_tty(sys.stdin) and is_tty(sys.stderr):
+            s = _with_cache(config, lambda cache: cache.stats())
+            question = (
+                f"Delete {_plural(s['entries'], 'cached answer')} in {s['location']}"
+                " and reset the counters?"
+            )
+            if not typer.confirm(question, default=False, err=True):
+                info("aicli: nothing was deleted")
+                raise typer.Exit(0)
+
+        async def clear_it(cache: ResponseCache) -> dict[str, Any]:
+            count = await cache.clear()
+            directory = cache.directory
+            return {
+                "cleared": count,
+                "directory": None if directory is None else str(directory),
+                "location": cache.location,
+            }
+
+        done = _with_cache(config, clear_it)
         if json_out:
-            print_json({"cleared": count, "directory": directory})
+            print_json(done)
         else:
-            out(f"cleared {_plural(count, 'entry', 'entries')} from {directory}; counters reset")
+            cleared = _plural(done["cleared"], "entry", "entries")
+            out(f"cleared {cleared} from {done['location']}; counters reset")
 
 
 @cache_app.command("prune", short_help="Delete expired answers.")
@@ -157,10 +184,19 @@ def prune(
     answer can be served when every tier fails.
     """
     with handle_errors(debug, log_format=log_format):
-        with _open(config) as cache:
-            count = cache.prune()
-            directory = str(cache.directory)
+
+        async def prune_it(cache: ResponseCache) -> dict[str, Any]:
+            count = await cache.prune()
+            directory = cache.directory
+            return {
+                "pruned": count,
+                "directory": None if directory is None else str(directory),
+                "location": cache.location,
+            }
+
+        done = _with_cache(config, prune_it)
+        count = done["pruned"]
         if json_out:
-            print_json({"pruned": count, "directory": directory})
+            print_json(done)
         else:
             out(f"pruned {_plural(count, 'expired entry', 'expired entries')}")

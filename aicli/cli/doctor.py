@@ -60,7 +60,7 @@ def doctor(
                 if colour:
                     mark = f"\033[{_ANSI[check.status]}m{mark}\033[0m"
                 out(f"{mark}  {check.name.ljust(width)}  {check.detail}")
-                if check.hint and check.status != "ok":
+                if check.hint:
                     out(f"{' ' * (len(_MARKS['ok']) + 2 + width + 2)}hint: {check.hint}")
             counts = {s: sum(c.status == s for c in checks) for s in _MARKS}
             out(

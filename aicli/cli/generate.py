@@ -186,6 +186,7 @@ def generate(
             out(result.content)
         if verbose:
             info(_summary(result), "summary", **_summary_fields(result))
+        budget.check_overrun()  # the answer is paid for and printed; the cap still says exit 4
 
 
 def _build_request(

@@ -1,7 +1,7 @@
 """Everything the CLI prints: stdout results, stderr messages, `aicli: error:` lines, exit codes.
 
-stdout carries only results; warnings, summaries and errors go to stderr. Colour only on a TTY
-with NO_COLOR unset.
+stdout carries only results; warnings, summaries and errors go to stderr. Colour on a TTY, or
+when FORCE_COLOR / CLICOLOR_FORCE is set; never with NO_COLOR.
 """
 
 from __future__ import annotations
@@ -33,8 +33,15 @@ def is_tty(stream: IO[str] | None = None) -> bool:
         return False
 
 
+def _env_on(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
 def use_color(stream: IO[str] | None = None) -> bool:
-    return is_tty(stream) and "NO_COLOR" not in os.environ
+    """NO_COLOR wins; FORCE_COLOR / CLICOLOR_FORCE colour CI logs; else only on a TTY."""
+    if "NO_COLOR" in os.environ:
+        return False
+    return _env_on("FORCE_COLOR") or _env_on("CLICOLOR_FORCE") or is_tty(stream)
 
 
 def read_piped_stdin() -> str | None:
@@ -106,7 +113,13 @@ def _console(stream: IO[str], **kwargs: Any) -> Any:
     from rich.console import Console
 
     styled = use_color(stream)
-    return Console(file=stream, color_system="auto" if styled else None, highlight=False, **kwargs)
+    return Console(
+        file=stream,
+        color_system="auto" if styled else None,
+        force_terminal=True if styled else None,
+        highlight=False,
+        **kwargs,
+    )
 
 
 def stderr_console() -> Any:
@@ -115,6 +128,43 @@ def stderr_console() -> Any:
 
 def stdout_console() -> Any:
     return _console(sys.stdout, soft_wrap=True)
+
+
+EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_TERMINATED = 143  # SIGTERM: 128 + 15, as a shell reports it
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled CI job, `timeout`, Kubernetes): handled exactly like Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM ends it the way Ctrl-C does (reports written, exit 143)."""
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError):  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted_code(exc: BaseException | None = None, terminated: bool = False) -> int:
+    return EXIT_TERMINATED if terminated or isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
+def interrupted_message(exc: BaseException | None = None, terminated: bool = False) -> str:
+    return "terminated (SIGTERM)" if terminated or isinstance(exc, Terminated) else "interrupted"
 
 
 def log_format_from(argv: Sequence[str]) -> LogFormat:
@@ -192,9 +242,9 @@ def handle_errors(
             info(scrub(traceback.format_exc()), "traceback")
         error(scrub(exc.message), scrub(exc.hint) if exc.hint else None)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        error("interrupted", None)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        error(interrupted_message(exc), None)
+        raise typer.Exit(interrupted_code(exc)) from None
     except BrokenPipeError:
         # The reader went away (`aicli ... | head`): not an error worth a message.
         with contextlib.suppress(Exception):

@@ -182,11 +182,9 @@ def _files(n: int) -> str:
 def _report(problems: list[Any]) -> None:
     """One `aicli: error:` line (and hint) per template file that could not be loaded."""
     from aicli.cli.output import error
-    from aicli.security import scrub
 
     for problem in problems:
-        exc = problem.error
-        error(scrub(exc.message), scrub(exc.hint) if exc.hint else None)
+        error(problem.error.message, problem.error.hint)  # error() scrubs
 
 
 def _describe(tpl: Any, state: str) -> dict[str, Any]:

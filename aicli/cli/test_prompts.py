@@ -5,32 +5,30 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from aicli.cli import options
+from aicli.cli import options, report_view
 from aicli.cli.completion import suite_paths, tier_names
 from aicli.cli.output import (
     error,
     handle_errors,
     info,
+    interrupted_code,
+    interrupted_message,
     is_tty,
-    out,
-    stdout_console,
-    use_color,
 )
 
 if TYPE_CHECKING:
-    from aicli.reports import ReportWriter
-    from aicli.reports.results import CaseResult, Summary
-    from aicli.suites.runner import Job, Runner
+    from aicli.reports.results import CaseResult
+    from aicli.suites.runner import Job, RunOptions
 
-EXIT_INTERRUPTED = 130
-_SHOW_ALL_UP_TO = 50  # without -v, passed rows are left out of bigger tables
-_LOG_WIDTH = 160
+HEARTBEAT_S = 10.0  # a CI log (stderr not a terminal) gets a progress line this often
 
 
 def test_prompts(
@@ -116,14 +114,22 @@ def test_prompts(
         max=1e9,
         help="Budget in USD for the run; when reached the rest is skipped (exit 4).",
     ),
-    output: list[Path] = typer.Option(
-        [],
-        "--output",
-        "-o",
-        metavar="FILE",
-        help="Write a report; the extension picks the format: .json .jsonl .xml (JUnit) .html "
-        "(repeatable).",
-        show_default=False,
+    output: list[Path] = report_view.OUTPUT,
+    json_out: bool = report_view.JSON,
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        metavar="K/N",
+        help="Run shard K of N: a case's shard is int(sha256('suite/case'), 16) % N + 1, so "
+        "adding a case never moves another; all tiers and repeats of a case stay together.",
+    ),
+    baseline: Path | None = report_view.BASELINE,
+    fail_on: report_view.FailOn = report_view.FAIL_ON,
+    fallback: bool = typer.Option(
+        False,
+        "--fallback",
+        help="With several -t, let a tier fall back (off by default so each tier answers for "
+        "itself; a run that fell back shows as standard→economy).",
     ),
     grader: str | None = typer.Option(
         None,
@@ -145,7 +151,8 @@ def test_prompts(
 
     The last stdout line is `N passed, N failed` (`, N skipped` may follow). Exit codes: 0 all
     passed (or the pass rate reached --pass-rate), 1 failures, 2 invalid suites or usage,
-    4 budget reached, 130 interrupted (reports are still written for what completed).
+    4 budget reached, 130 interrupted (143 on SIGTERM; reports are still written for what
+    completed).
 
     \b
     Examples:
@@ -164,6 +171,9 @@ def test_prompts(
                 "--record and --replay exclude each other",
                 "record once with --record FILE, then run with --replay FILE",
             )
+        _check_distinct_files(list(output), record, replay)
+        from aicli.suites.load import parse_shard
+
         opts = RunOptions(
             tiers=list(tier),
             model=model,
@@ -174,10 +184,13 @@ def test_prompts(
             cache_mode="off" if no_cache else "only" if cache_only else "use",
             grader=grader,
             redact=False if no_redact else None,
+            shard=parse_shard(shard) if shard is not None else None,
+            fallback=True if fallback else None,
         )
         code = _main(
             list(paths or []), opts, pass_rate=pass_rate, record=record, replay=replay,
-            max_cost=max_cost, outputs=list(output), verbose=verbose, config=config,
+            max_cost=max_cost, outputs=list(output), json_out=json_out, baseline=baseline,
+            fail_on=fail_on, verbose=verbose, config=config,
         )  # fmt: skip
         if code:
             raise typer.Exit(code)
@@ -185,24 +198,26 @@ def test_prompts(
 
 def _main(
     paths: list[Path],
-    opts: Any,
+    opts: RunOptions,
     *,
     pass_rate: float,
     record: Path | None,
     replay: Path | None,
     max_cost: float | None,
     outputs: list[Path],
+    json_out: bool,
+    baseline: Path | None,
+    fail_on: report_view.FailOn,
     verbose: bool,
     config: Path | None,
 ) -> int:
     from aicli.config import load_config
     from aicli.cost import Budget
-    from aicli.engine import Engine
-    from aicli.recording import Recorder, ReplayStore
-    from aicli.reports import open_writers
-    from aicli.reports.summary import SummaryBuilder, final_line
+    from aicli.errors import BudgetError
+    from aicli.recording import ReplayStore
     from aicli.suites.load import load_suites, validate_against_templates
-    from aicli.suites.runner import Runner, plan_jobs
+    from aicli.suites.runner import plan_jobs
+    from aicli.suites.session import run_suite
     from aicli.templates import TemplateStore
 
     # Every bad input is exit 2 here, before any model is called.
@@ -212,72 +227,70 @@ def _main(
     validate_against_templates(suites, store)
     jobs = plan_jobs(suites, cfg, store, opts)
     replay_store = ReplayStore(replay).load() if replay is not None else None
+    base = report_view.read_baseline(baseline, fail_on)
     if verbose:
         source = "the cache, then the model"
         if replay_store is not None:
             source = f"the {len(replay_store)} answers in {replay} (no network, no cost)"
         cases = len({j.case.id for j in jobs})
         info(f"aicli: info: {len(jobs)} runs of {cases} cases; answers from {source}")
-    writers = open_writers(outputs)
-    try:
-        recorder = Recorder(record) if record is not None else None
-    except BaseException:
-        for w in writers:
-            w.abort()
-        raise
-
-    builder = SummaryBuilder()
-    results: list[CaseResult] = []
+    writers, json_on_stdout = report_view.open_outputs(outputs, json_out)
     budget = Budget(max_cost if max_cost is not None else cfg.budget.max_cost_usd)
-    engine = Engine(cfg, recorder=recorder, replay=replay_store, budget=budget)
-    started = time.monotonic()
-    runner: Runner | None = None
-    interrupted = False
-    closed = False
-    try:
-        with _progress(len(jobs)) as advance:
+    with _progress(len(jobs)) as advance:
+        outcome = run_suite(
+            cfg, store, jobs, opts, writers=writers, budget=budget, record=record,
+            replay=replay_store, baseline=base, on_result=advance,
+        )  # fmt: skip
 
-            def on_result(r: CaseResult) -> None:
-                builder.add(r)
-                for w in writers:
-                    w.add(r)
-                results.append(r)
-                advance(r)
-
-            runner = Runner(engine, store, opts, on_result)
-            import asyncio
-
-            try:
-                asyncio.run(_run(runner, engine, jobs))
-            except KeyboardInterrupt:  # Ctrl-C outside the runner's own handler
-                interrupted = True
-        interrupted = interrupted or runner.interrupted
-        summary = builder.build(
-            interrupted=interrupted or runner.fatal is not None,
-            duration_s=time.monotonic() - started,
-        )
-        closed = True
-        _close(writers, summary, recorder)
-    finally:
-        if not closed:  # a crash: still leave valid reports for what completed
-            with contextlib.suppress(Exception):
-                _close(writers, builder.build(interrupted=True), recorder)
-
-    assert runner is not None
-    if runner.fatal is not None:
-        raise runner.fatal
-    _report(summary, results, _order(jobs), verbose)
-    out(final_line(summary))
+    summary, results = outcome.summary, outcome.results
+    report_view.show_report(
+        summary,
+        results,
+        order=_order(jobs),
+        verbose=verbose,
+        to_stderr=json_on_stdout,
+        hide_unstarted=outcome.interrupted,
+    )
     if replay is not None:
         _warn_if_nothing_matched(results, replay)
-    if interrupted:
-        error("interrupted: the reports hold the results that completed")
-        return EXIT_INTERRUPTED
-    if runner.budget_error is not None:
-        err = runner.budget_error
+    if outcome.interrupted:
+        files = [p for p in outputs if p != report_view.STDOUT]
+        note = ": the reports hold the results that completed" if files or json_on_stdout else ""
+        what = interrupted_message(outcome.stopped_by, terminated=outcome.terminated)
+        error(f"{what} after {outcome.finished}/{outcome.planned}{note}")
+        return interrupted_code(outcome.stopped_by, terminated=outcome.terminated)
+    err = outcome.budget_error
+    if err is None and budget.overrun:
+        try:
+            budget.check_overrun()
+        except BudgetError as exc:
+            err = exc
+    if err is not None:
         error(f"budget reached, the remaining cases were skipped: {err.message}", err.hint)
         return err.exit_code
-    return 0 if summary.pass_rate * 100 >= pass_rate - 1e-9 else 1
+    return report_view.exit_code(summary, fail_on, pass_rate)
+
+
+def _check_distinct_files(outputs: list[Path], record: Path | None, replay: Path | None) -> None:
+    """Two of -o/--record/--replay on one file (a symlink or ./x too) would mix or overwrite it."""
+    from aicli.errors import UsageError
+
+    named = [("--output", p) for p in outputs]
+    named += [(flag, p) for flag, p in (("--record", record), ("--replay", replay)) if p]
+    seen: dict[object, tuple[str, Path]] = {}
+    for flag, path in named:
+        try:
+            st = path.stat()
+            ident: object = (st.st_dev, st.st_ino)
+        except OSError:
+            ident = path.resolve()
+        if ident in seen:
+            first_flag, first = seen[ident]
+            raise UsageError(
+                f"{flag} {path}: the same file as {first_flag} {first}",
+                "give each report, recording and replay file its own name",
+            )
+        seen[ident] = (flag, path)
 
 
 def _warn_if_nothing_matched(results: list[CaseResult], replay: Path) -> None:
@@ -292,62 +305,68 @@ def _warn_if_nothing_matched(results: list[CaseResult], replay: Path) -> None:
         )
 
 
-async def _run(runner: Runner, engine: Any, jobs: list[Job]) -> None:
-    try:
-        await runner.run(jobs)
-    finally:
-        with contextlib.suppress(Exception):
-            await engine.aclose()
-
-
-def _close(writers: list[ReportWriter], summary: Summary, recorder: Any) -> None:
-    from aicli.reports import close_writers
-
-    try:
-        close_writers(writers, summary)
-    finally:
-        if recorder is not None:
-            recorder.close()
-
-
 def _order(jobs: list[Job]) -> dict[tuple[str, str, str, int], int]:
     return {(j.suite.name, j.case.name, j.tier, j.repeat_index): i for i, j in enumerate(jobs)}
 
 
-def _report(
-    summary: Summary,
-    results: list[CaseResult],
-    order: dict[tuple[str, str, str, int], int],
-    verbose: bool,
-) -> None:
-    """The terminal report on stdout, in suite order (results arrive in completion order)."""
-    from aicli.reports.terminal import render_terminal
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[Callable[[CaseResult], None]]:
+    """A progress bar when stderr is a terminal; in a CI log, a heartbeat line now and then."""
+    from aicli.logs import current_format
 
-    ranked = sorted(
-        results, key=lambda r: order.get((r.suite, r.case, r.tier, r.repeat_index), len(order))
-    )
-    show_passed = verbose or len(ranked) <= _SHOW_ALL_UP_TO
-    console = stdout_console()
-    if not is_tty(sys.stdout) and not os.environ.get("COLUMNS"):
-        console.width = _LOG_WIDTH  # CI logs and files are wider than rich's 80-column guess
-    render_terminal(summary, ranked, console, show_passed=show_passed)
-    used = sorted({(t.name, t.version, t.checksum) for r in ranked if (t := r.template)})
-    if used:
-        out("templates: " + ", ".join(f"{n}@{v} ({c})" for n, v, c in used))
-    hidden = 0 if show_passed else sum(r.status == "passed" for r in ranked)
-    if hidden:
-        out(f"({hidden} passed results not listed; -v lists them)")
+    if total == 0 or current_format() == "json":  # JSON logs: stderr is for log objects only
+        yield lambda r: None
+    elif is_tty(sys.stderr) and "NO_COLOR" not in os.environ:
+        with _bar(total) as advance:
+            yield advance
+    else:
+        with _heartbeat(total) as advance:
+            yield advance
+
+
+@dataclass
+class _Tally:
+    done: int = 0
+    failed: int = 0
+    cost: float = 0.0
+
+    def add(self, r: CaseResult) -> None:
+        self.done += 1
+        self.failed += r.status in ("failed", "error")
+        self.cost += r.cost_usd
+
+
+def _heartbeat_seconds() -> float:
+    """$AICLI_PROGRESS_SECONDS (at least 1), else HEARTBEAT_S."""
+    raw = os.environ.get("AICLI_PROGRESS_SECONDS", "")
+    try:
+        return max(1.0, float(raw)) if raw else HEARTBEAT_S
+    except ValueError:
+        return HEARTBEAT_S
 
 
 @contextlib.contextmanager
-def _progress(total: int) -> Any:
-    """A progress bar on stderr when it is a terminal, NO_COLOR is unset and the logs are text;
-    else nothing."""
-    from aicli.logs import current_format
+def _heartbeat(total: int) -> Iterator[Callable[[CaseResult], None]]:
+    """`120/400 done, 3 failed, $0.41` on stderr every HEARTBEAT_S while the run lasts."""
+    tally = _Tally()
+    stop = threading.Event()
+    every = _heartbeat_seconds()
 
-    if not use_color(sys.stderr) or total == 0 or current_format() == "json":
-        yield lambda r: None
-        return
+    def beat() -> None:
+        while not stop.wait(every):
+            info(f"{tally.done}/{total} done, {tally.failed} failed, ${tally.cost:.2f}")
+
+    thread = threading.Thread(target=beat, name="aicli-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield tally.add
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def _bar(total: int) -> Iterator[Callable[[CaseResult], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from aicli.cli.output import stderr_console
@@ -362,10 +381,10 @@ def _progress(total: int) -> Any:
         transient=True,
     ) as bar:
         task = bar.add_task("run", total=total, failed=0)
-        failed = [0]
+        tally = _Tally()
 
         def advance(r: CaseResult) -> None:
-            failed[0] += r.status in ("failed", "error")
-            bar.update(task, advance=1, failed=failed[0])
+            tally.add(r)
+            bar.update(task, advance=1, failed=tally.failed)
 
         yield advance

@@ -4,7 +4,7 @@ prompts (templates load, the lock matches, suites parse)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aicli.errors import AicliError
 from aicli.health.model import Check
@@ -17,17 +17,33 @@ if TYPE_CHECKING:
 
 
 def cache_checks(cfg: Config) -> list[Check]:
-    from aicli.cache import ResponseCache, resolve_cache_dir
+    import asyncio
 
-    directory = resolve_cache_dir(cfg)
-    hint = "set cache.dir in the config or $AICLI_CACHE_DIR to a writable folder"
-    problem = _unwritable(directory)
-    if problem:
-        return [Check("cache", "fail", f"disk cache at {directory}: {problem}", hint, "cache")]
-    with ResponseCache.from_config(cfg) as cache:
-        stats = cache.stats()  # opens both stores: a damaged one is an error here
+    from aicli.cache import backend_name, open_cache, resolve_cache_dir
+    from aicli.errors import CacheUnavailable
+
+    disk = backend_name(cfg) == "disk"
+    if disk:
+        directory = resolve_cache_dir(cfg)
+        hint = "set cache.dir in the config or $AICLI_CACHE_DIR to a writable folder"
+        problem = _unwritable(directory)
+        if problem:
+            return [Check("cache", "fail", f"disk cache at {directory}: {problem}", hint, "cache")]
+    cache = open_cache(cfg)
+
+    async def probe() -> dict[str, Any]:
+        try:
+            return await cache.stats()  # opens both stores: a damaged one is an error here
+        finally:
+            await cache.aclose()
+
+    try:
+        stats = asyncio.run(probe())
+    except CacheUnavailable as exc:
+        return [Check("cache", "fail", exc.message, exc.hint, "cache")]
     entries = int(stats.get("entries", 0))
-    detail = f"disk cache at {directory}: writable, readable, {entries} entries"
+    state = "writable, readable" if disk else "reachable"
+    detail = f"{stats['backend']} cache at {stats['location']}: {state}, {entries} entries"
     return [Check("cache", "ok", detail, None, "cache")]
 
 

@@ -11,13 +11,14 @@ import logging
 import os
 from typing import Any
 
+import httpx2
 import openai
 
 from aicli.config import ProviderConfig
 from aicli.errors import UsageError
 from aicli.providers import retries
 from aicli.providers.base import DeltaSink, ProviderAnswer, ProviderCall, ProviderFailure
-from aicli.security import register_secret, scrub
+from aicli.security import register_secret, safe_line
 from aicli.types import Usage
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,13 @@ class OpenAIProvider:
 
     def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
+            from aicli.providers.deadline import DeadlineClient
+
             self._client = openai.AsyncOpenAI(
                 api_key=self._api_key(),
                 base_url=self.base_url,
-                http_client=openai.DefaultAsyncHttpxClient(
+                # each HTTP attempt, body included, ends by timeout_seconds
+                http_client=DeadlineClient(
                     event_hooks={
                         "request": [_count_request, retries.note_request],
                         "response": [retries.note_response],
@@ -107,12 +111,14 @@ class OpenAIProvider:
             raise
         except openai.OpenAIError as exc:
             raise self._failure(exc, counter[0], emitted[0]) from None
-        except (ValueError, TypeError, KeyError) as exc:  # an undecodable body
-            raise ProviderFailure(
-                f"malformed response from {self.shown_url}: {scrub(str(exc))[:200]}",
-                retryable=True,
-                attempts=counter[0],
-            ) from None
+        except httpx2.TimeoutException:  # raised as is while a stream is read
+            raise self._broken("timed out", None, True, counter[0], emitted[0]) from None
+        except httpx2.HTTPError as exc:
+            what = f"connection failed ({safe_line(exc, 120)})"
+            raise self._broken(what, None, True, counter[0], emitted[0]) from None
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # an undecodable body
+            what = f"malformed response: {safe_line(exc, 200)}"
+            raise self._broken(what, None, True, counter[0], emitted[0]) from None
         finally:
             _requests.reset(token)
 
@@ -186,21 +192,27 @@ class OpenAIProvider:
             what = "timed out"
             status = None
         elif isinstance(exc, openai.APIConnectionError):
-            what = f"connection failed ({scrub(str(exc))[:120]})"
+            what = f"connection failed ({safe_line(exc, 120)})"
             status = None
         elif isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            detail = scrub(_error_message(exc))[:200]
+            detail = safe_line(_error_message(exc), 200)  # server text: one clean line
             what = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
         elif isinstance(exc, openai.APIResponseValidationError):
             what, status = "malformed response", None
         else:
-            what, status = scrub(str(exc))[:200], None
+            what, status = safe_line(exc, 200), None
         retryable = status is None or status in (408, 409, 429) or status >= 500
+        return self._broken(what, status, retryable, attempts, emitted)
+
+    def _broken(
+        self, what: str, status: int | None, retryable: bool, attempts: int, emitted: bool
+    ) -> ProviderFailure:
+        """Any failure; once part of a stream was printed it ends the call (no second answer)."""
         if emitted:
             what = f"the stream broke off after part of the answer was printed ({what})"
         return ProviderFailure(
-            f"{where}: {what}",
+            f"provider '{self.name}' ({self.shown_url}): {what}",
             retryable=retryable and not emitted,
             attempts=attempts,
             status=status,

@@ -14,6 +14,7 @@ from aicli.reports.html import HtmlWriter
 from aicli.reports.json import JsonWriter
 from aicli.reports.jsonl import JsonlWriter
 from aicli.reports.junit import JUnitWriter
+from aicli.reports.markdown import MarkdownWriter
 from aicli.reports.results import CaseResult, Summary
 
 
@@ -34,6 +35,7 @@ WRITERS: dict[str, Callable[[Path], ReportWriter]] = {
     ".jsonl": JsonlWriter,
     ".xml": JUnitWriter,
     ".html": HtmlWriter,
+    ".md": MarkdownWriter,
 }
 
 
@@ -47,8 +49,8 @@ def open_writers(paths: list[Path]) -> list[ReportWriter]:
                 f"--output {p}: unknown report format {ext or '(no extension)'!r}",
                 f"use one of {', '.join(WRITERS)}",
             )
-        if not p.parent.is_dir():
-            raise UsageError(f"--output {p}: folder {p.parent} does not exist")
+        if p.parent.exists() and not p.parent.is_dir():
+            raise UsageError(f"--output {p}: {p.parent} is not a folder")
         if p.is_dir():
             raise UsageError(f"--output {p}: is a folder")
         if p.resolve() in seen:
@@ -57,6 +59,7 @@ def open_writers(paths: list[Path]) -> list[ReportWriter]:
     writers: list[ReportWriter] = []
     try:
         for p in paths:
+            p.parent.mkdir(parents=True, exist_ok=True)  # CI jobs write to reports/...
             writers.append(WRITERS[p.suffix.lower()](p))
     except OSError as exc:
         for w in writers:

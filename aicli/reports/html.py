@@ -1,30 +1,43 @@
-"""`.html` report: one self-contained page (inline CSS, no scripts, no external assets)."""
+"""`.html`: one self-contained page (inline CSS, no scripts, no external assets) for reviewers.
+
+Filters (failed / all, by suite, by tier) are radio buttons and generated CSS rules, so the
+page works where scripts are blocked (artifact viewers, mail). Failing cases show their inputs.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from aicli.reports.atomic import atomic_write
-from aicli.reports.results import CaseResult, Summary, TierStats, printable
+from aicli.reports.results import BaselineDiff, CaseResult, Summary, TierStats, cut, printable
 
 _MAX_ANSWER = 20_000  # characters of an answer kept on the page
+_MAX_INPUT = 2_000  # characters of one variable or of the rendered prompt
+_SIDE_BY_SIDE = 300  # characters of each tier's answer in the comparison table
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1d1d1f}
 h1{font-size:1.5rem;margin:0 0 .2rem}h2{font-size:1.15rem;margin:1.6rem 0 .5rem}
+h4{margin:.6rem 0 .2rem}
 table{border-collapse:collapse;margin:.4rem 0}th,td{border:1px solid #ddd;padding:.3rem .6rem;
 text-align:left;vertical-align:top}th{background:#f4f4f6}td.num{text-align:right}
-.passed{color:#137333}.failed,.error{color:#b3261e}.skipped{color:#777}
+.passed,.fixed{color:#137333}.failed,.error,.regressed{color:#b3261e}.skipped,.removed{color:#777}
+.new{color:#0b57d0}
 .badge{display:inline-block;padding:0 .45rem;border-radius:.6rem;font-weight:600;font-size:.8rem;
 border:1px solid currentColor}
 .case{border:1px solid #ddd;border-radius:6px;margin:.6rem 0;padding:.5rem .8rem}
 .case.bad{border-left:4px solid #b3261e}
 pre{background:#f6f8fa;padding:.6rem;overflow:auto;white-space:pre-wrap;word-break:break-word;
-max-height:30rem}ul.asserts{margin:.3rem 0;padding-left:1.2rem}.muted{color:#666}
+max-height:30rem;margin:.2rem 0}ul.asserts{margin:.3rem 0;padding-left:1.2rem}.muted{color:#666}
 summary{cursor:pointer}.warn{background:#fff4e5;border:1px solid #f0b429;padding:.5rem .8rem}
+.filters{margin:.3rem 0}input.f{margin-left:.8rem}label{margin-right:.2rem}
+.inputs td:first-child{font-family:ui-monospace,monospace;white-space:nowrap}
+.cmp td{max-width:28rem}.cmp pre{max-height:10rem}
 """
 
 
@@ -36,70 +49,137 @@ def _fmt_ms(ms: float | None) -> str:
     return "–" if ms is None else f"{ms:.0f} ms"
 
 
+def _signed(x: float | None, fmt: str, unit: str = "", scale: float = 1.0) -> str:
+    return "–" if x is None else ("+" if x >= 0 else "−") + format(abs(x) * scale, fmt) + unit
+
+
 def _row(cells: list[str], tag: str = "td") -> str:
     return "<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>"
+
+
+def _text(value: str, n: int) -> str:
+    return escape(printable(cut(value.replace("\r\n", "\n"), n)))
+
+
+@dataclass
+class _Item:
+    suite: str
+    case: str
+    tier: str  # the tier label: `standard→economy` when fallback answered
+    base_tier: str
+    repeat: int
+    status: str
+    kind: str | None
+    reason: str
+    asserts: list[tuple[bool, str, str]]
+    answer: str
+    latency: float
+    tokens: int
+    cost: float
+    cached: bool
+    model: str
+    template: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    prompt: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.suite}/{self.case}"
+
+    @property
+    def bad(self) -> bool:
+        return self.status in ("failed", "error")
 
 
 class HtmlWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._items: list[dict[str, Any]] = []
+        self._items: list[_Item] = []
 
     def add(self, r: CaseResult) -> None:
         answer = r.output if len(r.output) <= _MAX_ANSWER else r.output[:_MAX_ANSWER] + "\n…"
-        answer = printable(answer.replace("\r\n", "\n"))
+        bad = r.status in ("failed", "error")
+        t = r.template
         self._items.append(
-            {
-                "id": r.case_id,
-                "tier": r.tier,
-                "repeat": r.repeat_index,
-                "status": r.status,
-                "kind": r.reason_kind,
-                "reason": r.reason,
-                "asserts": [(a.passed, a.label, a.reason) for a in r.assertions],
-                "answer": answer,
-                "latency": r.latency_ms,
-                "tokens": r.usage.total_tokens,
-                "cost": r.cost_usd,
-                "cached": r.cached,
-                "model": r.model_used,
-                "template": (
-                    f"{r.template.name}@{r.template.version} ({r.template.checksum})"
-                    if r.template
-                    else ""
-                ),
-            }
+            _Item(
+                suite=r.suite,
+                case=r.case,
+                tier=r.tier_label,
+                base_tier=r.tier,
+                repeat=r.repeat_index,
+                status=r.status,
+                kind=r.reason_kind,
+                reason=r.reason,
+                asserts=[(a.passed, a.label, a.reason) for a in r.assertions],
+                answer=printable(answer.replace("\r\n", "\n")),
+                latency=r.latency_ms,
+                tokens=r.usage.total_tokens,
+                cost=r.cost_usd,
+                cached=r.cached,
+                model=r.model_used,
+                template=f"{t.name}@{t.version} ({t.checksum})" if t else "",
+                inputs=dict(r.vars) if bad else {},  # passed cases: keep the page small
+                prompt=cut(r.prompt, _MAX_INPUT) if bad else "",
+            )
         )
 
-    def _case(self, c: dict[str, Any]) -> str:
-        run = f" run {c['repeat'] + 1}" if c["repeat"] else ""
+    # --- pieces ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _inputs(c: _Item) -> str:
+        if c.inputs:
+            rows = "".join(
+                _row([escape(name), f"<pre>{_text(_as_text(v), _MAX_INPUT)}</pre>"])
+                for name, v in c.inputs.items()
+            )
+            body = f"<h4>Inputs</h4><table class='inputs'>{rows}</table>"
+            if c.prompt:
+                body += (
+                    "<details><summary>Rendered prompt</summary>"
+                    f"<pre>{_text(c.prompt, _MAX_INPUT)}</pre></details>"
+                )
+            return body
+        if c.prompt:
+            return f"<h4>Prompt</h4><pre>{_text(c.prompt, _MAX_INPUT)}</pre>"
+        return ""
+
+    def _case(self, c: _Item, classes: str, change: str | None) -> str:
+        run = f" run {c.repeat + 1}" if c.repeat else ""
+        mark = f" <span class='badge {change}'>{change}</span>" if change else ""
         head = (
-            f"<span class='badge {c['status']}'>{c['status']}</span> "
-            f"<b>{escape(c['id'])}</b> <span class='muted'>[{escape(c['tier'])}]{run}</span>"
+            f"<span class='badge {c.status}'>{c.status}</span>{mark} "
+            f"<b>{escape(c.id)}</b> <span class='muted'>[{escape(c.tier)}]{run}</span>"
         )
         meta = (
-            f"<p class='muted'>model {escape(c['model'] or '–')} · {_fmt_ms(c['latency'])} · "
-            f"{c['tokens']} tokens · ${c['cost']:.6f}{' · cached' if c['cached'] else ''}"
-            f"{' · template ' + escape(c['template']) if c['template'] else ''}</p>"
+            f"<p class='muted'>model {escape(c.model or '–')} · {_fmt_ms(c.latency)} · "
+            f"{c.tokens} tokens · ${c.cost:.6f}{' · cached' if c.cached else ''}"
+            f"{' · template ' + escape(c.template) if c.template else ''}</p>"
         )
+        # A failed assertion's reason already names it: show it once, not label + reason.
         items = "".join(
-            f"<li class='{'passed' if ok else 'failed'}'>{'✓' if ok else '✗'} "
-            f"<code>{escape(label)}</code>{'' if ok else ': ' + escape(reason)}</li>"
-            for ok, label, reason in c["asserts"]
+            f"<li class='passed'>✓ <code>{escape(label)}</code></li>"
+            if ok
+            else f"<li class='failed'>✗ {escape(printable(reason))}</li>"
+            for ok, label, reason in c.asserts
         )
         asserts = f"<ul class='asserts'>{items}</ul>" if items else ""
-        answer = f"<pre>{escape(c['answer'])}</pre>" if c["answer"] else ""
-        if c["status"] in ("failed", "error"):
-            reason = c["reason"]
-            if any(reason == r for _, _, r in c["asserts"]):  # already listed below
-                reason = ""
-            why = f"<p><b>{escape(c['kind'] or c['status'])}</b>{': ' if reason else ''}"
-            why += f"{escape(printable(reason))}</p>"
+        answer = f"<pre>{escape(c.answer)}</pre>" if c.answer else ""
+        if c.bad:
+            listed = any(not ok for ok, _, _ in c.asserts)
+            why = c.reason.split(";")[0] if c.reason.startswith("score ") else c.reason
+            if listed and not c.reason.startswith("score "):
+                why = ""  # the list below says it
+            text = f"<p><b>{escape(c.kind or c.status)}</b>{': ' if why else ''}"
+            text += f"{escape(printable(why))}</p>"
             answer = f"<h4>Answer</h4>{answer}" if answer else ""
-            return f"<div class='case bad'>{head}{why}{meta}{asserts}{answer}</div>"
-        why = f"<p>{escape(printable(c['reason']))}</p>" if c["reason"] else ""
+            return (
+                f"<div class='case bad {classes}'>{head}{text}{meta}{self._inputs(c)}"
+                f"{asserts}{answer}</div>"
+            )
+        why = f"<p>{escape(printable(c.reason))}</p>" if c.reason else ""
         return (
-            f"<details class='case'><summary>{head}</summary>{why}{meta}{asserts}{answer}</details>"
+            f"<details class='case good {classes}'><summary>{head}</summary>{why}{meta}"
+            f"{asserts}{answer}</details>"
         )
 
     @staticmethod
@@ -131,17 +211,136 @@ class HtmlWriter:
         )
         return f"<table>{head}{rows}</table>"
 
+    @staticmethod
+    def _baseline(diff: BaselineDiff) -> str:
+        counts = " · ".join(
+            f"<span class='{name}'>{n} {name}</span>" for name, n in diff.counts().items()
+        )
+        parts = [f"<h2>Compared with {escape(diff.source)}</h2><p>{counts}</p>"]
+        changed = [c for c in diff.cases if c.change != "unchanged"]
+        if changed:
+            rows = "".join(
+                _row(
+                    [
+                        f"<span class='badge {c.change}'>{c.change}</span>",
+                        escape(c.case_id),
+                        escape(c.tier),
+                        escape(c.before or "–"),
+                        escape(c.after or "–"),
+                        escape(printable(cut(c.reason, 300))),
+                    ]
+                )
+                for c in changed
+            )
+            head = _row(["change", "case", "tier", "before", "now", "why it fails now"], "th")
+            parts.append(f"<table>{head}{rows}</table>")
+        head = _row(
+            ["tier", "pass rate", "change", "cost", "change", "p95 latency", "change"], "th"
+        )
+        rows = "".join(
+            _row(
+                [
+                    escape(t.tier),
+                    _fmt_rate(t.pass_rate_after),
+                    _signed(t.pass_rate_change, ".1f", " pts", 100),
+                    "–" if t.cost_after is None else f"${t.cost_after:.6f}",
+                    _signed(t.cost_change, ".6f"),
+                    _fmt_ms(t.p95_after),
+                    _signed(t.p95_change, ".0f", " ms"),
+                ]
+            )
+            for t in diff.tiers
+        )
+        parts.append(f"<table>{head}{rows}</table>")
+        return "".join(parts)
+
+    def _side_by_side(self, tiers: list[str], classes: dict[tuple[str, str], str]) -> str:
+        """Each case's first run on every tier, next to each other."""
+        cells: dict[str, dict[str, _Item]] = {}
+        for c in self._items:
+            if c.repeat == 0:
+                cells.setdefault(c.id, {}).setdefault(c.tier, c)
+        rows = []
+        for cid, by_tier in cells.items():
+            if len(by_tier) < 2:
+                continue
+            first = next(iter(by_tier.values()))
+            bad = any(c.bad for c in by_tier.values())
+            cls = f"{classes[('s', first.suite)]} {' '.join(classes[('t', t)] for t in tiers)}"
+            tds = []
+            for t in tiers:
+                cell = by_tier.get(t)
+                if cell is None:
+                    tds.append("<td class='muted'>–</td>")
+                    continue
+                failed = next((r for ok, _, r in cell.asserts if not ok), "") or (
+                    cell.reason if cell.bad else ""
+                )
+                why = f"<br><small>{_text(failed, 300)}</small>" if failed else ""
+                answer = f"<pre>{_text(cell.answer, _SIDE_BY_SIDE)}</pre>" if cell.answer else ""
+                tds.append(
+                    f"<td><span class='badge {cell.status}'>{cell.status}</span>{why}{answer}</td>"
+                )
+            rows.append(
+                f"<tr class='case {'bad' if bad else 'good'} {cls}'><td><b>{escape(cid)}</b></td>"
+                + "".join(tds)
+                + "</tr>"
+            )
+        if not rows:
+            return ""
+        head = _row(["case", *(escape(t) for t in tiers)], "th")
+        return (
+            f"<h2>Tiers side by side ({len(rows)})</h2><table class='cmp'>{head}"
+            + "".join(rows)
+            + "</table>"
+        )
+
+    def _filters(self, suites: list[str], tiers: list[str]) -> tuple[str, str]:
+        """Radio buttons (siblings of <main>) and the CSS rules that make them filter."""
+        css = ["#f-failed:checked~main .good{display:none}"]
+        html = [
+            "<p class='filters'><b>Show</b>",
+            "<input class='f' type='radio' name='f-st' id='f-failed' checked>"
+            "<label for='f-failed'>failed</label>",
+            "<input class='f' type='radio' name='f-st' id='f-all'><label for='f-all'>all</label>",
+        ]
+        for group, names, prefix in (("suite", suites, "s"), ("tier", tiers, "t")):
+            html.append(f"<br><b>{group}</b>")
+            html.append(
+                f"<input class='f' type='radio' name='f-{prefix}' id='f-{prefix}-all' checked>"
+                f"<label for='f-{prefix}-all'>all</label>"
+            )
+            for i, name in enumerate(names):
+                ident = f"f-{prefix}{i}"
+                html.append(
+                    f"<input class='f' type='radio' name='f-{prefix}' id='{ident}'>"
+                    f"<label for='{ident}'>{escape(name)}</label>"
+                )
+                css.append(f"#{ident}:checked~main .case:not(.{prefix}{i}){{display:none}}")
+        html.append("</p>")
+        return "".join(html), "\n".join(css)
+
     def render(self, summary: Summary) -> str:
         s = summary
         when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         status = "failed" if s.failed + s.errors else "passed"
+        suites = list(dict.fromkeys(c.suite for c in self._items))
+        tiers = list(dict.fromkeys(c.tier for c in self._items))
+        classes = {("s", n): f"s{i}" for i, n in enumerate(suites)}
+        classes |= {("t", n): f"t{i}" for i, n in enumerate(tiers)}
+        changes: dict[tuple[str, str], str] = {}
+        if s.baseline is not None:
+            changes = {
+                (c.case_id, c.tier): c.change for c in s.baseline.cases if c.change != "unchanged"
+            }
+        filters, filter_css = self._filters(suites, tiers)
         parts = [
             "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
             "<meta name='viewport' content='width=device-width,initial-scale=1'>",
             f"<title>aicli test-prompts: {s.passed} passed, {s.failed + s.errors} failed</title>",
-            f"<style>{_CSS}</style></head><body>",
+            f"<style>{_CSS}{filter_css}</style></head><body>",
             "<h1>aicli test-prompts</h1>",
-            f"<p class='muted'>{when}</p>",
+            f"<p class='muted'>{when}{' · shard ' + escape(s.shard) if s.shard else ''}</p>",
         ]
         if s.interrupted:
             parts.append("<p class='warn'>The run was interrupted: this report is partial.</p>")
@@ -163,6 +362,8 @@ class HtmlWriter:
             "<h2>Tiers</h2>",
             self._tiers(s.tiers),
         ]
+        if s.baseline is not None:
+            parts.append(self._baseline(s.baseline))
         if s.disagreements:
             rows = "".join(
                 _row(
@@ -170,25 +371,34 @@ class HtmlWriter:
                         escape(d.case_id),
                         escape(", ".join(d.passed_on)),
                         escape(", ".join(d.failed_on)),
+                        escape(", ".join(d.errored_on)) or "–",
                     ]
                 )
                 for d in s.disagreements
             )
             parts.append("<h2>Cases the tiers disagree on</h2><table>")
-            parts.append(_row(["case", "passes on", "fails on"], "th") + rows + "</table>")
+            parts.append(_row(["case", "passes on", "fails on", "errors on"], "th") + rows)
+            parts.append("</table>")
         if s.flaky:
             rows = "".join(
                 _row([escape(c.case_id), escape(c.tier), f"{c.passed}/{c.runs}"]) for c in s.flaky
             )
             parts.append("<h2>Flaky cases</h2><table>")
             parts.append(_row(["case", "tier", "passed runs"], "th") + rows + "</table>")
-        bad = [c for c in self._items if c["status"] in ("failed", "error")]
-        good = [c for c in self._items if c["status"] not in ("failed", "error")]
+        parts += ["<h2>Cases</h2>", filters, "<main>"]
+        parts.append(self._side_by_side(tiers, classes))
+        bad = [c for c in self._items if c.bad]
+        good = [c for c in self._items if not c.bad]
+
+        def card(c: _Item) -> str:
+            cls = f"{classes[('s', c.suite)]} {classes[('t', c.tier)]}"
+            return self._case(c, cls, changes.get((c.id, c.base_tier)))
+
         parts.append(f"<h2>Failures ({len(bad)})</h2>")
-        parts += [self._case(c) for c in bad] or ["<p class='passed'>None.</p>"]
-        parts.append(f"<h2>Passed and skipped ({len(good)})</h2>")
-        parts += [self._case(c) for c in good]
-        parts.append("</body></html>\n")
+        parts += [card(c) for c in bad] or ["<p class='passed'>None.</p>"]
+        parts.append(f"<h2 class='good'>Passed and skipped ({len(good)})</h2>")
+        parts += [card(c) for c in good]
+        parts.append("</main></body></html>\n")
         return "\n".join(parts)
 
     def close(self, summary: Summary) -> None:
@@ -197,3 +407,7 @@ class HtmlWriter:
 
     def abort(self) -> None:
         self._items.clear()
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)

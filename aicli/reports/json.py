@@ -14,10 +14,17 @@ from aicli.reports.results import FORMAT_VERSION, CaseResult, Summary
 class JsonWriter:
     """The whole run in one document; results spool to an anonymous temp file meanwhile."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, stream: IO[bytes] | None = None) -> None:
         self.path = path
-        self._spool: IO[bytes] | None = tempfile.TemporaryFile(dir=path.parent)  # noqa: SIM115 (lives until close)
+        self._stream = stream
+        spool_dir = None if stream is not None else path.parent
+        self._spool: IO[bytes] | None = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 (lives until close)
         self._count = 0
+
+    @classmethod
+    def to_stream(cls, stream: IO[bytes]) -> JsonWriter:
+        """The report written to `stream` (stdout for `-o -`) when the run ends."""
+        return cls(Path("-"), stream=stream)
 
     def add(self, r: CaseResult) -> None:
         assert self._spool is not None, "writer is closed"
@@ -45,7 +52,11 @@ class JsonWriter:
             f.write(b"\n  ]\n}\n")
 
         try:
-            atomic_write(self.path, write)
+            if self._stream is not None:
+                write(self._stream)
+                self._stream.flush()
+            else:
+                atomic_write(self.path, write)
         finally:
             spool.close()
 

@@ -28,6 +28,9 @@ class JsonlWriter:
         self._f.flush()
 
     def close(self, summary: Summary) -> None:
+        """With --baseline, one last line `{"baseline": {...}}` (the JSON report's section)."""
+        if self._f is not None and summary.baseline is not None:
+            self._f.write(dumps({"baseline": summary.baseline.to_dict()}).encode() + b"\n")
         self.abort()
 
     def abort(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
@@ -29,20 +30,22 @@ class JUnitWriter:
         self._templates: dict[tuple[str, str], str] = {}
 
     def add(self, r: CaseResult) -> None:
-        key = (r.suite, r.tier)
+        key = (r.suite, r.tier_label)
         self._files.setdefault(key, r.file)
         if r.template:
             t = r.template
             self._templates.setdefault(key, f"{t.name}@{t.version} ({t.checksum})")
-        details = [a.reason for a in r.failed_assertions()]
+        bad = r.status in ("failed", "error")
         self._groups.setdefault(key, []).append(
             {
                 "case": r.case,
+                "id": (r.case_id, r.tier),
                 "repeat": r.repeat_index,
                 "status": r.status,
                 "kind": r.reason_kind or ("assertion_failed" if r.status == "failed" else ""),
                 "reason": r.reason,
-                "details": details,
+                "details": [a.reason for a in r.failed_assertions()],
+                "inputs": _inputs(r) if bad else "",
                 "excerpt": r.excerpt(1000),
                 "time": r.latency_ms / 1000,
                 "model": r.model_used,
@@ -50,7 +53,9 @@ class JUnitWriter:
             }
         )
 
-    def _testcase(self, parent: ET.Element, classname: str, file: str, c: dict[str, Any]) -> None:
+    def _testcase(
+        self, parent: ET.Element, classname: str, file: str, c: dict[str, Any], change: str | None
+    ) -> None:
         name = c["case"] + (f" [run {c['repeat'] + 1}]" if c["repeated"] else "")
         tc = ET.SubElement(
             parent,
@@ -60,22 +65,38 @@ class JUnitWriter:
             time=f"{c['time']:.3f}",
             file=_clean(file),
         )
+        if change:
+            props = ET.SubElement(tc, "properties")
+            ET.SubElement(props, "property", name="baseline", value=change)
         message = _clean(cut(c["reason"] or c["kind"], 500))
-        body = "\n".join([c["reason"], *c["details"]]).strip()
-        if c["status"] == "failed":
-            el = ET.SubElement(tc, "failure", message=message, type=c["kind"])
-            el.text = _clean(body)
-        elif c["status"] == "error":
-            el = ET.SubElement(tc, "error", message=message, type=c["kind"] or "api_error")
-            el.text = _clean(body)
+        model = f"model: {c['model'] or '–'}{' (cached)' if c['cached'] else ''}"
+        if c["status"] in ("failed", "error"):
+            # The message attribute holds the first reason; the body lists each broken
+            # assertion once, then what was asked and what came back.
+            lines = list(c["details"]) or [c["reason"]]
+            if c["reason"].startswith("score "):
+                lines.insert(0, c["reason"].split(";")[0])
+            if c["inputs"]:
+                lines += ["", c["inputs"]]
+            if c["excerpt"]:
+                lines += ["", f"answer ({model}):", c["excerpt"]]
+            tag = "failure" if c["status"] == "failed" else "error"
+            el = ET.SubElement(tc, tag, message=message, type=c["kind"] or "api_error")
+            el.text = _clean("\n".join(lines).strip())
         elif c["status"] == "skipped":
             ET.SubElement(tc, "skipped", message=message)
-        if c["status"] != "skipped":
-            out = f"model: {c['model']}{' (cached)' if c['cached'] else ''}\n{c['excerpt']}"
-            ET.SubElement(tc, "system-out").text = _clean(out)
+        else:
+            ET.SubElement(tc, "system-out").text = _clean(f"{model}\n{c['excerpt']}")
 
     def close(self, summary: Summary) -> None:
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        changes: dict[tuple[str, str], str] = {}
+        if summary.baseline is not None:
+            changes = {
+                (c.case_id, c.tier): c.change
+                for c in summary.baseline.cases
+                if c.change != "unchanged"
+            }
         root = ET.Element("testsuites", name="aicli test-prompts")
         totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
         total_time = 0.0
@@ -106,7 +127,8 @@ class JUnitWriter:
                 runs[c["case"]] = runs.get(c["case"], 0) + 1
             for c in cases:
                 c["repeated"] = runs[c["case"]] > 1 or c["repeat"] > 0
-                self._testcase(ts, f"{suite}.{tier}", self._files.get((suite, tier), ""), c)
+                file = self._files.get((suite, tier), "")
+                self._testcase(ts, f"{suite}.{tier}", file, c, changes.get(c["id"]))
             for k, v in counts.items():
                 totals[k] += v
             total_time += time
@@ -121,3 +143,19 @@ class JUnitWriter:
 
     def abort(self) -> None:
         self._groups.clear()
+
+
+_INPUT_CHARS = 500  # of one variable; the rendered prompt gets twice that
+
+
+def _inputs(r: CaseResult) -> str:
+    """What the case asked: its variables, else its rendered prompt, each cut short."""
+    if r.vars:
+        lines = ["inputs:"]
+        for name, value in r.vars.items():
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            lines.append(f"  {name}: {cut(' '.join(str(text).split()), _INPUT_CHARS)}")
+        return "\n".join(lines)
+    if r.prompt:
+        return "prompt:\n" + cut(r.prompt, 2 * _INPUT_CHARS)
+    return ""

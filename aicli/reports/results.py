@@ -22,7 +22,8 @@ REASON_KINDS: tuple[ReasonKind, ...] = get_args(ReasonKind)
 CHANGES: tuple[Change, ...] = get_args(Change)
 FORMAT_VERSION = 1  # the JSON report's layout; merge and --baseline refuse any other
 
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # never reach a terminal raw
+# never reach a terminal raw: controls, bidi overrides (they reorder what is shown), line breaks
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def printable(text: str) -> str:

@@ -66,7 +66,14 @@ class SummaryBuilder:
     ) -> Summary:
         s = self._total
         tiers = []
-        for name, t in self._tiers.items():
+        first: dict[
+            str, int
+        ] = {}  # tiers in the order they arrived, `standard→economy` after `standard`
+        for name in self._tiers:
+            first.setdefault(name.split("→")[0], len(first))
+        for name, t in sorted(
+            self._tiers.items(), key=lambda kv: (first[kv[0].split("→")[0]], "→" in kv[0])
+        ):
             lat = self._latencies.get(name, [])
             t.mean_latency_ms = sum(lat) / len(lat) if lat else None
             t.p95_latency_ms = percentile(lat, 95)

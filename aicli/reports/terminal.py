@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from rich import box
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from aicli.reports.results import CaseResult, Summary, printable
+from aicli.reports.results import BaselineDiff, CaseResult, Summary, printable
 
 _STYLE = {"passed": "green", "failed": "red", "error": "bold red", "skipped": "dim"}
 
@@ -24,81 +24,147 @@ def _case_name(r: CaseResult, repeats: int) -> str:
     return f"{r.case} #{r.repeat_index + 1}" if repeats > 1 else r.case
 
 
-def _results_table(results: list[CaseResult], repeats: int, show_passed: bool) -> Table:
-    table = Table(title="Results", title_justify="left", show_lines=False)
-    for col in ("suite", "case", "tier", "status", "reason"):
-        table.add_column(col, overflow="fold")
-    for col in ("latency", "tokens", "cost"):
-        table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("cached", justify="center")
+_WIDE = 110  # below this many columns the results table keeps only what identifies a run
+
+
+def _results_table(results: list[CaseResult], repeats: int, show_passed: bool, width: int) -> Table:
+    """Words wrap whole: narrow terminals get fewer columns rather than broken words."""
+    wide = width >= _WIDE
+    table = Table(
+        title="Results", title_justify="left", box=box.SIMPLE_HEAD if not wide else box.HEAVY_HEAD
+    )
+    if wide:
+        for col in ("suite", "case"):
+            table.add_column(col, overflow="fold")
+    else:
+        table.add_column("case", overflow="fold", ratio=1)
+    table.add_column("tier", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    if wide:
+        for col in ("latency", "tokens", "cost"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("cached", justify="center", no_wrap=True)
     for r in results:
         if r.status == "passed" and not show_passed:
             continue
         answered = r.status in ("passed", "failed")
-        table.add_row(
-            Text(r.suite),
-            Text(_case_name(r, repeats)),
-            Text(r.tier),
+        name = _case_name(r, repeats)
+        ident = [Text(r.suite), Text(name)] if wide else [Text(f"{r.suite}/{name}")]
+        row: list[Text | str] = [
+            *ident,
+            Text(r.tier_label),
             Text(r.status, style=_STYLE.get(r.status, "")),
             Text(printable(r.reason_kind or ("" if r.status == "passed" else r.reason[:40]))),
-            _ms(r.latency_ms) if answered else "–",
-            f"{r.usage.total_tokens:,}" if answered else "–",
-            f"${r.cost_usd:.6f}" if answered else "–",
-            "yes" if r.cached else "",
-        )
+        ]
+        if wide:
+            row += [
+                _ms(r.latency_ms) if answered else "–",
+                f"{r.usage.total_tokens:,}" if answered else "–",
+                f"${r.cost_usd:.6f}" if answered else "–",
+                "yes" if r.cached else "",
+            ]
+        table.add_row(*row)
     return table
 
 
-def _explain(console: Any, r: CaseResult, repeats: int, excerpt_len: int) -> None:
+def _explain(console: Console, r: CaseResult, repeats: int, excerpt_len: int) -> None:
+    # A narrow terminal gets the details wrapped between words; wide ones and logs keep lines.
+    soft = console.width >= _WIDE
     label = "FAILED" if r.status == "failed" else "ERROR"
     head = Text()
     head.append(label, style=_STYLE[r.status])
-    head.append(printable(f" {r.suite}/{_case_name(r, repeats)} [{r.tier}]"))
+    head.append(printable(f" {r.suite}/{_case_name(r, repeats)} [{r.tier_label}]"))
     if r.reason_kind:
         head.append(f": {r.reason_kind}", style="bold")
-    console.print(head)
+    console.print(head, soft_wrap=soft)
     failed = r.failed_assertions()
     if failed:
         for a in failed:
-            console.print(Text(printable(f"  ✗ {a.reason}")))
+            console.print(Text(printable(f"  ✗ {a.reason}")), soft_wrap=soft)
     elif r.reason:
-        console.print(Text(printable(f"  {r.reason}")))
+        console.print(Text(printable(f"  {r.reason}")), soft_wrap=soft)
     if r.output:
-        console.print(Text(f"  answer: {r.excerpt(excerpt_len)}", style="dim"))
+        console.print(Text(f"  answer: {r.excerpt(excerpt_len)}", style="dim"), soft_wrap=soft)
 
 
-def _tier_table(summary: Summary) -> Table:
+def _tier_table(summary: Summary, width: int) -> Table:
     # "compared" only when the same cases ran on several tiers (-t a -t b), else a breakdown.
     per_case: dict[str, set[str]] = {}
     for c in summary.case_stats:
         per_case.setdefault(c.case_id, set()).add(c.tier)
     compared = any(len(tiers) > 1 for tiers in per_case.values())
-    table = Table(title="Tiers compared" if compared else "By tier", title_justify="left")
-    table.add_column("tier")
-    for col in ("pass rate", "passed", "failed", "errors", "cost", "mean latency", "p95 latency"):
-        table.add_column(col, justify="right")
-    table.add_column("tokens", justify="right")
-    table.add_column("cache hits", justify="right")
+    wide = width >= _WIDE
+    table = Table(
+        title="Tiers compared" if compared else "By tier",
+        title_justify="left",
+        box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
+    )
+    table.add_column("tier", no_wrap=True)
+    cols = ["pass rate", "passed", "failed", "errors", "cost", "mean latency", "p95 latency"]
+    cols += ["tokens", "cache hits"]
+    shown = cols if wide else ["pass rate", "passed", "failed", "errors", "cost", "p95 latency"]
+    for col in shown:
+        table.add_column(col, justify="right", no_wrap=True)
     for t in summary.tiers:
+        cells = {
+            "pass rate": _rate(t.pass_rate),
+            "passed": str(t.passed),
+            "failed": str(t.failed),
+            "errors": str(t.errors),
+            "cost": f"${t.cost_usd:.6f}",
+            "mean latency": _ms(t.mean_latency_ms),
+            "p95 latency": _ms(t.p95_latency_ms),
+            "tokens": f"{t.tokens:,}",
+            "cache hits": str(t.cache_hits),
+        }
+        table.add_row(Text(t.tier), *(cells[c] for c in shown))
+    return table
+
+
+def _signed(x: float | None, fmt: str, unit: str = "", scale: float = 1.0) -> str:
+    return "–" if x is None else ("+" if x >= 0 else "−") + format(abs(x) * scale, fmt) + unit
+
+
+def _baseline(console: Console, diff: BaselineDiff) -> None:
+    counts = " · ".join(f"{n} {name}" for name, n in diff.counts().items())
+    console.print(Text(printable(f"Compared with {diff.source}: {counts}"), style="bold"))
+    changed = [c for c in diff.cases if c.change in ("regressed", "fixed", "new", "removed")]
+    if changed:
+        table = Table(show_header=True, title_justify="left")
+        for col in ("change", "case", "tier", "now"):
+            table.add_column(col, no_wrap=col in ("change", "tier"))
+        style = {"regressed": "red", "fixed": "green", "new": "cyan", "removed": "dim"}
+        for c in changed:
+            now = c.after or "–"
+            if c.reason:
+                now = f"{now}: {c.reason[:80]}"
+            table.add_row(
+                Text(c.change, style=style[c.change]), Text(printable(c.case_id)),
+                Text(c.tier), Text(printable(now)),
+            )  # fmt: skip
+        console.print(table)
+    table = Table(title="Tiers against the baseline", title_justify="left")
+    table.add_column("tier", no_wrap=True)
+    for col in ("pass rate", "change", "cost", "change", "p95 latency", "change"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for t in diff.tiers:
         table.add_row(
             Text(t.tier),
-            _rate(t.pass_rate),
-            str(t.passed),
-            str(t.failed),
-            str(t.errors),
-            f"${t.cost_usd:.6f}",
-            _ms(t.mean_latency_ms),
-            _ms(t.p95_latency_ms),
-            f"{t.tokens:,}",
-            str(t.cache_hits),
+            _rate(t.pass_rate_after),
+            _signed(t.pass_rate_change, ".1f", " pts", 100),
+            "–" if t.cost_after is None else f"${t.cost_after:.6f}",
+            _signed(t.cost_change, ".6f"),
+            _ms(t.p95_after),
+            _signed(t.p95_change, ",.0f", " ms"),
         )
-    return table
+    console.print(table)
 
 
 def render_terminal(
     summary: Summary,
     results: list[CaseResult],
-    console: Any,
+    console: Console,
     *,
     show_passed: bool = True,
     excerpt_len: int = 200,
@@ -106,7 +172,7 @@ def render_terminal(
     """Everything but the last `N passed, N failed` line, which the caller prints itself."""
     repeats = summary.repeats
     if results:
-        console.print(_results_table(results, repeats, show_passed))
+        console.print(_results_table(results, repeats, show_passed, console.width))
     bad = [r for r in results if r.status in ("failed", "error")]
     if bad:
         console.print()
@@ -115,7 +181,7 @@ def render_terminal(
             _explain(console, r, repeats, excerpt_len)
     if len(summary.tiers) > 1:
         console.print()
-        console.print(_tier_table(summary))
+        console.print(_tier_table(summary, console.width))
         if summary.disagreements:
             console.print()
             table = Table(title="Cases the tiers disagree on", title_justify="left")
@@ -142,6 +208,9 @@ def render_terminal(
                     Text("flaky", style="yellow") if c.flaky else "",
                 )
             console.print(table)
+    if summary.baseline is not None:
+        console.print()
+        _baseline(console, summary.baseline)
     console.print()
     s = summary
     line = (

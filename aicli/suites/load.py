@@ -1,12 +1,13 @@
-"""Suite files -> validated cases: discovery of `*.test.yaml`, unique names, template checks."""
+"""Suite files -> validated cases: discovery of `*.test.yaml`, template checks, shards."""
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aicli.errors import AicliError, SuiteError
+from aicli.errors import AicliError, SuiteError, UsageError
 from aicli.suites.model import Suite, display_path, suite_error
 from aicli.suites.parse import load_suite_file
 
@@ -73,6 +74,23 @@ def matches(case_id: str, pattern: str) -> bool:
 
 
 # --- template checks (needs the template store) -----------------------------------------------
+
+
+def shard_of(case_id: str, total: int) -> int:
+    """SPEC's shard of a `suite/case` id, 1..total: adding a case never moves another."""
+    return int(hashlib.sha256(case_id.encode("utf-8")).hexdigest(), 16) % total + 1
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`--shard K/N` -> (K, N) with 1 <= K <= N."""
+    k, sep, n = text.partition("/")
+    if sep and k.strip().isdigit() and n.strip().isdigit():
+        shard, total = int(k), int(n)
+        if 1 <= shard <= total:
+            return shard, total
+    raise UsageError(
+        f"--shard {text!r}: expected K/N with 1 <= K <= N", "e.g. --shard 2/3 runs the second of 3"
+    )
 
 
 def validate_against_templates(suites: list[Suite], store: TemplateStore) -> None:

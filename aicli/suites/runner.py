@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aicli.errors import AicliError, BudgetError, NoAnswerError, UsageError
-from aicli.reports.results import CaseResult, ReasonKind
+from aicli.reports.results import CaseResult, ReasonKind, cut
 from aicli.suites.assertions import (
     AssertionResult,
     Observation,
@@ -25,7 +26,7 @@ from aicli.suites.assertions import (
     parse_grader_answer,
     primary_failure,
 )
-from aicli.suites.load import matches
+from aicli.suites.load import matches, shard_of
 from aicli.suites.model import Assertion, Case, Suite, display_path, suite_error
 from aicli.types import CacheMode, Request
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 STOP_BUDGET = "budget"
 STOP_FAIL_FAST = "fail-fast"
 STOP_INTERRUPTED = "interrupted"
+PROMPT_KEPT = 2_000  # characters of a rendered prompt a result keeps for reviewers
 
 
 @dataclass
@@ -52,6 +54,18 @@ class RunOptions:
     cache_mode: CacheMode = "use"
     grader: str | None = None  # --grader TIER for llm-rubric
     redact: bool | None = None  # None: the config's redact.enabled
+    shard: tuple[int, int] | None = None  # --shard K/N: (K, N)
+    fallback: bool | None = None  # None: on for one tier, off when tiers are compared (-t a -t b)
+
+    @property
+    def uses_fallback(self) -> bool:
+        return self.fallback if self.fallback is not None else len(set(self.tiers)) < 2
+
+    def in_scope(self, case_id: str) -> bool:
+        """Whether -k and --shard select this case (baseline cases outside are not `removed`)."""
+        if self.filter and not matches(case_id, self.filter):
+            return False
+        return self.shard is None or shard_of(case_id, self.shard[1]) == self.shard[0]
 
 
 @dataclass
@@ -98,6 +112,7 @@ def plan_jobs(
             f"case ids look like {example!r}; a pattern with * ? [ is a glob, anything else a"
             " case-insensitive substring",
         )
+    selected = [(s, c) for s, c in selected if opts.in_scope(c.id)]  # an empty shard is fine
     for name in opts.tiers:
         cfg.tier(name)
     if opts.grader:
@@ -155,6 +170,7 @@ def build_request(job: Job, rendered: Rendered, opts: RunOptions) -> Request:
         template=rendered.template,
         cache_mode=cache_mode_for(opts, job.repeat_index),
         redact=opts.redact,
+        fallback=opts.uses_fallback,
     )
 
 
@@ -190,6 +206,7 @@ class Runner:
         self.budget_error: BudgetError | None = None
         self.fatal: AicliError | None = None  # e.g. a missing API key: the run cannot go on
         self.interrupted = False
+        self.terminated = False  # the interruption was SIGTERM (CI cancelled the job)
         self._rendered: dict[str, Rendered | AicliError] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._unhook: Callable[[], None] = lambda: None
@@ -198,7 +215,7 @@ class Runner:
         pending = iter(jobs)
         count = max(1, min(self.opts.concurrency, len(jobs)))
         self._workers = [asyncio.create_task(self._worker(pending)) for _ in range(count)]
-        self._unhook = _on_sigint(self.interrupt)
+        self._unhook = _on_signals(self.interrupt)
         try:
             await asyncio.wait(self._workers)
         except asyncio.CancelledError:  # Ctrl-C reached the main task (no signal handler)
@@ -213,10 +230,12 @@ class Runner:
             if not w.cancelled() and w.exception() is not None:
                 raise w.exception()  # type: ignore[misc]  # a bug: let the CLI report it
 
-    def interrupt(self) -> None:
-        """Ctrl-C: start nothing new and cancel the calls in flight; a second Ctrl-C is Python's."""
+    def interrupt(self, signum: int = signal.SIGINT) -> None:
+        """Ctrl-C or SIGTERM: start nothing new and cancel the calls in flight; a second signal
+        is Python's (or the CLI's)."""
         self._unhook()
         self.interrupted = True
+        self.terminated = self.terminated or signum == signal.SIGTERM
         self._stop(STOP_INTERRUPTED)
         for w in self._workers:
             w.cancel()
@@ -281,10 +300,13 @@ class Runner:
             rendered = self._render(job)
         except AicliError as exc:
             return self._error(job, "render_error", exc.message)
+        started = time.monotonic()
         try:
             result = await self.engine.run(build_request(job, rendered, self.opts))
         except NoAnswerError as exc:
-            return self._error(job, "api_error", exc.message)
+            r = self._error(job, "api_error", exc.message)
+            r.latency_ms = (time.monotonic() - started) * 1000  # what the failed tries took
+            return r
         except BudgetError as exc:
             return self._budget(job, exc)
         except AicliError as exc:
@@ -325,6 +347,8 @@ class Runner:
         r.output, r.latency_ms, r.usage = result.content, result.latency_ms, result.usage
         r.cached, r.model_used, r.template = result.cached, result.model_used, rendered.template
         r.fallback_used = result.fallback_used
+        r.answered_tier = result.tier if result.tier != job.tier else ""
+        r.prompt = cut(rendered.prompt, PROMPT_KEPT)
         checked: list[AssertionResult] = []
         try:
             checked = await evaluate(case.asserts, obs, grader=grade if graders else None)
@@ -352,16 +376,25 @@ class Runner:
         return r
 
 
-def _on_sigint(handler: Callable[[], None]) -> Callable[[], None]:
-    """Route Ctrl-C to `handler` while the run lasts; returns the function that undoes it."""
+def _on_signals(handler: Callable[[int], None]) -> Callable[[], None]:
+    """Route Ctrl-C and SIGTERM to `handler(signum)` while the run lasts; returns the function
+    that undoes it and puts back the handlers that were there before."""
     loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGINT, handler)
-    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
-        return lambda: None
+    previous: dict[int, Any] = {}
 
     def remove() -> None:
-        with contextlib.suppress(Exception):
-            loop.remove_signal_handler(signal.SIGINT)
+        for sig, old in previous.items():
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+                if old is not None:
+                    signal.signal(sig, old)
+        previous.clear()
 
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.getsignal(sig)
+            loop.add_signal_handler(sig, handler, sig)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        remove()
+        return lambda: None
     return remove

@@ -1,8 +1,9 @@
 """The cache's diskcache stores: opened owner-only and JSON-only, damaged ones moved aside.
 
-ResponseCache (aicli.cache) says what goes in the stores; this module opens them in the cache
+DiskBackend (aicli.cache.disk) says what goes in the stores; this module opens them in the cache
 directory, runs one operation at a time on them, and turns SQLite and file-system failures into
-CacheError, except a damaged database: that is moved aside once, with a warning, and replaced.
+CacheError (unsafe) or CacheUnavailable (full, read-only, locked: callers carry on without the
+cache), except a damaged database: that is moved aside once, with a warning, and replaced.
 diskcache (and sqlite3) are imported on first use, so importing this module stays cheap.
 """
 

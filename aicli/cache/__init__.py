@@ -1,0 +1,58 @@
+"""The answer cache: `open_cache(cfg)` picks a backend (disk or Redis) under one ResponseCache.
+
+Layout: entries.py (keys and the CacheEntry JSON), backend.py (the backend Protocols),
+response.py (ResponseCache: the policy), flight.py (single-flight), disk.py + disk_store.py
+(diskcache), redis.py (redis.asyncio). Importing this package stays cheap: diskcache and redis
+are imported only by the backend that is used.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from aicli.cache.disk import DiskBackend, resolve_cache_dir
+from aicli.cache.entries import CacheEntry, cache_key
+from aicli.cache.response import ResponseCache
+from aicli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aicli.cache.backend import CacheBackend
+    from aicli.config import Config
+
+__all__ = ["CacheEntry", "ResponseCache", "cache_key", "open_cache", "resolve_cache_dir"]
+
+BACKENDS = ("disk", "redis")
+
+
+def backend_name(cfg: Config) -> str:
+    """$AICLI_CACHE_BACKEND, else cache.backend."""
+    env = os.environ.get("AICLI_CACHE_BACKEND", "").strip()
+    if not env:
+        return cfg.cache.backend
+    if env.lower() not in BACKENDS:
+        raise ConfigError(
+            f"$AICLI_CACHE_BACKEND: expected one of {', '.join(BACKENDS)}, got {env[:40]!r}",
+            "unset it to use cache.backend from the config",
+        )
+    return env.lower()
+
+
+def open_cache(cfg: Config, *, retry_after_s: float | None = None) -> ResponseCache:
+    """The configured cache; nothing is opened or connected until its first use.
+
+    retry_after_s: how long a long-running process waits before trying an unavailable backend
+    again (None: once it fails, this invocation carries on without a cache).
+    """
+    backend: CacheBackend
+    stale_for: float | None = None
+    if backend_name(cfg) == "redis":
+        from aicli.cache.redis import RedisBackend, redis_url
+
+        backend = RedisBackend(redis_url(cfg), timeout_s=cfg.cache.timeout_seconds)
+        stale_for = float(cfg.cache.stale_for)
+    else:
+        backend = DiskBackend(resolve_cache_dir(cfg), size_limit_mb=cfg.cache.size_limit_mb)
+    return ResponseCache(
+        backend, namespace=cfg.cache.namespace, stale_for=stale_for, retry_after_s=retry_after_s
+    )

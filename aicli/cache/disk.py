@@ -1,0 +1,232 @@
+"""The disk cache backend (diskcache on SQLite): strings, counters and locks in one directory.
+
+Layout of the cache directory (0700, files 0600):
+  entries/    diskcache store: key -> JSON text of a CacheEntry; tag = expiry (epoch s) or NULL
+  counters/   diskcache store without eviction: counters, and the single-flight locks
+  *.corrupt-* a damaged store moved aside (deleted by `clear`)
+Every diskcache call runs on one worker thread of its own: the event loop never blocks on SQLite,
+the process umask (set around each call) is never changed by two threads at once, and each
+store keeps one connection. diskcache (and sqlite3) are imported on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aicli.cache.backend import EntryFacts
+from aicli.cache.disk_store import (
+    COUNTERS,
+    ENTRIES,
+    MAX_VALUE_BYTES,
+    Stores,
+    evict_others,
+    sweep_orphans,
+)
+
+if TYPE_CHECKING:
+    import diskcache
+
+log = logging.getLogger("aicli")
+DEFAULT_SIZE_LIMIT_MB = 1024
+T = TypeVar("T")
+
+
+def resolve_cache_dir(cfg: Any = None) -> Path:
+    """$AICLI_CACHE_DIR > cfg.cache.dir (relative to the config's folder) > the platform default."""
+    env = os.environ.get("AICLI_CACHE_DIR", "").strip()
+    configured = getattr(getattr(cfg, "cache", None), "dir", None)
+    if env:
+        path = Path(os.path.expandvars(env)).expanduser()
+    elif configured:
+        path = Path(os.path.expandvars(configured)).expanduser()
+        if not path.is_absolute() and getattr(cfg, "config_dir", None) is not None:
+            path = Path(cfg.config_dir) / path
+    else:
+        import platformdirs  # honours $XDG_CACHE_HOME on Linux
+
+        path = Path(platformdirs.user_cache_dir("aicli", appauthor=False))
+    return Path(os.path.abspath(path))
+
+
+def _key_range(prefix: str) -> tuple[str, str]:
+    """[lo, hi) of every string that starts with prefix (our prefixes are ASCII)."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+class DiskBackend:
+    """A process-safe store in one directory; nothing touches the disk until first use."""
+
+    name = "disk"
+
+    def __init__(self, directory: Path | str, size_limit_mb: float = DEFAULT_SIZE_LIMIT_MB) -> None:
+        self.directory = Path(os.path.abspath(directory))
+        self.location = str(self.directory)
+        self.size_limit_bytes = int(size_limit_mb * 1024 * 1024)
+        self._stores = Stores(self.directory, self.size_limit_bytes)
+        self._worker: ThreadPoolExecutor | None = None
+
+    async def _run(self, name: str, op: Callable[[diskcache.Cache], T]) -> T:
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="aicli-disk-cache")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, self._stores.run, name, op)
+
+    # ---- CacheBackend ------------------------------------------------------------------------
+
+    async def get(self, key: str) -> str | None:
+        value = await self._run(ENTRIES, lambda c: c.get(key))
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"stored value is {type(value).__name__}, not JSON text")
+        return value
+
+    async def set(
+        self, key: str, value: str, *, ttl_s: float | None, expires: float | None
+    ) -> None:
+        size = len(value.encode("utf-8"))
+        if size > min(MAX_VALUE_BYTES, self.size_limit_bytes):  # it could only evict itself
+            log.warning(
+                "not cached: the answer (%d bytes) is larger than the cache may hold"
+                " (cache.size_limit_mb)",
+                size,
+            )
+            return
+
+        def write(c: diskcache.Cache) -> None:
+            # The tag is the entry's own expiry, so prune can select on it (indexed).
+            c.set(key, value, expire=ttl_s, tag=expires)
+            evict_others(c, keep=key)
+
+        await self._run(ENTRIES, write)
+
+    async def delete(self, key: str) -> None:
+        await self._run(ENTRIES, lambda c: c.delete(key))
+
+    async def incr(self, deltas: Mapping[str, int], *, ttl_s: float | None = None) -> list[int]:
+        def bump(c: diskcache.Cache) -> list[int]:
+            with c.transact():  # all counters of one event move together
+                if ttl_s is None:
+                    return [int(c.incr(name, delta)) for name, delta in deltas.items()]
+                values = []
+                for name, delta in deltas.items():
+                    old = c.get(name, 0)
+                    value = (old if isinstance(old, int) else 0) + delta
+                    c.set(name, value, expire=ttl_s)
+                    values.append(value)
+                return values
+
+        return await self._run(COUNTERS, bump)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str, *, ttl_s: float) -> AsyncIterator[bool]:
+        token = os.urandom(8).hex()
+        # diskcache's `add` treats an expired item as absent: a crashed holder's lock lapses.
+        taken = await self._run(COUNTERS, lambda c: bool(c.add(key, token, expire=ttl_s)))
+        try:
+            yield taken
+        finally:
+            if taken:
+
+                def release(c: diskcache.Cache) -> None:
+                    with c.transact():
+                        if c.get(key) == token:
+                            c.delete(key)
+
+                await self._run(COUNTERS, release)
+
+    async def aclose(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            # diskcache connections are per thread: close them on the thread that opened them
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(worker, self._stores.close)
+            worker.shutdown(wait=True)
+
+    # ---- CacheAdmin --------------------------------------------------------------------------
+
+    async def read_counters(self, keys: Sequence[str]) -> list[int]:
+        def read(c: diskcache.Cache) -> list[Any]:
+            with c.transact():  # one consistent snapshot
+                return [c.get(name, 0) for name in keys]
+
+        values = await self._run(COUNTERS, read)
+        return [
+            v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else 0 for v in values
+        ]
+
+    async def facts(self, prefix: str, created: Callable[[str], float | None]) -> EntryFacts:
+        lo, hi = _key_range(prefix)
+        # store_time is when diskcache wrote the entry, i.e. its `created`
+        sql = (
+            "SELECT COUNT(*), MIN(store_time), MAX(store_time) FROM Cache"
+            " WHERE key >= ? AND key < ?"
+        )
+        row = await self._run(ENTRIES, lambda c: c._sql(sql, (lo, hi)).fetchone())
+        count, oldest, newest = row
+        await self.aclose()  # the last connection to close folds the WAL back: a truer size
+        return EntryFacts(int(count), _disk_usage(self.directory), _num(oldest), _num(newest))
+
+    async def delete_prefix(self, prefix: str) -> int:
+        lo, hi = _key_range(prefix)
+        # Keys without a namespace are from aicli before namespaces: only `clear` removes them.
+        select = (
+            "SELECT rowid, filename FROM Cache WHERE rowid > ?"
+            " AND ((key >= ? AND key < ?) OR instr(key, ':') = 0) ORDER BY rowid LIMIT 100"
+        )
+        checkpoint = "PRAGMA wal_checkpoint(TRUNCATE)"
+
+        def delete(c: diskcache.Cache) -> int:
+            count = int(c._select_delete(select, [0, lo, hi]))
+            with c._transact() as (sql, _):  # no writer commits while files are swept
+                rows = sql("SELECT filename FROM Cache WHERE filename IS NOT NULL").fetchall()
+                sweep_orphans(Path(c.directory), {row[0] for row in rows})
+            return count
+
+        count = 0
+        for name in (ENTRIES, COUNTERS):
+            count += await self._run(name, delete)
+            with contextlib.suppress(Exception):  # give the freed space back (WAL)
+                await self._run(name, lambda c: c._sql(checkpoint).fetchall())
+        self._stores.delete_damaged()
+        return count
+
+    async def prune(self, prefix: str, expired: Callable[[str], bool]) -> int:
+        lo, hi = _key_range(prefix)
+        now = time.time()
+        # diskcache has no range delete on tags; this is its own Cache.expire() loop, on `tag`
+        # (indexed, the entry's own expiry) instead of `expire_time`, 100 rows per transaction.
+        select = (
+            "SELECT rowid, filename FROM Cache WHERE rowid > ? AND key >= ? AND key < ?"
+            " AND tag IS NOT NULL AND tag <= ? ORDER BY rowid LIMIT 100"
+        )
+        return await self._run(ENTRIES, lambda c: int(c._select_delete(select, [0, lo, hi, now])))
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _disk_usage(path: Path) -> int:
+    """Bytes of every file under path (diskcache's own `volume()` misses the WAL and counters)."""
+    total = 0
+    stack = [str(path)]
+    while stack:
+        with contextlib.suppress(OSError), os.scandir(stack.pop()) as it:
+            for item in it:
+                with contextlib.suppress(OSError):  # files come and go under other processes
+                    if item.is_dir(follow_symlinks=False):
+                        stack.append(item.path)
+                    elif item.is_file(follow_symlinks=False):
+                        total += item.stat(follow_symlinks=False).st_size
+    return total

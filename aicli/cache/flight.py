@@ -1,0 +1,87 @@
+"""Single-flight: concurrent requests with the same cache key share one provider call.
+
+Within one process the first caller of a key leads and the others await its future. Across
+processes (and machines, with Redis) the leader holds a short-lived lock key in the backend,
+`<namespace>:v1:lock:<key>`, and the others poll for the entry it writes; the lock expires by
+itself if its holder dies. A waiter whose wait passes `wait_s` (the tier's timeout) calls the
+provider itself. A dead backend never stops anyone: they simply call for themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aicli.cache.entries import CacheEntry
+    from aicli.cache.response import ResponseCache
+
+Produce = Callable[[], Awaitable["CacheEntry | None"]]
+_FIRST_POLL_S = 0.02
+_MAX_POLL_S = 0.25
+
+
+class Flights:
+    """The calls in flight for one ResponseCache, by cache key."""
+
+    def __init__(self, cache: ResponseCache) -> None:
+        self.cache = cache
+        self._leaders: dict[str, asyncio.Future[CacheEntry | None]] = {}
+
+    async def run(
+        self, key: str, produce: Produce, *, wait_s: float, store: bool
+    ) -> tuple[CacheEntry | None, bool]:
+        leader = self._leaders.get(key)
+        if leader is not None:
+            try:
+                entry = await asyncio.wait_for(asyncio.shield(leader), wait_s)
+            except asyncio.TimeoutError:
+                entry = None
+            if entry is not None:
+                return entry, True
+            return await produce(), False  # the leader failed or was too slow: our own call
+        future: asyncio.Future[CacheEntry | None] = asyncio.get_running_loop().create_future()
+        self._leaders[key] = future
+        outcome: tuple[CacheEntry | None, bool] = (None, False)
+        try:
+            if store and self.cache.available:
+                outcome = await self._across(key, produce, wait_s)
+            else:  # nothing will be stored for others to find: share within this process only
+                outcome = (await produce(), False)
+            return outcome
+        finally:
+            del self._leaders[key]
+            future.set_result(outcome[0])
+
+    async def _across(
+        self, key: str, produce: Produce, wait_s: float
+    ) -> tuple[CacheEntry | None, bool]:
+        """Lead through the backend's lock, or wait for the entry the lock holder writes."""
+        cache = self.cache
+        deadline = time.monotonic() + wait_s
+        delay = _FIRST_POLL_S
+        while time.monotonic() < deadline and cache.available:
+            lock = cache.backend.lock(cache.lock_key(key), ttl_s=wait_s)
+            taken = await cache.guarded(lock.__aenter__, None, writes=True)
+            if taken is None:  # the backend just went down
+                break
+            try:
+                found = await self._fresh(key)  # the previous holder may have just written it
+                if found is not None:
+                    return found, True
+                if taken:
+                    entry = await produce()
+                    if entry is not None:
+                        await cache.set(key, entry)  # before the lock goes: waiters find it
+                    return entry, False
+            finally:
+                await lock.__aexit__(None, None, None)
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 1.5, _MAX_POLL_S)
+        return await produce(), False
+
+    async def _fresh(self, key: str) -> CacheEntry | None:
+        entry = await self.cache.get(key)
+        return entry if entry is not None and not entry.expired() else None

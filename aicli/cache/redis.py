@@ -1,0 +1,236 @@
+"""The Redis cache backend (redis.asyncio): one Redis shared by every process and machine.
+
+Imported only when the backend is Redis. Every operation is bounded by `timeout_s` with no
+retries, so a dead or hung Redis costs one short wait; each failure becomes CacheUnavailable with
+a message that never holds the password. Counters move in one MULTI (INCRBY, EXPIRE); locks are
+SET NX PX and released only by their holder; clear and prune walk the prefix with SCAN and
+UNLINK in batches, never FLUSHDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from aicli.cache.backend import EntryFacts
+from aicli.errors import CacheError, CacheUnavailable
+
+if TYPE_CHECKING:
+    from aicli.config import Config
+
+DEFAULT_URL = "redis://localhost:6379/0"
+_BATCH = 500
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+T = TypeVar("T")
+
+
+def redis_url(cfg: Config) -> str:
+    """The env var cache.url_env names (it may hold a password), else cache.url, else localhost."""
+    name = cfg.cache.url_env
+    from_env = os.environ.get(name, "").strip() if name else ""
+    return from_env or cfg.cache.url or DEFAULT_URL
+
+
+def hide_password(url: str) -> str:
+    """The URL as it may be shown: any password replaced by ***."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port is not None else ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    except ValueError:
+        return "(an unparsable Redis URL, not shown)"
+
+
+class RedisBackend:
+    """Strings, counters and locks in one Redis; connects on first use."""
+
+    name = "redis"
+
+    def __init__(self, url: str, *, timeout_s: float = 1.0) -> None:
+        self.location = hide_password(url)
+        self.timeout_s = timeout_s
+        self._url = url
+        try:
+            self._password = urlsplit(url).password or ""
+        except ValueError:
+            self._password = ""
+        self._client: Any = None
+
+    def _redis(self) -> Any:
+        if self._client is None:
+            try:
+                import redis.asyncio as aioredis
+                from redis.asyncio.retry import Retry
+                from redis.backoff import NoBackoff
+            except ImportError:
+                raise CacheError(
+                    "cache.backend is redis but the redis client is not installed",
+                    "pip install 'aicli[redis]', or set cache.backend: disk",
+                ) from None
+            try:
+                self._client = aioredis.Redis.from_url(
+                    self._url,
+                    socket_timeout=self.timeout_s,
+                    socket_connect_timeout=self.timeout_s,
+                    retry=Retry(NoBackoff(), 0),  # no retry storm against a dead server
+                    retry_on_timeout=False,
+                    decode_responses=True,
+                    health_check_interval=0,
+                )
+            except ValueError as exc:
+                raise CacheError(
+                    f"the Redis URL {self.location} is invalid: {self._scrub(str(exc))}",
+                    "use redis://host:port/db, rediss://... or unix:///path",
+                ) from None
+        return self._client
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._password, "***") if self._password else text
+
+    async def _do(self, op: Callable[[Any], Awaitable[T]]) -> T:
+        """One bounded operation; any failure becomes CacheUnavailable (password never shown)."""
+        from redis.exceptions import RedisError
+
+        client = self._redis()
+        try:
+            return await asyncio.wait_for(op(client), self.timeout_s)
+        except asyncio.TimeoutError:
+            raise CacheUnavailable(
+                f"Redis did not answer within {self.timeout_s:g} s",
+                "check the server, or raise cache.timeout_seconds",
+            ) from None
+        except (RedisError, OSError) as exc:
+            text = self._scrub(str(exc)) or type(exc).__name__
+            raise CacheUnavailable(
+                f"{type(exc).__name__}: {text[:200]}",
+                f"check that Redis at {self.location} is up and the URL is right",
+            ) from None
+
+    async def _cmd(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        """One Redis command by its client method name, bounded like every operation."""
+        return await self._do(lambda r: getattr(r, command)(*args, **kwargs))
+
+    # ---- CacheBackend ------------------------------------------------------------------------
+
+    async def get(self, key: str) -> str | None:
+        value = await self._do(lambda r: r.get(key))
+        return value if value is None else str(value)
+
+    async def set(
+        self, key: str, value: str, *, ttl_s: float | None, expires: float | None
+    ) -> None:
+        px = None if ttl_s is None else max(1, int(ttl_s * 1000))
+        await self._do(lambda r: r.set(key, value, px=px))
+
+    async def delete(self, key: str) -> None:
+        await self._do(lambda r: r.unlink(key))
+
+    async def incr(self, deltas: Mapping[str, int], *, ttl_s: float | None = None) -> list[int]:
+        async def bump(r: Any) -> list[int]:
+            async with r.pipeline(transaction=True) as pipe:  # MULTI ... EXEC
+                for name, delta in deltas.items():
+                    pipe.incrby(name, delta)
+                    if ttl_s is not None:
+                        pipe.pexpire(name, max(1, int(ttl_s * 1000)))
+                done = await pipe.execute()
+            step = 1 if ttl_s is None else 2
+            return [int(v) for v in done[::step]]
+
+        return await self._do(bump)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str, *, ttl_s: float) -> AsyncIterator[bool]:
+        token = os.urandom(8).hex()
+        px = max(1, int(ttl_s * 1000))
+        taken = bool(await self._do(lambda r: r.set(key, token, nx=True, px=px)))
+        try:
+            yield taken
+        finally:
+            if taken:  # only the holder's token is deleted; a failed release just expires
+                with contextlib.suppress(CacheUnavailable):
+                    await self._do(lambda r: r.eval(_RELEASE, 1, key, token))
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.aclose(), self.timeout_s)
+
+    # ---- CacheAdmin --------------------------------------------------------------------------
+
+    async def read_counters(self, keys: Sequence[str]) -> list[int]:
+        values = await self._do(lambda r: r.mget(list(keys)))
+        return [_count(v) for v in values]
+
+    async def _scan(self, prefix: str) -> AsyncIterator[list[str]]:
+        """The keys under prefix, a batch at a time (SCAN: never blocks the server)."""
+        cursor: Any = 0
+        pattern = prefix + "*"  # the namespace is validated: no glob characters in it
+        while True:
+            cursor, keys = await self._cmd("scan", cursor=cursor, match=pattern, count=_BATCH)
+            if keys:
+                yield [str(k) for k in keys]
+            if int(cursor) == 0:
+                return
+
+    async def facts(self, prefix: str, created: Callable[[str], float | None]) -> EntryFacts:
+        count, size = 0, 0
+        oldest: float | None = None
+        newest: float | None = None
+        async for keys in self._scan(prefix):
+            values = await self._cmd("mget", keys)
+            sizes = await self._do(partial(_memory_usage, keys=keys))
+            for value, used in zip(values, sizes, strict=True):
+                if value is None:
+                    continue  # expired between SCAN and MGET
+                count += 1
+                size += int(used or 0)
+                when = created(str(value))
+                if when is not None:
+                    oldest = when if oldest is None else min(oldest, when)
+                    newest = when if newest is None else max(newest, when)
+        return EntryFacts(count, size, oldest, newest)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        count = 0
+        async for keys in self._scan(prefix):
+            count += int(await self._cmd("unlink", *keys))
+        return count
+
+    async def prune(self, prefix: str, expired: Callable[[str], bool]) -> int:
+        count = 0
+        async for keys in self._scan(prefix):
+            values = await self._cmd("mget", keys)
+            pairs = zip(keys, values, strict=True)
+            gone = [k for k, v in pairs if v is not None and expired(str(v))]
+            if gone:
+                count += int(await self._cmd("unlink", *gone))
+        return count
+
+
+async def _memory_usage(r: Any, *, keys: list[str]) -> list[Any]:
+    async with r.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.memory_usage(key)
+        return list(await pipe.execute())
+
+
+def _count(value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return 0
+    return max(0, number)

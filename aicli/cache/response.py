@@ -1,0 +1,272 @@
+"""ResponseCache: the cache policy both backends share, and the only cache the engine sees.
+
+It owns the key layout (`<namespace>:v1:entry|counter|lock:...`), the CacheEntry JSON, the
+counter names, how long an expired answer stays as a stale fallback, single-flight, and failing
+open: on the first failure it warns once, naming the location, and carries on without the cache
+(a long-running server may try again after `retry_after_s`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from aicli.cache.backend import CacheAdmin, CacheBackend
+from aicli.cache.entries import CacheEntry
+from aicli.cache.flight import Flights
+from aicli.errors import CacheError, CacheUnavailable
+
+log = logging.getLogger("aicli")
+
+COUNTER_NAMES = ("hits", "misses", "tokens_saved", "cost_saved_nusd")
+_NANO = 1_000_000_000  # dollars are counted as integer nano-dollars so increments stay atomic
+T = TypeVar("T")
+
+
+class ResponseCache:
+    """Cached answers by cache key, over one backend; every method is async."""
+
+    def __init__(
+        self,
+        backend: CacheBackend,
+        *,
+        namespace: str = "aicli",
+        stale_for: float | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        self.backend = backend
+        self.namespace = namespace
+        self.prefix = f"{namespace}:v1:"
+        self.stale_for = stale_for  # None: kept until pruned or evicted (disk)
+        self.retry_after_s = retry_after_s  # None: once down, down for this invocation
+        self._down_until: float | None = None  # time.monotonic()
+        self._flights = Flights(self)
+
+    # ---- where ---------------------------------------------------------------------------------
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    @property
+    def location(self) -> str:
+        return self.backend.location
+
+    @property
+    def directory(self) -> Path | None:
+        directory = getattr(self.backend, "directory", None)
+        return directory if isinstance(directory, Path) else None
+
+    def entry_key(self, key: str) -> str:
+        return f"{self.prefix}entry:{key}"
+
+    def counter_key(self, name: str) -> str:
+        return f"{self.prefix}counter:{name}"
+
+    def lock_key(self, key: str) -> str:
+        return f"{self.prefix}lock:{key}"
+
+    # ---- failing open ----------------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        if self._down_until is None:
+            return True
+        if time.monotonic() >= self._down_until:
+            self._down_until = None
+            return True
+        return False
+
+    def went_down(self, exc: CacheError, what: str = "") -> None:
+        """Stop using the backend (for good, or for retry_after_s) after one warning."""
+        text = exc.message
+        if self.backend.location not in text:
+            text = f"the {self.backend.name} cache at {self.backend.location}: {text}"
+        later = "" if self.retry_after_s is None else f" for {self.retry_after_s:g} s"
+        hint = f" ({exc.hint})" if exc.hint else ""
+        log.warning(
+            "%s%s; carrying on without the cache%s%s",
+            f"{what}: " if what else "",
+            text,
+            later,
+            hint,
+            extra={"event": "cache.unavailable", "backend": self.backend.name},
+        )
+        wait = float("inf") if self.retry_after_s is None else self.retry_after_s
+        self._down_until = time.monotonic() + wait
+
+    async def guarded(
+        self,
+        op: Callable[[], Awaitable[T]],
+        default: T,
+        *,
+        what: str = "",
+        writes: bool = False,
+    ) -> T:
+        """op(), or default when the backend is (or just went) unavailable. A write fails open
+        on any CacheError (the answer is paid for); a read only on CacheUnavailable, so an
+        unsafe cache directory still stops the command before anything is sent."""
+        if not self.available:
+            return default
+        try:
+            return await op()
+        except CacheError as exc:
+            if not (writes or isinstance(exc, CacheUnavailable)):
+                raise
+            self.went_down(exc, what)
+            return default
+
+    # ---- entries -----------------------------------------------------------------------------
+
+    async def get(self, key: str) -> CacheEntry | None:
+        """The entry for key, expired or not (the caller checks `.expired()`); None on a miss."""
+        full = self.entry_key(key)
+        try:
+            raw = await self.guarded(lambda: self.backend.get(full), None)
+            return None if raw is None else CacheEntry.from_json(raw)
+        except (ValueError, TypeError) as exc:  # a tampered or torn value: never fatal
+            await self._unreadable(key, exc)
+            return None
+
+    async def _unreadable(self, key: str, exc: Exception) -> None:
+        log.warning(
+            "cache entry %s is unreadable (%s); deleted it and treated it as a miss",
+            key[:12],
+            str(exc)[:120],
+        )
+        await self.guarded(lambda: self.backend.delete(self.entry_key(key)), None, writes=True)
+
+    async def set(self, key: str, entry: CacheEntry) -> None:
+        """Store entry under key (replacing any older one). An empty answer is never cached."""
+        if not entry.content:
+            return
+        ttl_s = None
+        if self.stale_for is not None and entry.expires is not None:
+            # kept past its own expiry for stale_for seconds, as a fallback when tiers fail
+            ttl_s = max(1.0, entry.expires - time.time() + self.stale_for)
+        text = entry.to_json()
+        full = self.entry_key(key)
+        await self.guarded(
+            lambda: self.backend.set(full, text, ttl_s=ttl_s, expires=entry.expires),
+            None,
+            what="could not save the answer in the cache",
+            writes=True,
+        )
+
+    async def single_flight(
+        self,
+        key: str,
+        produce: Callable[[], Awaitable[CacheEntry | None]],
+        *,
+        wait_s: float,
+        store: bool,
+    ) -> tuple[CacheEntry | None, bool]:
+        """One produce() for concurrent callers of key: (the entry, whether another call made it).
+
+        The caller that produces also stores the answer (when store) before others see it.
+        """
+        return await self._flights.run(key, produce, wait_s=wait_s, store=store)
+
+    # ---- counters ----------------------------------------------------------------------------
+
+    async def record_hit(self, entry: CacheEntry) -> None:
+        tokens = max(0, int(entry.usage.total_tokens))
+        nanos = max(0, round(entry.cost_usd * _NANO))
+        await self._bump(hits=1, tokens_saved=tokens, cost_saved_nusd=nanos)
+
+    async def record_miss(self) -> None:
+        await self._bump(misses=1)
+
+    async def _bump(self, **deltas: int) -> None:
+        named = {self.counter_key(name): delta for name, delta in deltas.items()}
+        empty: list[int] = []
+        await self.guarded(
+            lambda: self.backend.incr(named),
+            empty,
+            what="could not update the cache counters",
+            writes=True,
+        )
+
+    async def incr_counter(self, name: str, delta: int, *, ttl_s: float | None = None) -> int:
+        """Add delta to a shared counter atomically and return its new value (ttl_s: it expires
+        that long after its last change). Raises CacheUnavailable: the caller decides."""
+        (value,) = await self.backend.incr({self.counter_key(name): delta}, ttl_s=ttl_s)
+        return value
+
+    # ---- admin (aicli cache) -----------------------------------------------------------------
+
+    @property
+    def _admin(self) -> CacheAdmin:
+        return cast(CacheAdmin, self.backend)
+
+    async def _admin_op(self, op: Callable[[], Awaitable[T]]) -> T:
+        """op(); CacheUnavailable (exit 3) names the cache, as `aicli cache` shows it."""
+        try:
+            return await op()
+        except CacheUnavailable as exc:
+            raise CacheUnavailable(
+                f"the {self.backend.name} cache at {self.location} is unavailable: {exc.message}",
+                exc.hint,
+            ) from None
+
+    async def stats(self) -> dict[str, Any]:
+        """SPEC's `aicli cache stats --json` object. Raises CacheUnavailable."""
+        admin = self._admin
+        names = [self.counter_key(name) for name in COUNTER_NAMES]
+        hits, misses, tokens, nanos = await self._admin_op(lambda: admin.read_counters(names))
+        facts = await self._admin_op(lambda: admin.facts(self.entry_key(""), _created))
+        lookups = hits + misses
+        directory = self.directory
+        return {
+            "directory": None if directory is None else str(directory),
+            "backend": self.backend.name,
+            "location": self.backend.location,
+            "entries": facts.entries,
+            "size_bytes": facts.size_bytes,
+            "hits": hits,
+            "misses": misses,
+            "hit_rate": round(hits / lookups, 4) if lookups else 0.0,
+            "tokens_saved": tokens,
+            "cost_saved_usd": round(nanos / _NANO, 9),
+            "oldest": _iso(facts.oldest),
+            "newest": _iso(facts.newest),
+        }
+
+    async def clear(self) -> int:
+        """Delete every entry and reset the counters (this namespace only); how many entries."""
+        count = await self._admin_op(lambda: self._admin.delete_prefix(self.entry_key("")))
+        await self._admin_op(lambda: self._admin.delete_prefix(self.counter_key("")))
+        return count
+
+    async def prune(self) -> int:
+        """Delete expired entries; returns how many."""
+        return await self._admin_op(lambda: self._admin.prune(self.entry_key(""), _expired))
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+
+def _created(raw: str) -> float | None:
+    try:
+        return CacheEntry.from_json(raw).created
+    except (ValueError, TypeError):
+        return None
+
+
+def _expired(raw: str) -> bool:
+    try:
+        return CacheEntry.from_json(raw).expired()
+    except (ValueError, TypeError):
+        return True  # unreadable: nothing could ever use it
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    from datetime import datetime, timezone
+
+    moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

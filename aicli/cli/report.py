@@ -1,0 +1,70 @@
+"""`aicli report merge`: the JSON reports of a run's shards -> one report, in any format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from aicli.cli import options, report_view
+from aicli.cli.output import handle_errors
+
+report_app = typer.Typer(no_args_is_help=True)
+
+
+@report_app.callback()
+def _group() -> None:
+    """Work with the JSON reports test-prompts writes (-o FILE.json)."""
+
+
+@report_app.command("merge")
+def merge(
+    reports: list[Path] = typer.Argument(
+        ..., metavar="REPORT.json...", help="JSON reports of one run's shards.", show_default=False
+    ),
+    output: list[Path] = report_view.OUTPUT,
+    json_out: bool = report_view.JSON,
+    baseline: Path | None = report_view.BASELINE,
+    fail_on: report_view.FailOn = report_view.FAIL_ON,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="List passed cases too."),
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+    debug: bool = options.DEBUG,
+) -> None:
+    """Merge JSON reports (the shards of one run) into one report.
+
+    Prints the terminal summary and writes any -o format; the last stdout line is
+    `N passed, N failed`. Exit codes: 0 no case failed, 1 a case failed, 2 an unreadable
+    report, an unknown format_version, or the same case+tier+repeat in two reports.
+
+    \b
+    Examples:
+      aicli report merge shard-*.json -o report.html -o "$GITHUB_STEP_SUMMARY.md"
+      aicli report merge shard-*.json --baseline main.json --fail-on regressions -o summary.md
+    """
+    with handle_errors(debug, verbose=verbose, log_format=log_format):
+        from aicli.reports import close_writers
+        from aicli.reports.read import merge_reports, read_report
+        from aicli.reports.summary import summarize
+        from aicli.suites.session import attach_baseline
+
+        base = report_view.read_baseline(baseline, fail_on)
+        loaded = [read_report(p) for p in reports]
+        results = merge_reports(loaded)
+        durations = [r.duration_s for r in loaded if r.duration_s is not None]
+        summary = summarize(
+            results,
+            interrupted=any(r.interrupted for r in loaded),
+            duration_s=max(durations) if durations else None,  # shards run side by side
+        )
+        attach_baseline(summary, results, base, None)
+        writers, json_on_stdout = report_view.open_outputs(list(output), json_out)
+        for r in results:
+            for w in writers:
+                w.add(r)
+        close_writers(writers, summary)
+        report_view.show_report(
+            summary, results, order=None, verbose=verbose, to_stderr=json_on_stdout
+        )
+        code = report_view.exit_code(summary, fail_on)
+        if code:
+            raise typer.Exit(code)

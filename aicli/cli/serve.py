@@ -1,0 +1,66 @@
+"""`aicli serve`: runs the HTTP service (OpenAI-compatible API, /generate, /health, /metrics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from aicli.cli import options
+from aicli.cli.output import handle_errors, info
+
+
+def serve(
+    host: str = typer.Option(
+        "127.0.0.1",
+        "--host",
+        metavar="ADDR",
+        help="Address to listen on; other than loopback it needs bearer tokens (serve.tokens_env).",
+    ),
+    port: int = typer.Option(8000, "--port", "-p", metavar="N", min=0, max=65535, help="TCP port."),
+    workers: int = typer.Option(
+        1, "--workers", "-w", metavar="N", min=1, max=64, help="Worker processes."
+    ),
+    config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+    debug: bool = options.DEBUG,
+) -> None:
+    """Serve the engine over HTTP: POST /generate, POST /v1/chat/completions (OpenAI-compatible,
+    `model` names a tier), GET /v1/models, /health, /health/live, /health/ready, /metrics.
+
+    \b
+    Examples:
+      aicli serve                                   # http://127.0.0.1:8000, no auth, loopback only
+      AICLI_SERVE_TOKENS=s3cret aicli serve --host 0.0.0.0 --workers 2
+      curl -s localhost:8000/generate -d '{"prompt": "Hello"}' -H 'content-type: application/json'
+    """
+    import os
+
+    # The service logs JSON lines (one per request); its own lines match unless asked otherwise.
+    chosen = log_format or os.environ.get("AICLI_LOG_FORMAT") or "json"
+    with handle_errors(debug, log_format=chosen):
+        from importlib.util import find_spec
+
+        from aicli.config import load_config
+        from aicli.errors import UsageError
+
+        cfg = load_config(config)
+        # find_spec, not import: prometheus_client must first see its multiprocess directory
+        missing = [m for m in ("fastapi", "uvicorn", "prometheus_client") if not find_spec(m)]
+        if missing:
+            raise UsageError(
+                f"aicli serve needs the 'serve' extra ({', '.join(missing)} not installed)",
+                "pip install 'aicli[serve]'",
+            )
+        from aicli.serve.runner import check_bind, run
+
+        check_bind(cfg, host)
+        shown = f"[{host}]" if ":" in host else host
+        info(
+            f"aicli: serving on http://{shown}:{port} ({workers} worker(s)); Ctrl-C to stop",
+            "serve.start",
+            host=host,
+            port=port,
+            workers=workers,
+        )
+        run(cfg, host=host, port=port, workers=workers)

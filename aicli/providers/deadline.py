@@ -1,0 +1,82 @@
+"""A deadline for each whole HTTP attempt: headers and body, streamed or not, end by its timeout.
+
+httpx's timeouts bound each network operation, so a server that drips a byte just before every
+read timeout holds a request forever. `DeadlineClient.send` (the one method the openai SDK calls
+for every attempt) puts the attempt's own timeout on the whole exchange; when it passes, the
+attempt fails with the ordinary `ReadTimeout`, so the SDK retries and the engine falls back as
+for any other timeout. Imported only with the SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx2
+import openai
+
+
+def attempt_seconds(request: httpx2.Request, default: httpx2.Timeout) -> float | None:
+    """The attempt's time limit: the largest of its httpx timeouts (the SDK sets them all)."""
+    timeout = request.extensions.get("timeout") or default.as_dict()
+    values = [float(v) for v in timeout.values() if v is not None]
+    return max(values) if values else None
+
+
+def _timed_out(request: httpx2.Request, seconds: float) -> httpx2.ReadTimeout:
+    return httpx2.ReadTimeout(
+        f"no complete answer within {seconds:g} s (timeout_seconds)", request=request
+    )
+
+
+class _DeadlineStream(httpx2.AsyncByteStream):
+    """A response body that raises ReadTimeout once the attempt's deadline has passed."""
+
+    def __init__(
+        self, inner: Any, deadline: float, request: httpx2.Request, seconds: float
+    ) -> None:
+        self._inner = inner
+        self._deadline = deadline
+        self._request = request
+        self._seconds = seconds
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunks = self._inner.__aiter__()
+        while True:
+            try:
+                with anyio.fail_after(max(0.0, self._deadline - anyio.current_time())):
+                    chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise _timed_out(self._request, self._seconds) from None
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class DeadlineClient(openai.DefaultAsyncHttpxClient):
+    """The SDK's default client, with one deadline per attempt (see the module docstring)."""
+
+    async def send(  # type: ignore[override]
+        self, request: httpx2.Request, *, stream: bool = False, **kwargs: Any
+    ) -> httpx2.Response:
+        seconds = attempt_seconds(request, self.timeout)
+        if seconds is None:
+            return await super().send(request, stream=stream, **kwargs)
+        deadline = anyio.current_time() + seconds
+        try:
+            with anyio.fail_after(seconds):
+                response = await super().send(request, stream=True, **kwargs)
+        except TimeoutError:
+            raise _timed_out(request, seconds) from None
+        response.stream = _DeadlineStream(response.stream, deadline, request, seconds)
+        if not stream:
+            try:
+                await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
+        return response

@@ -1,0 +1,206 @@
+"""`.md`: GitHub-flavoured Markdown for $GITHUB_STEP_SUMMARY or a pull-request comment."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from aicli.reports.atomic import atomic_write
+from aicli.reports.results import BaselineDiff, CaseResult, Summary, TierStats, cut
+
+MAX_CHARS = 60_000  # GitHub refuses step summaries and comments over 65,536 characters
+EXCERPT = 200
+# Inline Markdown inside a table cell (a cell never starts a line, so # - + . stay as they are).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+
+
+def escape(text: str) -> str:
+    """One table cell's text: HTML and Markdown shown as typed, never rendered."""
+    text = " ".join(text.split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _rate(x: float | None) -> str:
+    return "–" if x is None else f"{x * 100:.1f}%"
+
+
+def _ms(x: float | None) -> str:
+    return "–" if x is None else f"{x:,.0f} ms"
+
+
+def _signed(x: float | None, fmt: str, scale: float = 1.0) -> str:
+    return "–" if x is None else ("+" if x >= 0 else "−") + format(abs(x) * scale, fmt)
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+@dataclass
+class _Failure:
+    suite: str
+    case: str
+    tier: str
+    status: str
+    reason: str
+    excerpt: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (f"{self.suite}/{self.case}", self.tier.split("→")[0])
+
+    def cells(self) -> list[str]:
+        why = f"{self.status}: {self.reason}" if self.status == "error" else self.reason
+        return [
+            escape(self.suite),
+            escape(self.case),
+            escape(self.tier),
+            escape(cut(why, EXCERPT)),
+            escape(self.excerpt) if self.excerpt else "–",
+        ]
+
+
+class MarkdownWriter:
+    """Totals, the per-tier table, regressions first, then failures; cut to MAX_CHARS."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._failures: dict[tuple[str, str], _Failure] = {}  # the first failing run per case+tier
+
+    def add(self, r: CaseResult) -> None:
+        if r.status not in ("failed", "error"):
+            return
+        f = _Failure(
+            r.suite, r.case, r.tier_label, r.status, r.reason or (r.reason_kind or ""),
+            r.excerpt(EXCERPT),
+        )  # fmt: skip
+        self._failures.setdefault(f.key, f)
+
+    def render(self, summary: Summary) -> str:
+        s = summary
+        bad = s.failed + s.errors
+        icon = "❌" if bad else "✅"
+        head = [f"## {icon} aicli test-prompts: {s.passed} passed, {bad} failed", ""]
+        totals = (
+            f"**{s.total} results** · {s.passed} passed · {s.failed} failed · {s.errors} errors"
+            f" · {s.skipped} skipped · pass rate {_rate(s.pass_rate)} · cost ${s.cost_usd:.4f}"
+        )
+        if s.duration_s is not None:
+            totals += f" · {s.duration_s:.1f} s"
+        if s.shard:
+            totals += f" · shard {s.shard}"
+        head.append(totals)
+        if s.interrupted:
+            head += ["", "> [!WARNING]", "> The run was interrupted: these results are partial."]
+        head += ["", "### Tiers", "", *self._tiers(s.tiers)]
+        if s.baseline is not None:
+            head += ["", *self._baseline(s.baseline)]
+        sections: list[tuple[str, list[str]]] = []
+        regressed = (
+            {(c.case_id, c.tier) for c in s.baseline.of("regressed")} if s.baseline else set()
+        )
+        if s.baseline is not None:
+            rows = [
+                self._regression_row(c.case_id, c.tier, c.reason)
+                for c in s.baseline.of("regressed")
+            ]
+            sections.append((f"Regressions ({len(rows)})", rows))
+        rest = [f for k, f in self._failures.items() if k not in regressed]
+        sections.append((f"Failures ({len(rest)})", [_row(f.cells()) for f in rest]))
+        return self._fit("\n".join(head), sections)
+
+    def _regression_row(self, case_id: str, tier: str, reason: str) -> str:
+        f = self._failures.get((case_id, tier))
+        if f is not None:
+            return _row(f.cells())
+        suite, _, case = case_id.partition("/")
+        return _row([escape(suite), escape(case), escape(tier), escape(cut(reason, EXCERPT)), "–"])
+
+    @staticmethod
+    def _fit(head: str, sections: list[tuple[str, list[str]]]) -> str:
+        """Everything up to MAX_CHARS; rows that do not fit are counted in a closing note."""
+        table_head = [_row(["suite", "case", "tier", "reason", "answer"]), "|---|---|---|---|---|"]
+        budget = MAX_CHARS - len(head) - 400  # room for the note
+        parts, left_out = [head], 0
+        for title, rows in sections:
+            block = ["", f"### {title}", ""]
+            if not rows:
+                parts.append("\n".join([*block, "None."]))
+                continue
+            block += table_head
+            size = sum(len(x) + 1 for x in block)
+            kept = []
+            for row in rows:
+                if left_out or size + len(row) + 1 > budget:
+                    left_out += 1
+                    continue
+                kept.append(row)
+                size += len(row) + 1
+            budget -= size
+            if kept:
+                parts.append("\n".join(block + kept))
+        if left_out:
+            parts.append(
+                f"\n_{left_out} more rows left out to stay under {MAX_CHARS:,} characters;"
+                " the JSON or HTML report lists them all._"
+            )
+        return "\n".join(parts) + "\n"
+
+    @staticmethod
+    def _tiers(tiers: list[TierStats]) -> list[str]:
+        lines = [
+            _row(
+                [
+                    "tier",
+                    "pass rate",
+                    "passed",
+                    "failed",
+                    "errors",
+                    "skipped",
+                    "cost",
+                    "p95 latency",
+                ]
+            ),
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for t in tiers:
+            lines.append(
+                _row([
+                    escape(t.tier), _rate(t.pass_rate), str(t.passed), str(t.failed),
+                    str(t.errors), str(t.skipped), f"${t.cost_usd:.4f}", _ms(t.p95_latency_ms),
+                ])
+            )  # fmt: skip
+        return lines
+
+    @staticmethod
+    def _baseline(diff: BaselineDiff) -> list[str]:
+        counts = " · ".join(f"{n} {name}" for name, n in diff.counts().items())
+        lines = [
+            f"### Compared with {escape(Path(diff.source).name)}",
+            "",
+            counts,
+            "",
+            _row(["tier", "pass rate", "change", "cost", "change", "p95 latency", "change"]),
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for t in diff.tiers:
+            rate = t.pass_rate_change
+            lines.append(
+                _row([
+                    escape(t.tier), _rate(t.pass_rate_after),
+                    "–" if rate is None else _signed(rate, ".1f", 100) + " pts",
+                    "–" if t.cost_after is None else f"${t.cost_after:.4f}",
+                    _signed(t.cost_change, ".4f"), _ms(t.p95_after),
+                    "–" if t.p95_change is None else _signed(t.p95_change, ",.0f") + " ms",
+                ])
+            )  # fmt: skip
+        return lines
+
+    def close(self, summary: Summary) -> None:
+        page = self.render(summary).encode("utf-8", "replace")
+        atomic_write(self.path, lambda f: f.write(page))
+
+    def abort(self) -> None:
+        self._failures.clear()

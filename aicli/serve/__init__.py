@@ -1,0 +1,6 @@
+"""The HTTP service behind `aicli serve` (FastAPI): imported only by that command.
+
+app.py builds the app (`create_app(cfg)`); each router owns one concern (generate, openai_api,
+health, metrics); deps.py holds auth and limits as dependencies; errors.py is the one table
+from AicliError to HTTP status; runner.py starts uvicorn with its workers.
+"""

@@ -1,0 +1,75 @@
+"""One request through the engine for a route: its own budget, the shared daily quota, metrics,
+and the fields the request's log line reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Request as HttpRequest
+
+from aicli.cost import Budget
+from aicli.providers.base import ProviderFailure
+from aicli.serve.deps import ServeState, get_state
+from aicli.serve.metrics import failure_kind
+from aicli.types import Request, Result
+
+
+@dataclass
+class Answering:
+    """Which tier is answering, known before the first streamed delta (for stream headers)."""
+
+    state: ServeState
+    tier: str = ""
+    model: str = ""
+    cached: bool = False
+
+    def answering(self, tier: str, model: str, cached: bool) -> None:
+        self.tier, self.model, self.cached = tier, model, cached
+
+    def failed(self, tier: str, failure: ProviderFailure) -> None:
+        self.state.metrics.provider_errors.labels(tier, failure_kind(failure)).inc()
+
+
+def requested_tier(state: ServeState, request: Request) -> str:
+    return request.tier or state.cfg.default_tier
+
+
+def cap_max_tokens(state: ServeState, tier: str, asked: int | None) -> int | None:
+    """A caller may ask for fewer tokens than the tier allows, never more."""
+    limit = state.cfg.tier(tier).max_tokens
+    if asked is None or limit is None:
+        return asked
+    return min(asked, limit)
+
+
+async def answer(
+    http: HttpRequest,
+    request: Request,
+    *,
+    endpoint: str,
+    on_delta: Callable[[str], None] | None = None,
+    observer: Answering | None = None,
+) -> Result:
+    """Run the engine; count the answer; leave the log fields on `http.state`."""
+    state = get_state(http)
+    tier = requested_tier(state, request)
+    http.state.tier = tier
+    observer = observer or Answering(state)
+    budget = Budget(state.cfg.budget.max_cost_usd)  # per request: the config's cap per call
+    with state.metrics.in_flight.track_inprogress():
+        result = await state.engine.run(
+            request, on_delta, budget=budget, quota=state.quota, observer=observer
+        )
+    state.metrics.answered(tier, result)
+    http.state.result = result
+    http.state.endpoint = endpoint
+    return result
+
+
+def answer_headers(result: Result) -> dict[str, str]:
+    return {
+        "x-aicli-cached": "true" if result.cached else "false",
+        "x-aicli-tier": result.tier,
+        "x-aicli-cost-usd": f"{result.cost_usd:.8f}",
+    }

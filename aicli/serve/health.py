@@ -1,0 +1,35 @@
+"""`/health` (doctor's checks as dependencies; `?deep=1` probes providers, reused for 30 s),
+`/health/live` and `/health/ready`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from aicli import __version__
+from aicli.serve.checks import report
+from aicli.serve.deps import StateDep
+
+live_router = APIRouter()
+router = APIRouter()
+
+
+@router.get("/health")
+async def health(state: StateDep, deep: bool = False) -> JSONResponse:
+    checks = await state.health.checks(state.cfg, deep)
+    status, body = report(state.cfg, checks, deep)
+    return JSONResponse(body, status_code=status)
+
+
+@live_router.get("/health/live")
+async def live() -> dict[str, Any]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/health/ready")
+async def ready(state: StateDep) -> dict[str, Any]:
+    # The config is loaded and the engine is up; a cache that is down does not make a replica
+    # unready, since requests are still answered without it.
+    return {"status": "ready", "version": __version__, "tiers": sorted(state.cfg.tiers)}

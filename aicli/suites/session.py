@@ -1,0 +1,135 @@
+"""One suite run from planned jobs to closed reports: engine, recorder, writers and summary.
+
+The CLI keeps its flags and its printing; everything that must be closed in the right order,
+whether the run ends well, is interrupted or crashes, is held by one ExitStack here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aicli.reports import ReportWriter, close_writers
+from aicli.reports.baseline import compare
+from aicli.reports.results import CaseResult, Summary
+from aicli.reports.summary import SummaryBuilder
+from aicli.suites.runner import STOP_INTERRUPTED, Job, Runner, RunOptions
+
+if TYPE_CHECKING:
+    from aicli.config import Config
+    from aicli.cost import Budget
+    from aicli.engine import Engine
+    from aicli.errors import BudgetError
+    from aicli.recording import ReplayStore
+    from aicli.reports.read import Report
+    from aicli.templates import TemplateStore
+
+
+@dataclass
+class RunOutcome:
+    summary: Summary
+    results: list[CaseResult]
+    interrupted: bool
+    terminated: bool  # the runner's own handler saw SIGTERM (a cancelled CI job)
+    stopped_by: KeyboardInterrupt | None  # Ctrl-C or SIGTERM that reached the run from outside
+    budget_error: BudgetError | None
+    planned: int
+
+    @property
+    def finished(self) -> int:
+        """Runs that were started and ended (not the ones a stop left unstarted)."""
+        unstarted = (r for r in self.results if r.status == "skipped")
+        return len(self.results) - sum(r.reason == STOP_INTERRUPTED for r in unstarted)
+
+
+def attach_baseline(
+    summary: Summary, results: list[CaseResult], baseline: Report | None, opts: RunOptions | None
+) -> Summary:
+    if baseline is not None:
+        scope = opts.in_scope if opts is not None else (lambda case_id: True)
+        summary.baseline = compare(
+            str(baseline.path), baseline.results, summary, results, in_scope=scope
+        )
+    return summary
+
+
+def run_suite(
+    cfg: Config,
+    store: TemplateStore,
+    jobs: list[Job],
+    opts: RunOptions,
+    *,
+    writers: list[ReportWriter],
+    budget: Budget,
+    record: Path | None = None,
+    replay: ReplayStore | None = None,
+    baseline: Report | None = None,
+    on_result: Callable[[CaseResult], None] = lambda r: None,
+) -> RunOutcome:
+    """Run `jobs`; the writers are closed with the summary, or with what completed on a crash."""
+    from aicli.engine import Engine
+    from aicli.recording import Recorder
+
+    builder = SummaryBuilder()
+    results: list[CaseResult] = []
+    shard = f"{opts.shard[0]}/{opts.shard[1]}" if opts.shard else None
+    closed = False
+
+    def close_on_crash() -> None:
+        if closed:
+            return
+        if not results:
+            for w in writers:
+                w.abort()
+            return
+        with contextlib.suppress(Exception):  # still leave valid reports for what completed
+            close_writers(writers, builder.build(interrupted=True, shard=shard))
+
+    with contextlib.ExitStack() as stack:
+        stack.callback(close_on_crash)
+        recorder = Recorder(record) if record is not None else None
+        if recorder is not None:
+            stack.callback(recorder.close)
+
+        def add(r: CaseResult) -> None:
+            builder.add(r)
+            for w in writers:
+                w.add(r)
+            results.append(r)
+            on_result(r)
+
+        engine = Engine(cfg, recorder=recorder, replay=replay, budget=budget)
+        runner = Runner(engine, store, opts, add)
+        started = time.monotonic()
+        stopped_by: KeyboardInterrupt | None = None
+        try:
+            asyncio.run(_run(runner, engine, jobs))
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM outside the runner's handler
+            stopped_by = exc
+        interrupted = stopped_by is not None or runner.interrupted
+        summary = builder.build(
+            interrupted=interrupted or runner.fatal is not None,
+            duration_s=time.monotonic() - started,
+            shard=shard,
+        )
+        attach_baseline(summary, results, baseline, opts)
+        closed = True
+        close_writers(writers, summary)
+    if runner.fatal is not None:
+        raise runner.fatal
+    return RunOutcome(
+        summary, results, interrupted, runner.terminated, stopped_by, runner.budget_error, len(jobs)
+    )
+
+
+async def _run(runner: Runner, engine: Engine, jobs: list[Job]) -> None:
+    try:
+        await runner.run(jobs)
+    finally:
+        with contextlib.suppress(Exception):
+            await engine.aclose()

@@ -1,0 +1,276 @@
+"""Load benchmark of `aicli serve` (127.0.0.1 only, bounded in time and count).
+
+Starts the fake OpenAI server (tests/fake_openai.py) with a fixed latency as the provider and
+`aicli serve` in front of it, then for 1 and 2 workers and 1, 16 and 64 concurrent clients
+measures cache hits (one prompt, answered from the cache) and misses (a new prompt each time):
+requests/s, p50/p99 latency, server CPU per request. Also: the same load straight at the fake
+server (the overhead aicli adds), start-up time to /health/live and RSS per worker.
+
+Usage: python scripts/bench_serve.py [--duration S] [--latency S] [--workers 1,2]
+       [--clients 1,16,64] [--max-requests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_up(url: str, timeout: float = 30) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return time.monotonic() - start
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.01)
+    raise SystemExit(f"bench_serve: {url} did not come up in {timeout} s")
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and its descendants (uvicorn's workers), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Run:
+    label: str
+    clients: int
+    count: int
+    seconds: float
+    latencies: list[float]
+    cpu_ms_per_request: float | None
+    errors: int
+
+    def line(self) -> str:
+        lat = sorted(self.latencies)
+        p50 = statistics.median(lat) * 1000 if lat else 0.0
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else 0.0
+        cpu = f"{self.cpu_ms_per_request:6.2f}" if self.cpu_ms_per_request is not None else "   n/a"
+        return (
+            f"{self.label:<22} {self.clients:>3} clients  {self.count / self.seconds:8.1f} req/s"
+            f"  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  cpu/req {cpu} ms  n={self.count}"
+            f"  errors={self.errors}"
+        )
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.latencies) * 1000 if self.latencies else 0.0
+
+
+async def load(
+    url: str, clients: int, body_for: object, duration: float, max_requests: int
+) -> tuple[int, float, list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    sent = 0
+    deadline = time.monotonic() + duration
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal sent, errors
+            while time.monotonic() < deadline and sent < max_requests:
+                sent += 1
+                body = body_for()  # type: ignore[operator]
+                start = time.perf_counter()
+                try:
+                    resp = await client.post(url, json=body)
+                except httpx.HTTPError:
+                    errors += 1
+                    continue
+                latencies.append(time.perf_counter() - start)
+                if resp.status_code != 200:
+                    errors += 1
+
+        start = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return len(latencies), time.monotonic() - start, latencies, errors
+
+
+def measure(
+    label: str, url: str, clients: int, body_for: object, pids: list[int] | None, args: object
+) -> Run:
+    cpu_before = cpu_seconds(pids) if pids else 0.0
+    count, seconds, latencies, errors = asyncio.run(
+        load(url, clients, body_for, args.duration, args.max_requests)  # type: ignore[attr-defined]
+    )
+    cpu = (cpu_seconds(pids) - cpu_before) * 1000 / max(1, count) if pids else None
+    return Run(label, clients, count, seconds, latencies, cpu, errors)
+
+
+def chat(prompt: str) -> dict[str, object]:
+    return {"model": "standard", "messages": [{"role": "user", "content": prompt}]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per scenario")
+    parser.add_argument("--max-requests", type=int, default=20000, help="cap per scenario")
+    parser.add_argument("--latency", type=float, default=0.1, help="fake provider latency (s)")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--clients", default="1,16,64")
+    args = parser.parse_args()
+    worker_counts = [int(w) for w in args.workers.split(",")]
+    client_counts = [int(c) for c in args.clients.split(",")]
+
+    with tempfile.TemporaryDirectory(prefix="aicli-bench-serve-") as tmp_name:
+        tmp = Path(tmp_name)
+        fake_port = free_port()
+        fake = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "fake_openai.py"), "--port", str(fake_port),
+             "--latency", str(args.latency)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            fake_url = f"http://127.0.0.1:{fake_port}/v1"
+            wait_until_up(f"{fake_url}/models")
+            direct = measure(
+                "direct (no aicli)",
+                f"{fake_url}/chat/completions",
+                16,
+                lambda: {**chat(uuid.uuid4().hex), "model": "standard-model"},
+                None,
+                args,
+            )
+            direct1 = measure(
+                "direct (no aicli)",
+                f"{fake_url}/chat/completions",
+                1,
+                lambda: {**chat(uuid.uuid4().hex), "model": "standard-model"},
+                None,
+                args,
+            )
+            print(
+                f"fake provider latency {args.latency * 1000:.0f} ms; {args.duration:g} s per run"
+            )
+            print(direct1.line())
+            print(direct.line())
+            for workers in worker_counts:
+                bench_workers(tmp, fake_url, workers, client_counts, args, {1: direct1, 16: direct})
+        finally:
+            fake.terminate()
+            fake.wait(10)
+
+
+def bench_workers(
+    tmp: Path,
+    fake_url: str,
+    workers: int,
+    client_counts: list[int],
+    args: argparse.Namespace,
+    direct: dict[int, Run],
+) -> None:
+    home = tmp / f"home-{workers}"
+    (home / ".cache").mkdir(parents=True)
+    config = tmp / f"aicli-{workers}.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "default_tier": "standard",
+                "providers": {"fake": {"base_url": fake_url, "api_key_env": "BENCH_KEY"}},
+                "defaults": {"rate_limit": 1_000_000, "timeout_seconds": 30, "max_retries": 0},
+                "tiers": {"standard": {"model": "standard-model", "provider": "fake"}},
+                "serve": {"max_concurrency": 256},
+            }
+        )
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AICLI_", "OPENAI_", "PROMETHEUS_"))
+    }
+    env.update(BENCH_KEY="sk-bench", HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
+    env["PYTHONPATH"] = str(ROOT)
+    port = free_port()
+    started = time.monotonic()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "aicli", "serve", "--config", str(config), "--port", str(port),
+         "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{url}/health/live")
+        print(f"\n--- {workers} worker(s): up in {time.monotonic() - started:.2f} s")
+        chat_url = f"{url}/v1/chat/completions"
+        pids = process_tree(server.pid)
+        hit_prompt = "the one prompt every hit asks " + uuid.uuid4().hex
+        httpx.post(chat_url, json=chat(hit_prompt), timeout=30).raise_for_status()
+        for clients in client_counts:
+            hits = measure("cache hits", chat_url, clients, lambda: chat(hit_prompt), pids, args)
+            misses = measure(
+                "cache misses", chat_url, clients, lambda: chat(uuid.uuid4().hex), pids, args
+            )
+            print(hits.line())
+            print(misses.line())
+            if clients in direct:
+                over = misses.p50_ms - direct[clients].p50_ms
+                print(
+                    f"{'':<22} miss overhead over direct at {clients} clients: p50 +{over:.1f} ms"
+                )
+        workers_rss = [f"{rss_mb(p):.0f}" for p in process_tree(server.pid)]
+        print(
+            f"RSS MB per process (supervisor first when several workers): {', '.join(workers_rss)}"
+        )
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+if __name__ == "__main__":
+    main()
