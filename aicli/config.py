@@ -45,7 +45,7 @@ class ProviderConfig(_Strict):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None:
+        if value and value.strip():  # a missing or empty one is the "required" check's
             problem = url_problem(value)
             if problem:
                 raise ValueError(problem)
