@@ -1,161 +1,135 @@
-"""Configuration: find the YAML file, validate it strictly with pydantic, resolve tiers.
+"""Configuration: find the YAML file, validate it strictly, resolve tiers.
 
 Search order (first hit wins): --config, $AICLI_CONFIG, ./aicli.yaml,
 $XDG_CONFIG_HOME/aicli/config.yaml, built-in defaults (aicli/defaults.yaml == config.example.yaml).
 A user file replaces the built-in tiers when it has `tiers:`; the built-in providers `openai` and
 `echo` always exist unless the file redefines them.
+
+The settings are frozen dataclasses. A valid file is checked by config_schema.py without pydantic
+(its import alone is ~50 ms of every command's start-up); whatever that check does not accept
+goes to pydantic models made from the same classes, which word the errors.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the settings' annotations stay objects, so checking a
+# file needs no typing.get_type_hints (it evaluates every annotation string, ~3 ms).
+import dataclasses
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aicli import yamlsafe
 from aicli.config_check import Mistake, cycle_mistake, position, reference_mistakes
+from aicli.config_schema import Limit, check, hints, is_settings
 from aicli.errors import ConfigError, close_matches, did_you_mean
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 BUILTIN = "built-in defaults"
 REDACT_KINDS = ("email", "phone", "card", "iban", "secret")
+MAX_TOKENS = 10_000_000  # far above any model's context; bounds cost estimates and requests
+MAX_TTL = 10 * 365 * 86_400  # ten years
 _KEY_PATH = re.compile(r"key|token|secret|passw", re.IGNORECASE)
 
-
-class _Strict(BaseModel):
-    # strict: "200" is not a number and "yes" is not a boolean (ints still pass as floats);
-    # .inf and .nan are no price, timeout or budget (and would print as invalid JSON)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+# Validation is strict: "200" is not a number and "yes" is not a boolean (ints still pass as
+# floats); .inf and .nan are no price, timeout or budget (and would print as invalid JSON);
+# unknown keys are errors.
 
 
-class Price(_Strict):
-    input_per_1m: float = Field(0.0, ge=0, le=1e6)
-    output_per_1m: float = Field(0.0, ge=0, le=1e6)
+@dataclass(frozen=True, kw_only=True)
+class Price:
+    input_per_1m: Annotated[float, Limit(ge=0, le=1e6)] = 0.0
+    output_per_1m: Annotated[float, Limit(ge=0, le=1e6)] = 0.0
 
 
-class ProviderConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class ProviderConfig:
     type: Literal["openai", "echo"] = "openai"
     base_url: str | None = None
     api_key_env: str | None = None
     local: bool = False  # a local server (Ollama, vLLM on localhost): prompts are not redacted
 
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value and value.strip():  # a missing or empty one is the "required" check's
-            problem = url_problem(value)
-            if problem:
-                raise ValueError(problem)
-        return value
 
-
-def url_problem(url: str) -> str | None:
-    """Why `url` cannot be an endpoint (None when it can): http(s), a host, a valid port."""
-    from urllib.parse import urlsplit
-
-    if not url.isprintable() or any(c.isspace() for c in url):
-        return "a URL must not contain spaces or control characters"
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises ValueError when out of range or not a number
-    except ValueError as exc:
-        return f"not a valid URL ({exc})"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "a URL must look like http(s)://host[:port]/path"
-    if port == 0:
-        return "port 0 is not a port to connect to"
-    return None
-
-
-MAX_TOKENS = 10_000_000  # far above any model's context; bounds cost estimates and requests
-
-
-class TierSettings(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class TierSettings:
     """The keys `defaults` holds and every tier may override."""
 
-    max_tokens: int | None = Field(None, gt=0, le=MAX_TOKENS)
-    temperature: float | None = Field(None, ge=0, le=2)
-    timeout_seconds: float | None = Field(None, gt=0, le=86_400)
-    max_retries: int | None = Field(None, ge=0, le=20)
-    cache_ttl: int | None = Field(None, ge=0, le=10 * 365 * 86_400)
-    rate_limit: float | None = Field(None, gt=0, le=1e6)
+    max_tokens: Annotated[int, Limit(gt=0, le=MAX_TOKENS)] | None = None
+    temperature: Annotated[float, Limit(ge=0, le=2)] | None = None
+    timeout_seconds: Annotated[float, Limit(gt=0, le=86_400)] | None = None
+    max_retries: Annotated[int, Limit(ge=0, le=20)] | None = None
+    cache_ttl: Annotated[int, Limit(ge=0, le=MAX_TTL)] | None = None
+    rate_limit: Annotated[float, Limit(gt=0, le=1e6)] | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
 class Defaults(TierSettings):
-    max_tokens: int | None = Field(2000, gt=0, le=MAX_TOKENS)
-    temperature: float | None = Field(0.3, ge=0, le=2)
-    timeout_seconds: float | None = Field(30.0, gt=0, le=86_400)
-    max_retries: int | None = Field(3, ge=0, le=20)
-    cache_ttl: int | None = Field(3600, ge=0, le=10 * 365 * 86_400)
-    rate_limit: float | None = Field(100.0, gt=0, le=1e6)
+    max_tokens: Annotated[int, Limit(gt=0, le=MAX_TOKENS)] | None = 2000
+    temperature: Annotated[float, Limit(ge=0, le=2)] | None = 0.3
+    timeout_seconds: Annotated[float, Limit(gt=0, le=86_400)] | None = 30.0
+    max_retries: Annotated[int, Limit(ge=0, le=20)] | None = 3
+    cache_ttl: Annotated[int, Limit(ge=0, le=MAX_TTL)] | None = 3600
+    rate_limit: Annotated[float, Limit(gt=0, le=1e6)] | None = None  # no client-side cap unless set
 
 
+@dataclass(frozen=True, kw_only=True)
 class TierConfig(TierSettings):
-    model: str = Field(min_length=1)
+    model: Annotated[str, Limit(min_len=1)]
     provider: str = "openai"
-    fallback: list[str] = Field(default_factory=list)
-    price: Price = Field(default_factory=Price)
-
-    @field_validator("fallback", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        if value is None:
-            return []
-        return [value] if isinstance(value, str) else value
+    fallback: list[str] = field(default_factory=list)  # a single name is made a list first
+    price: Price = field(default_factory=Price)
 
 
-class CacheConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class CacheConfig:
     backend: Literal["disk", "redis"] = "disk"
     dir: str | None = None
-    size_limit_mb: int = Field(1024, gt=0, le=100_000_000)
-    url: str | None = Field(None, min_length=1)
-    url_env: str | None = Field("AICLI_REDIS_URL", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    namespace: str = Field("aicli", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    stale_for: int = Field(604800, ge=0)
-    timeout_seconds: float = Field(1.0, gt=0, le=60)
-
-    @field_validator("url")
-    @classmethod
-    def _redis_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("expected a redis://, rediss:// or unix:// URL")
-        return value
+    size_limit_mb: Annotated[int, Limit(gt=0, le=100_000_000)] = 1024
+    url: Annotated[str, Limit(min_len=1, pattern=r"^(?:redis|rediss|unix)://")] | None = None
+    url_env: Annotated[str, Limit(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = "AICLI_REDIS_URL"
+    namespace: Annotated[str, Limit(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "aicli"
+    stale_for: Annotated[int, Limit(ge=0)] = 604800
+    timeout_seconds: Annotated[float, Limit(gt=0, le=60)] = 1.0
 
 
-class RedactConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class RedactConfig:
     enabled: bool = True
     kinds: list[Literal["email", "phone", "card", "iban", "secret"]] | None = None
 
 
-class BudgetConfig(_Strict):
-    max_cost_usd: float | None = Field(None, ge=0, le=1e9)
+@dataclass(frozen=True, kw_only=True)
+class BudgetConfig:
+    max_cost_usd: Annotated[float, Limit(ge=0, le=1e9)] | None = None
 
 
-class ServeConfig(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig:
     """`aicli serve`: who gets in, limits, the daily budget, how long a stop may take."""
 
     tokens_env: str = "AICLI_SERVE_TOKENS"
-    max_body_kb: int = Field(1024, gt=0)
-    max_concurrency: int = Field(64, gt=0)
-    daily_budget_usd: float | None = Field(None, ge=0)
-    shutdown_timeout: float = Field(30.0, ge=0)
+    max_body_kb: Annotated[int, Limit(gt=0)] = 1024
+    max_concurrency: Annotated[int, Limit(gt=0)] = 64
+    daily_budget_usd: Annotated[float, Limit(ge=0)] | None = None
+    shutdown_timeout: Annotated[float, Limit(ge=0)] = 30.0
 
 
-class _File(_Strict):
+@dataclass(frozen=True, kw_only=True)
+class _File:
     """The file as written: every key optional, nothing unknown."""
 
     default_tier: str = "standard"
     prompts_dir: str = "prompts"
-    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
-    defaults: Defaults = Field(default_factory=Defaults)
-    tiers: dict[str, TierConfig] = Field(default_factory=dict)
-    cache: CacheConfig = Field(default_factory=CacheConfig)
-    redact: RedactConfig = Field(default_factory=RedactConfig)
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)
-    serve: ServeConfig = Field(default_factory=ServeConfig)
+    providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    defaults: Defaults = field(default_factory=Defaults)
+    tiers: dict[str, TierConfig] = field(default_factory=dict)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    redact: RedactConfig = field(default_factory=RedactConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
 
 class Config:
@@ -173,10 +147,10 @@ class Config:
         self.redact = data.redact
         self.budget = data.budget
         self.serve = data.serve
-        inherited = data.defaults.model_dump()
+        inherited = dataclasses.asdict(data.defaults)
         self.tiers: dict[str, TierConfig] = {
-            name: tier.model_copy(
-                update={k: v for k, v in inherited.items() if getattr(tier, k) is None}
+            name: dataclasses.replace(
+                tier, **{k: v for k, v in inherited.items() if getattr(tier, k) is None}
             )
             for name, tier in data.tiers.items()
         }
@@ -292,7 +266,7 @@ def _has_password(url: str) -> bool:
         return "@" in url  # unparsable: refuse anything that could hide a credential
 
 
-def _schema_mistakes(exc: ValidationError, data: dict[str, Any]) -> list[Mistake]:
+def _schema_mistakes(exc: "ValidationError", data: dict[str, Any]) -> list[Mistake]:
     mistakes = []
     for err in exc.errors():
         loc = tuple(err["loc"])
@@ -320,18 +294,17 @@ def _first(mistakes: list[Mistake], label: str) -> ConfigError:
 
 
 def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
-    """The keys the model at `parent` (a pydantic error location) accepts."""
-    model: Any = _File
+    """The keys the settings class at `parent` (a pydantic error location) accepts."""
+    kind: Any = _File
     for part in parent:
-        if getattr(model, "__origin__", None) is dict:  # tiers.<name>, providers.<name>
-            model = model.__args__[-1]
+        if getattr(kind, "__origin__", None) is dict:  # tiers.<name>, providers.<name>
+            kind = kind.__args__[-1]
             continue
-        fields = getattr(model, "model_fields", None)
-        if not fields or part not in fields:
+        fields = hints(kind) if is_settings(kind) else {}
+        if part not in fields:
             return []
-        model = fields[part].annotation
-    fields = getattr(model, "model_fields", None)
-    return sorted(fields) if fields else []
+        kind = fields[part]
+    return sorted(hints(kind)) if is_settings(kind) else []
 
 
 def _shown(value: Any, path: str) -> str:
@@ -365,10 +338,9 @@ def load_config(path: str | Path | None = None) -> Config:
         if providers is None or isinstance(providers, dict):
             data = {**data, "providers": {**builtin["providers"], **(providers or {})}}
     mistakes = reference_mistakes(data, list(builtin["tiers"]))
-    try:
-        parsed = _File.model_validate(data)
-    except ValidationError as exc:
-        raise _first(_schema_mistakes(exc, data) + mistakes, label) from None
+    parsed = check(_File, _one_or_many_fallbacks(data))
+    if parsed is None:  # not plainly valid: pydantic decides and words what is wrong
+        parsed = _validate(data, mistakes, label)
     if mistakes:
         raise _first(mistakes, label)
     cfg = Config(parsed, source=label, config_dir=folder)
@@ -377,3 +349,33 @@ def load_config(path: str | Path | None = None) -> Config:
         raise _first([cycle], label)
     cfg.origin = why
     return cfg
+
+
+def _one_or_many_fallbacks(data: dict[str, Any]) -> dict[str, Any]:
+    """`fallback: economy` means `fallback: [economy]`; `fallback: null` means none."""
+    tiers = data.get("tiers")
+    if not isinstance(tiers, dict):
+        return data
+    fixed = {}
+    for name, tier in tiers.items():
+        if isinstance(tier, dict) and "fallback" in tier:
+            value = tier["fallback"]
+            value = [] if value is None else [value] if isinstance(value, str) else value
+            tier = {**tier, "fallback": value}
+        fixed[name] = tier
+    return {**data, "tiers": fixed}
+
+
+def _validate(data: dict[str, Any], mistakes: list[Mistake], label: str) -> _File:
+    from pydantic import ValidationError as Invalid
+
+    from aicli.config_schema import pydantic_model
+
+    try:
+        model = pydantic_model(_File).model_validate(_one_or_many_fallbacks(data))
+    except Invalid as exc:
+        raise _first(_schema_mistakes(exc, data) + mistakes, label) from None
+    parsed = check(_File, model.model_dump(exclude_unset=True))  # pydantic's normalised values
+    if parsed is None:
+        raise ConfigError(f"{label}: the settings could not be read", "this is a bug in aicli")
+    return parsed  # type: ignore[no-any-return]

@@ -84,9 +84,11 @@ class Budget:
         if self.cap is not None and actual > reserved + 1e-12:
             self.overrun = True  # stop: the bound did not hold for this server
             log.warning(
-                f"{what} reported usage costing ${actual:.6f}, over the ${reserved:.6f} bound"
-                " reserved for it; no more calls will be made"
-            )
+                "%s reported usage costing $%.6f, over the $%.6f bound reserved for it; no more"
+                " calls will be made",
+                what, actual, reserved,
+                extra={"event": "budget.overrun", "cost_usd": actual, "reserved_usd": reserved},
+            )  # fmt: skip
 
     def check_overrun(self) -> None:
         """Exit 4 after the fact when a server's reported usage pushed spending past the bound."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from aicli.config import Config, TierConfig
 from aicli.cost import DEFAULT_MAX_TOKENS, Budget, cost_of, estimate_usage, worst_case_cost
 from aicli.errors import AicliError, NoAnswerError
 from aicli.providers.base import Provider, ProviderCall, ProviderFailure
-from aicli.resilience import Cooldowns, TierLimiters
+from aicli.resilience import Cooldowns, TierConcurrency, TierLimiters
 from aicli.types import Message, Request, Result
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _UNSET: Any = object()
+DEFAULT_CONCURRENCY = 64  # per tier; `test-prompts -j N` passes its own
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Engine:
         replay: ReplayStore | None = None,
         budget: Budget | None = None,
         providers: dict[str, Provider] | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.cfg = cfg
         self._cache = cache
@@ -83,6 +86,8 @@ class Engine:
         self.replay = replay
         self.budget = budget or Budget(cfg.budget.max_cost_usd)
         self.limiters = TierLimiters()
+        # At most `concurrency` calls in flight per tier, fewer while the provider answers 429.
+        self.concurrency = TierConcurrency(concurrency)
         self.cooldowns = Cooldowns()
         # Providers by config name; pass some in to answer from elsewhere (recording scripts).
         self._providers: dict[str, Provider] = dict(providers or {})
@@ -274,7 +279,9 @@ class Engine:
         if name not in self._providers:
             from aicli.providers import make_provider
 
-            self._providers[name] = make_provider(self.cfg, name)
+            self._providers[name] = make_provider(
+                self.cfg, name, pool_size=self.concurrency.ceiling
+            )
         return self._providers[name]
 
     async def _call_once(
@@ -355,9 +362,15 @@ class Engine:
         )
         outcome.tried.append(plan.name)
         charged = 0.0
+        gate = None
         try:
             if self.cfg.provider(tier.provider).type != "echo":  # offline: nothing to protect
-                await self.limiters.get(plan.name, float(tier.rate_limit or 100)).acquire()
+                tier_gate = self.concurrency.get(plan.name)
+                started = await tier_gate.acquire()
+                gate = tier_gate  # released below, also when the call is cancelled
+                call.on_response = functools.partial(gate.observe, started)
+                if tier.rate_limit:
+                    await self.limiters.acquire(plan.name, float(tier.rate_limit))
             if outcome.observer is not None:
                 outcome.observer.answering(plan.name, plan.model, False)
             # Latency is the provider's (retries included), not our queueing or start-up.
@@ -391,6 +404,8 @@ class Engine:
         else:
             outcome.attempts += answer.attempts
         finally:
+            if gate is not None:
+                gate.release()
             budget.settle(reserved, charged, what)
             if outcome.quota is not None and ticket is not None:
                 await outcome.quota.settle(ticket, charged)

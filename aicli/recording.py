@@ -142,9 +142,10 @@ def _drop_torn_tail(fd: int, path: Path) -> None:
         json.loads(tail[cut + 1 :].decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         log.warning(
-            f"--record {path}: dropping a torn last line ({size - line_start} bytes) that an"
-            " interrupted run left behind"
-        )
+            "--record %s: dropping a torn last line (%d bytes) that an interrupted run left behind",
+            path, size - line_start,
+            extra={"event": "recording.torn", "path": str(path), "bytes": size - line_start},
+        )  # fmt: skip
         os.ftruncate(fd, line_start)
     else:
         os.write(fd, b"\n")
@@ -232,9 +233,11 @@ class ReplayStore:
                     except (ValueError, UnicodeDecodeError) as exc:
                         if not raw.endswith(b"\n") and not fh.read(1):  # torn by a killed run
                             log.warning(
-                                f"--replay {self.path}:{lineno}: skipping a torn last line"
-                                " (an interrupted recording); record it again to fill it in"
-                            )
+                                "--replay %s:%d: skipping a torn last line (an interrupted"
+                                " recording); record it again to fill it in",
+                                self.path, lineno,
+                                extra={"event": "replay.torn", "path": str(self.path)},
+                            )  # fmt: skip
                             break
                         raise UsageError(
                             f"--replay {self.path}:{lineno}: not a valid recording line: {exc}",

@@ -43,10 +43,12 @@ _TAIL = 4  # "***abcd": the fewest characters of a key's end servers show
 
 
 def _shows_a_key(word: str) -> bool:
-    bare = word.rstrip(".!?").lower()
+    low_word = word.lower()
     for secret in _secrets:
         low = secret.lower()
-        if bare.endswith(low[-_TAIL:]) or _shares_a_run(bare, low, 12):
+        # the tail where a key ends: not followed by more of a word ("abcdef" is no match)
+        tail_at_end = re.search(re.escape(low[-_TAIL:]) + "(?![a-z0-9])", low_word)
+        if tail_at_end or _shares_a_run(low_word, low, 12):
             return True
     return False
 
@@ -73,7 +75,8 @@ def safe_line(text: object, limit: int | None = 300) -> str:
     """Text from a server (or anyone else) made fit for a terminal or a report line: no key or
     key tail, escape sequences dropped, other control and format characters and every line break
     turned into spaces, runs of spaces folded, at most `limit` characters."""
-    line = " ".join(_printable(_ESCAPES.sub("", scrub(str(text)))).split())
+    # escapes go first: a key split by one ("78\x1b[0m90abcd") is whole again for scrub()
+    line = " ".join(scrub(_printable(_ESCAPES.sub("", str(text)))).split())
     if limit is not None and len(line) > limit:
         line = line[: limit - 3] + "..."
     return line
@@ -81,7 +84,8 @@ def safe_line(text: object, limit: int | None = 300) -> str:
 
 def safe_block(text: str) -> str:
     """safe_line for several lines (a --debug traceback): line breaks and indents are kept."""
-    return "\n".join(_printable(_ESCAPES.sub("", line)) for line in scrub(text).splitlines())
+    lines = _ESCAPES.sub("", text).splitlines()
+    return "\n".join(scrub(_printable(line)) for line in lines)
 
 
 def _printable(text: str) -> str:

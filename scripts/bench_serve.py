@@ -222,7 +222,7 @@ def bench_workers(
         yaml.safe_dump(
             {
                 "default_tier": "standard",
-                "providers": {"fake": {"base_url": fake_url, "api_key_env": "BENCH_KEY"}},
+                "providers": {"fake": {"base_url": fake_url, "api_key_env": "BENCH_API_KEY"}},
                 "defaults": {"rate_limit": 1_000_000, "timeout_seconds": 30, "max_retries": 0},
                 "tiers": {"standard": {"model": "standard-model", "provider": "fake"}},
                 "serve": {"max_concurrency": 256},
@@ -234,7 +234,11 @@ def bench_workers(
         for k, v in os.environ.items()
         if not k.startswith(("AICLI_", "OPENAI_", "PROMETHEUS_"))
     }
-    env.update(BENCH_KEY="sk-bench", HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
+    env.update(
+        BENCH_API_KEY="sk-bench-0123456789abcdef",
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / ".cache"),
+    )
     env["PYTHONPATH"] = str(ROOT)
     port = free_port()
     started = time.monotonic()

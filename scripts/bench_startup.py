@@ -1,4 +1,4 @@
-"""Start-up benchmark: `aicli --help`, `render --list` and a cache hit must be fast and light.
+"""Start-up benchmark: `aicli --help`, `render`, `render --list` and a cache hit, fast and light.
 
 Usage (from the repo root):
     .venv/bin/python scripts/bench_startup.py            # 10 runs of each command
@@ -6,7 +6,10 @@ Usage (from the repo root):
     .venv/bin/python scripts/bench_startup.py --min-ms 1 # list every import over 1 ms
 
 Each command runs N times in a throw-away HOME (XDG dirs inside it, AICLI_* / OPENAI_* unset,
-cwd an empty temp folder) and the median and min wall time are printed in ms. Then each runs
+cwd an empty temp folder), interleaved with `python -c pass`, and the median and min wall time
+are printed in ms with the ratio of the medians to `python -c pass` and its target (--help 3x;
+`render summarize` and the cache hit 5x; `render --list` is reported only), for wall time and
+for CPU time (what the command costs itself when the machine is busy). Then each runs
 once under `python -X importtime`, which lists the heavy packages it imports with their
 cumulative import time. The cache hit is `generate -t echo x`, run once to fill the cache, then
 timed; `render --list` uses config.example.yaml (the shipped prompts) and is skipped while the
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,6 +40,7 @@ FORBIDDEN = ("openai", "httpx", "httpx2", "jsonschema")
 class Command:
     name: str
     args: list[str]
+    target: float | None = None  # at most this many times `python -c pass`
 
 
 def child_env(home: Path) -> dict[str, str]:
@@ -60,20 +65,34 @@ def run(
     python: str, args: list[str], env: dict[str, str], cwd: Path, *, importtime: bool = False
 ) -> subprocess.CompletedProcess[str]:
     cmd = [python, *(["-X", "importtime"] if importtime else []), "-m", "aicli", *args]
+    if args[:2] == ["-c", "pass"]:
+        cmd = [python, *args]
     return subprocess.run(
         cmd, env=env, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL
     )
 
 
-def time_runs(python: str, cmd: Command, env: dict[str, str], cwd: Path, n: int) -> list[float]:
-    times = []
+def time_runs(
+    python: str, commands: list[Command], env: dict[str, str], cwd: Path, n: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Every command n times, round-robin, so a change in the machine's load hits all alike.
+
+    Returns wall times and CPU times (user + system of the child) in ms; on a busy machine the
+    CPU time is what the command itself costs, the wall time includes waiting for a core."""
+    walls: dict[str, list[float]] = {c.name: [] for c in commands}
+    cpus: dict[str, list[float]] = {c.name: [] for c in commands}
     for _ in range(n):
-        start = time.perf_counter()
-        proc = run(python, cmd.args, env, cwd)
-        times.append((time.perf_counter() - start) * 1000)
-        if proc.returncode != 0:
-            raise RuntimeError(f"`aicli {' '.join(cmd.args)}` failed:\n{proc.stderr}")
-    return times
+        for cmd in commands:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            proc = run(python, cmd.args, env, cwd)
+            walls[cmd.name].append((time.perf_counter() - start) * 1000)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            cpus[cmd.name].append(used * 1000)
+            if proc.returncode != 0:
+                raise RuntimeError(f"`aicli {' '.join(cmd.args)}` failed:\n{proc.stderr}")
+    return walls, cpus
 
 
 def parse_importtime(stderr: str) -> dict[str, float]:
@@ -126,16 +145,18 @@ def main() -> int:
         cwd.mkdir(parents=True)
         home.mkdir()
         env = child_env(home)
-        commands = [Command("--help", ["--help"])]
-        render_help = run(opts.python, ["render", "--help"], env, cwd)
         example = REPO / "config.example.yaml"
-        if render_help.returncode == 0 and "--list" in render_help.stdout:
-            commands.append(
-                Command("render --list", ["render", "--list", "--config", str(example)])
-            )
-        else:
-            print("render --list: skipped (the command does not exist yet)")
-        hit = Command("cache hit", ["generate", "-t", "echo", "x"])
+        commands = [
+            Command("python -c pass", ["-c", "pass"]),
+            Command("--help", ["--help"], 3.0),
+            Command(
+                "render NAME",
+                ["render", "summarize", "--var", "input=hi", "--config", str(example)],
+                5.0,
+            ),
+            Command("render --list", ["render", "--list", "--config", str(example)]),
+        ]
+        hit = Command("cache hit", ["generate", "-t", "echo", "x"], 5.0)
         fill = run(opts.python, [*hit.args, "--json"], env, cwd)
         check = run(opts.python, [*hit.args, "--json"], env, cwd)
         if fill.returncode or check.returncode or '"cached": true' not in check.stdout:
@@ -145,19 +166,27 @@ def main() -> int:
             return 2
         commands.append(hit)
 
-        print(f"wall time over {opts.runs} runs ({opts.python}):")
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"wall time over {opts.runs} runs ({opts.python}; load average {load}):")
         try:
-            for cmd in commands:
-                times = time_runs(opts.python, cmd, env, cwd, opts.runs)
-                med, low = statistics.median(times), min(times)
-                print(f"  {cmd.name:<14} median {med:7.1f} ms   min {low:7.1f} ms")
+            walls, cpus = time_runs(opts.python, commands, env, cwd, opts.runs)
         except RuntimeError as exc:
             print(exc)
             return 2
+        for label, times in (("wall", walls), ("CPU (user+sys)", cpus)):
+            print(f" {label}:")
+            base = statistics.median(times["python -c pass"])
+            for cmd in commands:
+                med, low = statistics.median(times[cmd.name]), min(times[cmd.name])
+                ratio = f"{med / base:5.2f}x python -c pass"
+                if cmd.target is not None:
+                    verdict = "ok" if med / base <= cmd.target else "OVER"
+                    ratio += f" (target {cmd.target:g}x: {verdict})"
+                print(f"  {cmd.name:<14} median {med:7.1f} ms   min {low:7.1f} ms   {ratio}")
 
         print("imports (python -X importtime, one run each):")
         bad: dict[str, list[str]] = {}
-        for cmd in commands:
+        for cmd in commands[1:]:
             proc = run(opts.python, cmd.args, env, cwd, importtime=True)
             forbidden = report_imports(cmd, parse_importtime(proc.stderr), opts.min_ms)
             if forbidden:

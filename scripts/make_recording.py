@@ -140,7 +140,7 @@ def builtin_config() -> Config:
     assert cfg.prompts_dir == REPO / "prompts", cfg.prompts_dir
     # No real endpoint is called, so no client-side rate limit (it is not part of any key).
     for name, tier in cfg.tiers.items():
-        cfg.tiers[name] = tier.model_copy(update={"rate_limit": 1_000_000})
+        cfg.tiers[name] = dataclasses.replace(tier, rate_limit=None)
     return cfg
 
 

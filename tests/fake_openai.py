@@ -184,6 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, _error_body(404, "Not found", "invalid_request_error", None))
             return
         self._count()
+        self._drip = fake.drip_seconds
         key = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
         if fake.expected_key is not None and key != fake.expected_key:
             self._error(401, None, "", key)
@@ -226,8 +227,13 @@ class _Handler(BaseHTTPRequestHandler):
                 "stream": bool(body.get("stream")),
             }
         )
+        retry_after, quota = fake._take_quota()
+        if retry_after is not None:
+            after = f"{retry_after:.3f}" if fake.retry_after else None
+            self._error(429, after, model, "", quota)
+            return
         behaviour = fake._next_behaviour(model)
-        delay, self._drip = fake.latency, 0.0
+        delay, self._drip = fake.latency, fake.drip_seconds
         if behaviour.startswith("delay:"):
             delay += float(behaviour.split(":", 1)[1])
             behaviour = "ok"
@@ -274,12 +280,20 @@ class _Handler(BaseHTTPRequestHandler):
             completion = fake._completion(body, model, answer)
             if behaviour == "null":
                 completion["choices"][0]["message"]["content"] = None
-            self._send_json(200, completion, fake._id_headers())
+            headers = {**fake._id_headers(), **quota, **fake.headers}
+            self._send_json(200, completion, headers)
 
-    def _error(self, status: int, retry_after: str | None, model: str, key: str) -> None:
+    def _error(
+        self,
+        status: int,
+        retry_after: str | None,
+        model: str,
+        key: str,
+        extra: dict[str, str] | None = None,
+    ) -> None:
         message, etype, code = _ERRORS.get(status, ("Fake error.", "server_error", None))
         message = message.format(model=model, key=mask_key(key) if key else "<none>")
-        headers = {"Retry-After": retry_after} if retry_after else {}
+        headers = {**(extra or {}), **({"Retry-After": retry_after} if retry_after else {})}
         self._send_json(status, _error_body(status, message, etype, code), headers)
 
     def _hang(self, fake: FakeOpenAI, generation: int) -> None:
@@ -385,8 +399,10 @@ class FakeOpenAI:
         self._requests: list[dict[str, Any]] = []
         self._scripts: dict[str, deque[str]] = {}
         self._answers: dict[str, Answer] = {}
+        self._accepted: deque[float] = deque()  # arrival times inside the rate-limit window
         self.in_flight = 0
         self.max_in_flight = 0
+        self.throttled = 0  # 429s sent because of `rate_limit`
         self._defaults()
 
     def _defaults(self) -> None:
@@ -394,8 +410,14 @@ class FakeOpenAI:
         self.chunk_size: int = 4  # characters per streamed content chunk
         self.chunk_delay: float = 0.0  # seconds between streamed chunks
         self.expected_key: str | None = None  # when set, any other bearer key gets a 401
+        self.drip_seconds: float = 0.0  # every response sent one byte at a time, this far apart
         self.tokens_per_char: float | None = None  # usage per character (CJK-like: 1.0)
         self.usage_override: dict[str, int] | None = None  # reported whatever was generated
+        # (requests, seconds): a server-side quota like OpenAI's; chat requests over it get a
+        # 429 at once, and every answer carries x-ratelimit-{limit,remaining,reset}-requests.
+        self.rate_limit: tuple[int, float] | None = None
+        self.retry_after = True  # send Retry-After with those 429s
+        self.headers: dict[str, str] = {}  # extra headers on every successful completion
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -445,6 +467,8 @@ class FakeOpenAI:
             self._answers.clear()
             self.in_flight = 0
             self.max_in_flight = 0
+            self.throttled = 0
+            self._accepted.clear()
         self._defaults()
 
     @property
@@ -505,6 +529,37 @@ class FakeOpenAI:
     def _record(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self._requests.append(entry)
+
+    def reset_quota(self) -> None:
+        """Start `rate_limit` over: an empty window and no 429s counted."""
+        with self._lock:
+            self._accepted.clear()
+            self.throttled = 0
+
+    def _take_quota(self) -> tuple[float | None, dict[str, str]]:
+        """(seconds until a request is allowed again when this one is refused, else None;
+        x-ratelimit headers) for a request arriving now under `rate_limit`."""
+        if self.rate_limit is None:
+            return None, {}
+        limit, window = self.rate_limit
+        now = time.monotonic()
+        with self._lock:
+            while self._accepted and self._accepted[0] <= now - window:
+                self._accepted.popleft()
+            refused = len(self._accepted) >= limit
+            if refused:
+                self.throttled += 1
+            else:
+                self._accepted.append(now)
+            # as OpenAI: reset is the time until the whole quota is back
+            reset = self._accepted[-1] + window - now if self._accepted else 0.0
+            headers = {
+                "x-ratelimit-limit-requests": str(limit),
+                "x-ratelimit-remaining-requests": str(limit - len(self._accepted)),
+                "x-ratelimit-reset-requests": f"{max(0.0, reset):.3f}s",
+            }
+            freed = self._accepted[0] + window - now if refused else None
+        return (max(0.001, freed) if freed is not None else None), headers
 
     def _next_behaviour(self, model: str) -> str:
         with self._lock:

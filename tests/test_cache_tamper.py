@@ -206,3 +206,23 @@ def test_an_answer_larger_than_the_size_limit_is_printed_not_cached(
     assert done.stdout == "y" * 1_100_000 + "\n"
     assert "not cached" in done.stderr
     assert json.loads(run_aicli("generate", "--json", "big").stdout)["cached"] is False
+
+
+def test_a_hard_link_or_a_fifo_as_value_file_is_not_read(
+    run_aicli: Any, server: Any, make_config: Any, isolate: Any, victim: Path
+) -> None:
+    make_config()
+    db = _cached(run_aicli, isolate.cache_dir)
+    folder = isolate.cache_dir / "entries" / "ab" / "cd"
+    folder.mkdir(parents=True)
+    linked = folder / ("3" * 28 + ".val")
+    os.link(victim, linked)  # the same file as the user's, under a name the cache would use
+    fifo = folder / ("4" * 28 + ".val")
+    os.mkfifo(fifo)  # a read would block forever
+    for name in (linked, fifo):
+        _set_filenames(db, f"ab/cd/{name.name}")
+        done = run_aicli("generate", PROMPT, timeout=30)
+        assert done.exit_code == 0, done
+        assert "SECRET" not in done.stdout and "unreadable" in done.stderr
+    assert run_aicli("cache", "clear", "--yes").exit_code == 0
+    _intact(victim)

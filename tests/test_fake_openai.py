@@ -330,3 +330,26 @@ def test_standalone(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_server_side_rate_limit_and_its_headers(server: FakeOpenAI) -> None:
+    server.rate_limit = (2, 30.0)
+    server.headers = {"x-extra": "yes"}
+    c = client(server)
+    first = c.chat.completions.with_raw_response.create(model="m", messages=MSGS)  # type: ignore[arg-type]
+    assert first.headers["x-ratelimit-limit-requests"] == "2"
+    assert first.headers["x-ratelimit-remaining-requests"] == "1"
+    assert first.headers["x-ratelimit-reset-requests"].endswith("s")
+    assert first.headers["x-extra"] == "yes"
+    c.chat.completions.create(model="m", messages=MSGS)  # type: ignore[arg-type]
+    with pytest.raises(openai.RateLimitError) as refused:
+        c.chat.completions.create(model="m", messages=MSGS)  # type: ignore[arg-type]
+    assert 25 < float(refused.value.response.headers["retry-after"]) <= 30
+    assert refused.value.response.headers["x-ratelimit-remaining-requests"] == "0"
+    server.retry_after = False
+    with pytest.raises(openai.RateLimitError) as bare:
+        c.chat.completions.create(model="m", messages=MSGS)  # type: ignore[arg-type]
+    assert "retry-after" not in bare.value.response.headers
+    assert server.throttled == 2
+    server.reset_quota()
+    c.chat.completions.create(model="m", messages=MSGS)  # type: ignore[arg-type]

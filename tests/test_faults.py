@@ -123,6 +123,8 @@ def test_an_empty_answer_is_an_api_error_in_a_suite(
         ["-o", "link.jsonl", "--record", "x.jsonl"],  # link.jsonl -> x.jsonl
         ["-o", "r.json", "-o", "sub/../r.json"],
         ["--replay", "x.jsonl", "-o", "hard.jsonl"],  # a hard link to the recording
+        ["--record", "aicli.yaml"],  # the config: appending would break it
+        ["--record", "prompts/m.test.yaml"],  # a suite of the run
     ],
 )
 def test_two_outputs_on_one_file_are_exit_2_before_any_call(
@@ -135,13 +137,13 @@ def test_two_outputs_on_one_file_are_exit_2_before_any_call(
     if "--replay" in args:
         Path("x.jsonl").write_text("")
         os.link("x.jsonl", "hard.jsonl")
-    before = Path("x.jsonl").read_bytes() if Path("x.jsonl").exists() else None
+    files = ["x.jsonl", "aicli.yaml", "prompts/m.test.yaml"]
+    before = {f: Path(f).read_bytes() if Path(f).exists() else None for f in files}
     result = cli("test-prompts", *args)
     assert result.exit_code == 2, result
     assert result.stderr.startswith("aicli: error:") and "the same file as" in result.stderr
     assert server.requests == []
-    after = Path("x.jsonl").read_bytes() if Path("x.jsonl").exists() else None
-    assert after == before
+    assert {f: Path(f).read_bytes() if Path(f).exists() else None for f in files} == before
 
 
 # --- torn recordings --------------------------------------------------------------------------
@@ -224,3 +226,12 @@ def test_sigterm_writes_every_report_marked_interrupted_and_exits_143(
     assert len(Path("r.jsonl").read_text().splitlines()) == 6
     assert "<html" in Path("r.html").read_text()
     assert last_line(stdout) == "2 passed, 0 failed, 4 skipped"
+
+
+def test_doctor_bounds_a_dripping_endpoint(run_aicli: Any, server: Any, make_config: Any) -> None:
+    make_config()
+    server.drip_seconds = 0.2  # the model list would take minutes, a byte at a time
+    result = run_aicli("doctor", "--json", "--timeout", "1", timeout=30)
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["provider.fake.endpoint"]["status"] == "fail"
+    assert "did not answer within 1 s" in checks["provider.fake.endpoint"]["detail"]

@@ -133,3 +133,25 @@ def test_an_answer_excerpt_in_the_terminal_report_is_one_printable_line(hostile:
     assert done.exit_code == 1, done
     assert "forged" in done.stdout
     _clean(done.stdout + done.stderr)
+
+
+def test_a_judges_reason_is_one_clean_line_without_the_key_tail(
+    hostile: Any, tmp_path: Path
+) -> None:
+    verdict = {"pass": False, "score": 0, "reason": f"rude; key ...{TAIL}\x1b[2J\naicli: forged"}
+    hostile.reply = (200, _answer(json.dumps(verdict)))  # the answer and the judge's verdict
+    suite = Path("prompts") / "judged.test.yaml"
+    suite.parent.mkdir(exist_ok=True)
+    suite.write_text(
+        "suite: judged\nprompt: hello\ncases:\n"
+        "  - name: polite\n    assert:\n      - {type: llm-rubric, value: is polite}\n"
+    )
+    report = tmp_path / "report.json"
+    done = run_aicli("test-prompts", "--no-cache", "-o", str(report), str(suite))
+    assert done.exit_code == 1, done
+    assert "rude" in done.stdout and "forged" in done.stdout
+    _clean(done.stdout + done.stderr)
+    (result,) = json.loads(report.read_text())["results"]
+    (judged,) = result["assertions"]
+    assert "rude" in judged["reason"] and "forged" in judged["reason"]
+    _clean(judged["reason"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,7 +92,7 @@ def effective(cfg: Config) -> dict[str, Any]:
         if section == "providers":
             providers = {}
             for name, provider in cfg.providers.items():
-                data = provider.model_dump(exclude_none=True)
+                data = {k: v for k, v in asdict(provider).items() if v is not None}
                 if provider.type != "echo":
                     data["base_url"] = without_credentials(cfg.base_url(name))
                 providers[name] = data
@@ -100,14 +101,14 @@ def effective(cfg: Config) -> dict[str, Any]:
             shown[section] = {name: _tier(tier) for name, tier in cfg.tiers.items()}
         elif isinstance(value, Path):
             shown[section] = str(value)
-        elif hasattr(value, "model_dump"):
-            shown[section] = value.model_dump()
+        elif is_dataclass(value) and not isinstance(value, type):
+            shown[section] = asdict(value)
         elif value is not None:
             shown[section] = value
     return shown
 
 
 def _tier(tier: Any) -> dict[str, Any]:
-    data = tier.model_dump()
+    data = asdict(tier)
     first = {k: data.pop(k) for k in ("model", "provider", "fallback", "price")}
     return {**first, **data}

@@ -226,6 +226,10 @@ def _main(
     store = TemplateStore(cfg.prompts_dir)
     validate_against_templates(suites, store)
     jobs = plan_jobs(suites, cfg, store, opts)
+    inputs = [("suite", s.file) for s in suites]
+    if Path(cfg.source).is_file():
+        inputs.append(("config", Path(cfg.source)))
+    _check_distinct_files(outputs, record, replay, inputs)
     replay_store = ReplayStore(replay).load() if replay is not None else None
     base = report_view.read_baseline(baseline, fail_on)
     if verbose:
@@ -271,26 +275,33 @@ def _main(
     return report_view.exit_code(summary, fail_on, pass_rate)
 
 
-def _check_distinct_files(outputs: list[Path], record: Path | None, replay: Path | None) -> None:
-    """Two of -o/--record/--replay on one file (a symlink or ./x too) would mix or overwrite it."""
+def _check_distinct_files(
+    outputs: list[Path],
+    record: Path | None,
+    replay: Path | None,
+    inputs: list[tuple[str, Path]] | None = None,
+) -> None:
+    """A file written by -o or --record must be no other file of the run (a symlink, ./x or a
+    hard link too): two outputs would mix into one, and an input would be overwritten."""
     from aicli.errors import UsageError
 
-    named = [("--output", p) for p in outputs]
-    named += [(flag, p) for flag, p in (("--record", record), ("--replay", replay)) if p]
-    seen: dict[object, tuple[str, Path]] = {}
-    for flag, path in named:
+    named = [(what, path, False) for what, path in inputs or []]
+    named += [("--output", p, True) for p in outputs]
+    named += [(f, p, f == "--record") for f, p in (("--record", record), ("--replay", replay)) if p]
+    seen: dict[object, tuple[str, Path, bool]] = {}
+    for what, path, writes in named:
         try:
             st = path.stat()
             ident: object = (st.st_dev, st.st_ino)
         except OSError:
             ident = path.resolve()
-        if ident in seen:
-            first_flag, first = seen[ident]
+        first = seen.get(ident)
+        if first is not None and (writes or first[2]):
             raise UsageError(
-                f"{flag} {path}: the same file as {first_flag} {first}",
-                "give each report, recording and replay file its own name",
+                f"{what} {path}: the same file as {first[0]} {first[1]}",
+                "give each report and recording its own file",
             )
-        seen[ident] = (flag, path)
+        seen.setdefault(ident, (what, path, writes))
 
 
 def _warn_if_nothing_matched(results: list[CaseResult], replay: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def describe(cfg: Any, name: str) -> dict[str, Any]:
         "model": tier.model,
         "fallback": list(tier.fallback),
         "fallback_chain": cfg.fallback_chain(name),
-        "price": tier.price.model_dump(),
+        "price": dataclasses.asdict(tier.price),
         "cache_ttl": tier.cache_ttl,
         "rate_limit": tier.rate_limit,
         "max_tokens": tier.max_tokens,
@@ -84,7 +85,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
         " > ".join(row["fallback_chain"]),
         f"${price['input_per_1m']:g} / ${price['output_per_1m']:g}",
         f"{row['cache_ttl']}s",
-        f"{row['rate_limit']:g}/min",
+        f"{row['rate_limit']:g}/min" if row["rate_limit"] else "none",
         str(row["max_tokens"]),
         f"{row['timeout_seconds']:g}s",
         row["base_url"] or "-",

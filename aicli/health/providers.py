@@ -88,7 +88,17 @@ async def provider_checks(
 
 
 async def _get_models(url: str, key: str, timeout_s: float) -> tuple[int, bytes, str | None]:
-    """(status, body, None) when the server answered, else (0, b"", what went wrong)."""
+    """(status, body, None) when the server answered, else (0, b"", what went wrong); the whole
+    exchange ends by timeout_s (httpx's own timeout bounds each read, not a dripping body)."""
+    import asyncio
+
+    try:
+        return await asyncio.wait_for(_fetch_models(url, key, timeout_s), timeout_s)
+    except asyncio.TimeoutError:
+        return 0, b"", f"did not answer within {timeout_s:g} s"
+
+
+async def _fetch_models(url: str, key: str, timeout_s: float) -> tuple[int, bytes, str | None]:
     import httpx
 
     headers = {"Authorization": f"Bearer {key}"} if key else {}

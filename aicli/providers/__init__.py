@@ -6,8 +6,10 @@ from aicli.config import Config
 from aicli.providers.base import Provider
 
 
-def make_provider(cfg: Config, name: str) -> Provider:
-    """Build the provider called `name` in the config (imports the SDK only for openai types)."""
+def make_provider(cfg: Config, name: str, *, pool_size: int = 0) -> Provider:
+    """Build the provider called `name` in the config (imports the SDK only for openai types).
+
+    `pool_size`: how many calls may be in flight at once, so connections are kept for them."""
     provider = cfg.provider(name)
     if provider.type == "echo":
         from aicli.providers.echo import EchoProvider
@@ -15,4 +17,4 @@ def make_provider(cfg: Config, name: str) -> Provider:
         return EchoProvider(name)
     from aicli.providers.openai import OpenAIProvider
 
-    return OpenAIProvider(name, provider, cfg.base_url(name))
+    return OpenAIProvider(name, provider, cfg.base_url(name), pool_size=pool_size)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aicli.types import Message, Usage
 
 DeltaSink = Callable[[str], None]
+# Sees the status and headers of every HTTP response of a call, retries included.
+ResponseObserver = Callable[[int, Mapping[str, str]], None]
 
 
 @dataclass
@@ -22,6 +24,7 @@ class ProviderCall:
     timeout_seconds: float
     max_retries: int
     stream: bool = False
+    on_response: ResponseObserver | None = None
 
 
 @dataclass

@@ -17,7 +17,13 @@ import openai
 from aicli.config import ProviderConfig
 from aicli.errors import UsageError
 from aicli.providers import retries
-from aicli.providers.base import DeltaSink, ProviderAnswer, ProviderCall, ProviderFailure
+from aicli.providers.base import (
+    DeltaSink,
+    ProviderAnswer,
+    ProviderCall,
+    ProviderFailure,
+    ResponseObserver,
+)
 from aicli.security import register_secret, safe_line
 from aicli.types import Usage
 
@@ -28,6 +34,11 @@ retries.install()
 _requests: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
     "aicli_requests", default=None
 )
+# Who wants each HTTP response's status and headers (the engine's adaptive concurrency): the
+# SDK retries 429s itself, so only a hook on the client sees every one of them.
+_observer: contextvars.ContextVar[ResponseObserver | None] = contextvars.ContextVar(
+    "aicli_observer", default=None
+)
 
 
 async def _count_request(_request: Any) -> None:
@@ -36,13 +47,25 @@ async def _count_request(_request: Any) -> None:
         counter[0] += 1
 
 
+async def _observe_response(response: Any) -> None:
+    observer = _observer.get()
+    if observer is not None:
+        observer(response.status_code, response.headers)
+
+
 class OpenAIProvider:
-    def __init__(self, name: str, cfg: ProviderConfig, base_url: str) -> None:
+    def __init__(
+        self, name: str, cfg: ProviderConfig, base_url: str, *, pool_size: int = 0
+    ) -> None:
         self.name = name
         self.cfg = cfg
         self.base_url = base_url
         self.shown_url = _without_credentials(base_url)  # for messages: never user:password@
+        self.pool_size = pool_size  # calls in flight at once (-j): keep that many connections
         self._client: openai.AsyncOpenAI | None = None
+        # One client per (timeout, retries), all sharing one connection pool: with_options()
+        # builds a whole client, too slow to do for every call.
+        self._variants: dict[tuple[float, int], openai.AsyncOpenAI] = {}
         self._get_client()  # now, so SDK start-up is not counted in the first call's latency
 
     def _api_key(self) -> str:
@@ -62,8 +85,11 @@ class OpenAIProvider:
 
     def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
+            from openai._base_client import DEFAULT_CONNECTION_LIMITS as limits
+
             from aicli.providers.deadline import DeadlineClient
 
+            keep = max(limits.max_keepalive_connections or 0, self.pool_size)
             self._client = openai.AsyncOpenAI(
                 api_key=self._api_key(),
                 base_url=self.base_url,
@@ -71,16 +97,26 @@ class OpenAIProvider:
                 http_client=DeadlineClient(
                     event_hooks={
                         "request": [_count_request, retries.note_request],
-                        "response": [retries.note_response],
-                    }
+                        "response": [retries.note_response, _observe_response],
+                    },
+                    limits=type(limits)(
+                        max_connections=max(limits.max_connections or 0, keep),
+                        max_keepalive_connections=keep,
+                        keepalive_expiry=limits.keepalive_expiry,
+                    ),
                 ),
             )
         return self._client
 
+    def _variant(self, timeout: float, retries: int) -> openai.AsyncOpenAI:
+        client = self._variants.get((timeout, retries))
+        if client is None:
+            client = self._get_client().with_options(timeout=timeout, max_retries=retries)
+            self._variants[(timeout, retries)] = client
+        return client
+
     async def complete(self, call: ProviderCall, on_delta: DeltaSink | None) -> ProviderAnswer:
-        client = self._get_client().with_options(
-            timeout=call.timeout_seconds, max_retries=call.max_retries
-        )
+        client = self._variant(call.timeout_seconds, call.max_retries)
         kwargs: dict[str, Any] = {"model": call.model, "messages": call.messages}
         if call.max_tokens is not None:
             kwargs["max_tokens"] = call.max_tokens
@@ -95,6 +131,7 @@ class OpenAIProvider:
             }
         counter = [0]
         token = _requests.set(counter)
+        watching = _observer.set(call.on_response)
         emitted = [False]
         try:
             try:
@@ -121,6 +158,7 @@ class OpenAIProvider:
             raise self._broken(what, None, True, counter[0], emitted[0]) from None
         finally:
             _requests.reset(token)
+            _observer.reset(watching)
 
     async def _once(
         self,
@@ -222,8 +260,9 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            await self._client.close()  # the variants share its connection pool
             self._client = None
+            self._variants.clear()
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

@@ -145,8 +145,11 @@ class CaseResult:
         return self.status in ("passed", "skipped")
 
     def excerpt(self, n: int = 200) -> str:
-        """The answer on one line, cut to n characters; control characters shown as \\xNN."""
-        return cut(printable(" ".join(self.output.split())), n)
+        """The answer on one line, cut to n characters; control characters shown as \\xNN, and
+        no key or key tail (an excerpt is shown text; the full answer stays as it came)."""
+        from aicli.security import scrub
+
+        return cut(printable(scrub(" ".join(self.output.split()))), n)
 
     def failed_assertions(self) -> list[AssertionRecord]:
         return [a for a in self.assertions if not a.passed]

@@ -12,15 +12,19 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from aicli import __version__
+from aicli.cache import ResponseCache, open_cache
 from aicli.config import Config, load_config
 from aicli.engine import Engine
+from aicli.errors import CacheUnavailable
 from aicli.logs import configure
-from aicli.quota import DailyQuota
+from aicli.quota import DailyQuota, Incr
 from aicli.serve import errors, generate, health, metrics_route, openai_api
 from aicli.serve.deps import ServeState, limit_in_flight, require_token
 from aicli.serve.metrics import Metrics
 from aicli.serve.middleware import RequestMiddleware
 from aicli.serve.runner import CONFIG_ENV, read_tokens
+
+CACHE_RETRY_S = 30.0
 
 
 def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
@@ -32,12 +36,15 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One cache per worker; after a failure the service tries the backend again in 30 s.
+        cache = open_cache(cfg, retry_after_s=CACHE_RETRY_S)
+        cap = cfg.serve.daily_budget_usd
         state = ServeState(
             cfg=cfg,
-            engine=engine or Engine(cfg),
+            engine=engine or Engine(cfg, cache=cache),
             metrics=metrics,
             tokens=read_tokens(cfg.serve.tokens_env),
-            quota=_quota(cfg),
+            quota=DailyQuota(cap, _counter(cache)) if cap is not None else None,
         )
         app.state.aicli = state
         # Import the SDK now, off the event loop, so the first request does not pay for it
@@ -48,6 +55,7 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
         finally:
             await warm
             await state.engine.aclose()
+            await cache.aclose()
 
     app = FastAPI(
         title="aicli",
@@ -71,12 +79,22 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
     return app
 
 
-def _quota(cfg: Config) -> DailyQuota | None:
-    return None
+def _counter(cache: ResponseCache) -> Incr:
+    """The cache's atomic counter, skipped (like every cache call) while the cache is down."""
+
+    async def incr(name: str, delta: int, *, ttl_s: float | None = None) -> int:
+        if not cache.available:
+            raise CacheUnavailable(f"the cache at {cache.location} is unavailable")
+        try:
+            return await cache.incr_counter(name, delta, ttl_s=ttl_s)
+        except CacheUnavailable as exc:
+            cache.went_down(exc, "daily budget")
+            raise
+
+    return incr
 
 
 def _warm_imports() -> None:
-    import aicli.cache
     import aicli.providers.openai
     import aicli.redact  # noqa: F401
 

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from aicli.jsontext import loads_answer
+from aicli.security import safe_line
 
 
 def excerpt(text: str, n: int = 120) -> str:
@@ -81,4 +82,5 @@ def parse_grader_answer(text: str) -> tuple[bool, float, str]:
     if score is None:
         score = 1.0 if passed else 0.0
     reason = data.get("reason")
-    return passed, score, str(reason) if reason is not None else ""
+    # the judge's words are server text: one printable line, no key in it
+    return passed, score, safe_line(reason, 500) if reason is not None else ""

@@ -6,7 +6,9 @@ suite files. This module imports none of its siblings.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -106,8 +108,13 @@ def short_value(value: Any, n: int) -> str:
 
 
 def display_path(path: Path) -> str:
+    return _display_path(path, os.getcwd())
+
+
+@functools.lru_cache(maxsize=256)
+def _display_path(path: Path, cwd: str) -> str:  # once per suite file, not once per result
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(path.resolve().relative_to(Path(cwd).resolve()))
     except ValueError:
         return str(path)
 

@@ -103,7 +103,9 @@ def run_suite(
             results.append(r)
             on_result(r)
 
-        engine = Engine(cfg, recorder=recorder, replay=replay, budget=budget)
+        engine = Engine(
+            cfg, recorder=recorder, replay=replay, budget=budget, concurrency=opts.concurrency
+        )
         runner = Runner(engine, store, opts, add)
         started = time.monotonic()
         stopped_by: KeyboardInterrupt | None = None

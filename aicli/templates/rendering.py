@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,8 +85,7 @@ def render_inline(
     inside `base_dir` with the same rules as for templates.
     """
     where = "inline prompt"
-    sources = {"": source} if system is None else {"": source, "system": system}
-    includes, _ = analyze(sources, base_dir, where)
+    includes = dict(_inline_includes(source, system, base_dir))
     context = dict(variables)
     limit = _limit(context)
     hint = "give every name the prompt uses in the case's `vars:`"
@@ -112,3 +112,13 @@ def render_inline(
     if not prompt.strip():
         raise TemplateError(f"{where}: the rendered prompt is empty")
     return Rendered(rendered_system or None, prompt, None)
+
+
+@functools.lru_cache(maxsize=64)
+def _inline_includes(
+    source: str, system: str | None, base_dir: Path
+) -> tuple[tuple[str, str], ...]:
+    """Parse and vet an inline prompt once, not once per case of its suite."""
+    sources = {"": source} if system is None else {"": source, "system": system}
+    includes, _ = analyze(sources, base_dir, "inline prompt")
+    return tuple(includes.items())

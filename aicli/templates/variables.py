@@ -171,7 +171,60 @@ def _validator(schema_json: str) -> Any:
     return validator_for(schema)
 
 
+_TYPES: dict[str, Any] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: type(v) is int,
+    "number": lambda v: type(v) in (int, float),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+    "null": lambda v: v is None,
+}
+_NOTES = {"description", "default", "title", "examples"}
+
+
+def _plainly_valid(value: Any, schema: Any) -> bool:
+    """True only when `value` surely meets `schema`, written with the few keywords handled here.
+
+    Most template variables are `{type: string, minLength: 1}`; checking those here keeps
+    jsonschema's import (~30 ms) off `render` and `generate -T`. Anything else, and every
+    failure, goes to jsonschema, which also vets the schema and words the error.
+    """
+    if not isinstance(schema, dict):
+        return False
+    for key, rule in schema.items():
+        if key in _NOTES:
+            continue
+        if key == "type":
+            check = _TYPES.get(rule) if isinstance(rule, str) else None
+            if check is None or not check(value):
+                return False
+        elif key in ("minLength", "maxLength"):
+            if type(rule) is not int or rule < 0 or not isinstance(value, str):
+                return False
+            if (len(value) < rule) if key == "minLength" else (len(value) > rule):
+                return False
+        elif key in ("minimum", "maximum"):
+            if type(rule) not in (int, float) or type(value) not in (int, float):
+                return False
+            if (value < rule) if key == "minimum" else (value > rule):
+                return False
+        elif key == "enum":
+            if not isinstance(rule, list) or not any(
+                type(v) is type(value) and v == value for v in rule
+            ):
+                return False
+        elif key == "items":
+            if not isinstance(value, list) or not all(_plainly_valid(v, rule) for v in value):
+                return False
+        else:
+            return False
+    return True
+
+
 def _check_schemas(tpl: Template, context: dict[str, Any]) -> None:
+    if all(_plainly_valid(context[n], schema) for n, schema in tpl.variables.items()):
+        return
     from jsonschema import exceptions
 
     for name, schema in tpl.variables.items():

@@ -1,0 +1,88 @@
+"""Start-up: what `--help` and `render NAME` import; option values are still checked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aicli.templates.variables import _plainly_valid
+from tests.conftest import REPO_ROOT, _child_env
+
+
+def imported_by(*args: str) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "aicli", *args],
+        capture_output=True, text=True, env=_child_env(None), stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["render", "--help"], ["test-prompts", "--help"]])
+def test_help_parses_options_without_pydantic(args: list[str]) -> None:
+    assert "pydantic" not in imported_by(*args)
+
+
+def test_render_validates_plain_variables_without_jsonschema() -> None:
+    example = str(REPO_ROOT / "config.example.yaml")
+    modules = imported_by("render", "summarize", "--config", example, "--var", "input=hi")
+    assert "jsonschema" not in modules
+
+
+def test_option_values_are_still_checked(cli, make_config) -> None:
+    make_config()
+    for args, expected in [
+        (["-j", "0"], "-j"),
+        (["-j", "many"], "-j"),
+        (["--pass-rate", "101"], "--pass-rate"),
+    ]:
+        result = cli("test-prompts", *args)
+        assert result.exit_code == 2, result
+        assert expected in result.stderr and "aicli: error:" in result.stderr
+
+
+def test_paths_and_lists_arrive_typed(cli, make_config, tmp_path: Path) -> None:
+    make_config()
+    missing = tmp_path / "nowhere" / "x.test.yaml"
+    result = cli("test-prompts", str(missing), "-t", "standard", "-t", "premium")
+    assert result.exit_code == 2, result
+    assert "nowhere" in result.stderr  # the path made it through as a path
+
+
+@pytest.mark.parametrize(
+    ("value", "schema", "plain"),
+    [
+        ("text", {"type": "string", "minLength": 1, "description": "d"}, True),
+        ("", {"type": "string", "minLength": 1}, False),
+        (3, {"type": "integer", "minimum": 1, "maximum": 10, "default": 3}, True),
+        (True, {"type": "integer"}, False),  # a bool is no integer here: jsonschema decides
+        (11, {"type": "integer", "maximum": 10}, False),
+        (["a", "b"], {"type": "array", "items": {"type": "string"}}, True),
+        ("b", {"enum": ["a", "b"]}, True),
+        ("x", {"type": "strnig"}, False),  # an invalid schema: jsonschema reports it
+        ("x", {"type": "string", "pattern": "^x$"}, False),  # not handled here
+        ("x", {"type": "string", "minLength": "1"}, False),
+    ],
+)
+def test_the_plain_schema_check_never_passes_what_it_does_not_know(
+    value: object, schema: dict[str, object], plain: bool
+) -> None:
+    assert _plainly_valid(value, schema) is plain
+
+
+def test_one_command_is_built_alone_and_root_options_still_work(run_aicli) -> None:
+    from aicli.cli.app import _command_name
+
+    assert _command_name(["-c", "x.yaml", "--log-format", "json", "tiers", "-v"]) == "tiers"
+    assert _command_name(["--config=x.yaml", "render", "--list"]) == "render"
+    assert _command_name(["--help"]) is None
+    example = str(REPO_ROOT / "config.example.yaml")
+    for args in (["-c", example, "tiers"], ["--log-format", "json", "tiers", "--config", example]):
+        result = run_aicli(*args)
+        assert result.exit_code == 0, result
+        assert "gpt-4o-mini" in result.stdout and "none" in result.stdout  # no rate_limit
+    typo = run_aicli("rendr")
+    assert typo.exit_code == 2 and "did you mean: aicli render" in typo.stderr
