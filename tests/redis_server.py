@@ -35,9 +35,12 @@ def _free_port() -> int:
 class RedisServer:
     """One redis-server process; `url` for aicli, `client()` for the test's own look."""
 
-    def __init__(self, workdir: Path, *, password: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, password: str | None = None, extra: tuple[str, ...] = ()
+    ) -> None:
         self.workdir = workdir
         self.password = password
+        self.extra = extra
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -50,6 +53,7 @@ class RedisServer:
             args += ["--appendonly", "no", "--dir", str(self.workdir), "--loglevel", "warning"]
             if self.password:
                 args += ["--requirepass", self.password]
+            args += list(self.extra)
             self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             if self._wait_up():
                 return self
