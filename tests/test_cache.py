@@ -286,6 +286,26 @@ async def test_stats_fields_and_counters(cache: ResponseCache) -> None:
         assert s["oldest"] < s["newest"]
 
 
+async def test_concurrent_hits_are_counted_exactly_in_fewer_writes(cache: ResponseCache) -> None:
+    import asyncio
+
+    writes = 0
+    real = cache.backend.incr
+
+    async def counted(deltas: Any, **kwargs: Any) -> list[int]:
+        nonlocal writes
+        writes += 1
+        return await real(deltas, **kwargs)
+
+    cache.backend.incr = counted  # type: ignore[method-assign]
+    e = entry(usage=Usage(10, 5, 15), cost_usd=0.000001)
+    await asyncio.gather(*(cache.record_hit(e) for _ in range(50)), cache.record_miss())
+    s = await cache.stats()  # reads back every pending delta
+    assert (s["hits"], s["misses"], s["tokens_saved"]) == (50, 1, 750)
+    assert s["cost_saved_usd"] == pytest.approx(0.00005, abs=1e-12)
+    assert writes < 51  # batched while a write was in flight
+
+
 async def test_shared_counter_returns_the_new_value(cache: ResponseCache) -> None:
     assert await cache.incr_counter("spent-2026-01-01", 5, ttl_s=60) == 5
     assert await cache.incr_counter("spent-2026-01-01", 7, ttl_s=60) == 12

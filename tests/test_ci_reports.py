@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.test_ci_scale import ECHO_TIERS, echo_suite
-from tests.test_test_prompts import last_line, many_cases, write
+from tests.test_test_prompts import _child_env, last_line, many_cases, write
 
 
 class Page(HTMLParser):
@@ -162,3 +168,29 @@ def test_json_report_on_stdout(cli: Any, make_config: Any) -> None:
 def _one_report(cli: Any) -> list[str]:
     assert cli("test-prompts", "-o", "one.json").exit_code == 1
     return ["one.json"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="needs SIGINT")
+def test_ctrl_c_without_reports_says_how_far_it_got(server: Any, make_config: Any) -> None:
+    make_config()
+    write("prompts/m.test.yaml", many_cases(30))
+    server.latency = 0.3
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aicli", "test-prompts", "-j", "2", "--no-cache"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        text=True, env=_child_env(),
+    )  # fmt: skip
+    try:
+        server.wait_for_requests(5, timeout=20)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (stdout, stderr)
+    lines = [ln for ln in stderr.splitlines() if "interrupted" in ln]
+    assert len(lines) == 1 and re.fullmatch(r"aicli: error: interrupted after \d+/30", lines[0])
+    assert "report" not in stderr  # no -o: nothing to point at
+    assert re.fullmatch(r"\d+ passed, 0 failed, \d+ skipped", last_line(stdout))
+    assert " skipped " not in stdout.replace(last_line(stdout), "").split("results ·")[0]

@@ -8,6 +8,7 @@ open: on the first failure it warns once, naming the location, and carries on wi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,11 @@ class ResponseCache:
         self.retry_after_s = retry_after_s  # None: once down, down for this invocation
         self._down_until: float | None = None  # time.monotonic()
         self._flights = Flights(self)
+        # Counter deltas that arrived while a write was in flight: they go out together in the
+        # next write, so a busy server makes one counter write per batch, not one per hit.
+        self._pending: dict[str, int] = {}
+        self._flushing = False
+        self._next_flush: asyncio.Task[None] | None = None
 
     # ---- where ---------------------------------------------------------------------------------
 
@@ -183,14 +189,41 @@ class ResponseCache:
         await self._bump(misses=1)
 
     async def _bump(self, **deltas: int) -> None:
-        named = {self.counter_key(name): delta for name, delta in deltas.items()}
-        empty: list[int] = []
-        await self.guarded(
-            lambda: self.backend.incr(named),
-            empty,
-            what="could not update the cache counters",
-            writes=True,
-        )
+        for name, delta in deltas.items():
+            key = self.counter_key(name)
+            self._pending[key] = self._pending.get(key, 0) + delta
+        if not self._flushing:
+            await self._flush()  # nothing in flight: written now, as before
+        # else: the write in flight schedules the next batch, which carries these deltas
+
+    async def _flush(self) -> None:
+        self._flushing = True
+        batch, self._pending = self._pending, {}
+        try:
+            empty: list[int] = []
+            await self.guarded(
+                lambda: self.backend.incr(batch),
+                empty,
+                what="could not update the cache counters",
+                writes=True,
+            )
+        finally:
+            if self._pending:  # arrived meanwhile: a task writes them, not this caller
+                self._next_flush = asyncio.get_running_loop().create_task(self._flush())
+            else:
+                self._flushing = False
+
+    async def flush_counters(self) -> None:
+        """Write the counter deltas still pending (stats and aclose read them back)."""
+        while True:
+            if self._next_flush is not None and not self._next_flush.done():
+                await self._next_flush
+            elif self._flushing:
+                await asyncio.sleep(0.001)  # a caller's write is in flight; its deltas follow
+            elif self._pending:
+                await self._flush()
+            else:
+                return
 
     async def incr_counter(self, name: str, delta: int, *, ttl_s: float | None = None) -> int:
         """Add delta to a shared counter atomically and return its new value (ttl_s: it expires
@@ -216,6 +249,7 @@ class ResponseCache:
 
     async def stats(self) -> dict[str, Any]:
         """SPEC's `aicli cache stats --json` object. Raises CacheUnavailable."""
+        await self.flush_counters()
         admin = self._admin
         names = [self.counter_key(name) for name in COUNTER_NAMES]
         hits, misses, tokens, nanos = await self._admin_op(lambda: admin.read_counters(names))
@@ -248,6 +282,7 @@ class ResponseCache:
         return await self._admin_op(lambda: self._admin.prune(self.entry_key(""), _expired))
 
     async def aclose(self) -> None:
+        await self.flush_counters()
         await self.backend.aclose()
 
 

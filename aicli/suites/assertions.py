@@ -13,7 +13,7 @@ from aicli.reports.results import AssertionRecord, ReasonKind
 from aicli.suites.grading import build_rubric_prompt as build_rubric_prompt
 from aicli.suites.grading import excerpt
 from aicli.suites.grading import parse_grader_answer as parse_grader_answer
-from aicli.suites.model import Assertion
+from aicli.suites.model import Assertion, JsonType, MetricType, TextType
 
 INVALID_JSON: ReasonKind = "invalid_json"
 STRUCTURE_MISMATCH: ReasonKind = "structure_mismatch"
@@ -235,39 +235,42 @@ def _cost(a: Assertion, obs: Observation) -> Outcome:
     return Outcome(obs.cost_usd <= a.threshold, f"${obs.cost_usd:.6f}")
 
 
-REGISTRY: dict[str, Check] = {
-    "equals": _equals,
-    "contains": _contains(fold=False),
-    "icontains": _contains(fold=True),
-    "contains-any": _contains_many(fold=False, need_all=False),
-    "contains-all": _contains_many(fold=False, need_all=True),
-    "icontains-any": _contains_many(fold=True, need_all=False),
-    "icontains-all": _contains_many(fold=True, need_all=True),
-    "starts-with": _starts_with,
-    "regex": _regex,
-    "is-json": _is_json,
-    "json-schema": _is_json,  # same check; the schema is required
-    "structure": _structure,
-    "latency": _latency,
-    "cost": _cost,
+@dataclass(frozen=True)
+class Spec:
+    """One deterministic assertion type: its check, and what a passing answer looks like
+    ({v} the value as JSON, {raw} as written, {t} the threshold)."""
+
+    check: Check
+    expect: str
+
+
+# Every type but llm-rubric (graded, see grading.py); the keys are model.py's type names.
+REGISTRY: dict[TextType | JsonType | MetricType, Spec] = {
+    "equals": Spec(_equals, "output equal to {v}"),
+    "contains": Spec(_contains(fold=False), "output containing {v}"),
+    "icontains": Spec(_contains(fold=True), "output containing {v} (any case)"),
+    "contains-any": Spec(
+        _contains_many(fold=False, need_all=False), "output containing any of {v}"
+    ),
+    "contains-all": Spec(_contains_many(fold=False, need_all=True), "output containing all of {v}"),
+    "icontains-any": Spec(
+        _contains_many(fold=True, need_all=False), "output containing any of {v} (any case)"
+    ),
+    "icontains-all": Spec(
+        _contains_many(fold=True, need_all=True), "output containing all of {v} (any case)"
+    ),
+    "starts-with": Spec(_starts_with, "output starting with {v}"),
+    "regex": Spec(_regex, "output matching /{raw}/"),
+    "is-json": Spec(_is_json, "valid JSON"),
+    "json-schema": Spec(_is_json, "JSON valid against the schema"),  # the schema is required
+    "structure": Spec(_structure, "a JSON object with {v}"),
+    "latency": Spec(_latency, "latency <= {t:g} ms"),
+    "cost": Spec(_cost, "cost <= ${t:g}"),
 }
 
-_EXPECT = {
-    "equals": "output equal to {v}",
-    "contains": "output containing {v}",
-    "icontains": "output containing {v} (any case)",
-    "contains-any": "output containing any of {v}",
-    "contains-all": "output containing all of {v}",
-    "icontains-any": "output containing any of {v} (any case)",
-    "icontains-all": "output containing all of {v} (any case)",
-    "starts-with": "output starting with {v}",
-    "regex": "output matching /{raw}/",
-    "is-json": "valid JSON",
-    "json-schema": "JSON valid against the schema",
-    "structure": "a JSON object with {v}",
-    "latency": "latency <= {t:g} ms",
-    "cost": "cost <= ${t:g}",
-}
+
+def _spec(a: Assertion) -> Spec:
+    return REGISTRY[a.base_type]  # type: ignore[index]  # parse_asserts only lets known names in
 
 
 def _expected(a: Assertion) -> str:
@@ -275,7 +278,7 @@ def _expected(a: Assertion) -> str:
     if a.base_type == "is-json" and v is not None:
         pattern = "JSON valid against the schema"
     else:
-        pattern = _EXPECT[a.base_type]
+        pattern = _spec(a).expect
     shown = json.dumps(v, ensure_ascii=False) if v is not None else ""
     shown = shown if len(shown) <= 200 else shown[:199] + "…"
     text = pattern.format(v=shown, raw=v, t=a.threshold or 0)
@@ -284,7 +287,7 @@ def _expected(a: Assertion) -> str:
 
 def check_one(a: Assertion, obs: Observation) -> AssertionResult:
     """A deterministic assertion (everything but llm-rubric) against one observation."""
-    outcome = REGISTRY[a.base_type](a, obs)
+    outcome = _spec(a).check(a, obs)
     passed = outcome.ok != a.negate and not outcome.error
     if passed:
         return AssertionResult(a, True, 1.0, "ok")
