@@ -159,7 +159,8 @@ def reference_mistakes(data: Mapping[str, Any], builtin_tiers: list[str]) -> lis
             )
         elif isinstance(url, str) and (problem := url_problem(url)):
             where = position(data, ("providers", name, "base_url"))
-            found.append(Mistake(where, f"providers.{name}.base_url", f"{problem}, got {url!r}"))
+            shown = re.sub(r"//[^/?#]*@", "//***@", url)  # never a password written in the URL
+            found.append(Mistake(where, f"providers.{name}.base_url", f"{problem}, got {shown!r}"))
         if kind == "openai" and not env and not provider.get("local"):
             found.append(
                 Mistake(
