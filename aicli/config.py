@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 BUILTIN = "built-in defaults"
 REDACT_KINDS = ("email", "phone", "card", "iban", "secret")
+MAX_TOKENS = 10_000_000  # far above any model's context; bounds cost estimates and requests
+MAX_TTL = 10 * 365 * 86_400  # ten years
 _KEY_PATH = re.compile(r"key|token|secret|passw", re.IGNORECASE)
 
 # Validation is strict: "200" is not a number and "yes" is not a boolean (ints still pass as
@@ -39,8 +41,8 @@ _KEY_PATH = re.compile(r"key|token|secret|passw", re.IGNORECASE)
 
 @dataclass(frozen=True, kw_only=True)
 class Price:
-    input_per_1m: Annotated[float, Limit(ge=0)] = 0.0
-    output_per_1m: Annotated[float, Limit(ge=0)] = 0.0
+    input_per_1m: Annotated[float, Limit(ge=0, le=1e6)] = 0.0
+    output_per_1m: Annotated[float, Limit(ge=0, le=1e6)] = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,22 +57,22 @@ class ProviderConfig:
 class TierSettings:
     """The keys `defaults` holds and every tier may override."""
 
-    max_tokens: Annotated[int, Limit(gt=0)] | None = None
+    max_tokens: Annotated[int, Limit(gt=0, le=MAX_TOKENS)] | None = None
     temperature: Annotated[float, Limit(ge=0, le=2)] | None = None
-    timeout_seconds: Annotated[float, Limit(gt=0)] | None = None
+    timeout_seconds: Annotated[float, Limit(gt=0, le=86_400)] | None = None
     max_retries: Annotated[int, Limit(ge=0, le=20)] | None = None
-    cache_ttl: Annotated[int, Limit(ge=0)] | None = None
-    rate_limit: Annotated[float, Limit(gt=0)] | None = None
+    cache_ttl: Annotated[int, Limit(ge=0, le=MAX_TTL)] | None = None
+    rate_limit: Annotated[float, Limit(gt=0, le=1e6)] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class Defaults(TierSettings):
-    max_tokens: Annotated[int, Limit(gt=0)] | None = 2000
+    max_tokens: Annotated[int, Limit(gt=0, le=MAX_TOKENS)] | None = 2000
     temperature: Annotated[float, Limit(ge=0, le=2)] | None = 0.3
-    timeout_seconds: Annotated[float, Limit(gt=0)] | None = 30.0
+    timeout_seconds: Annotated[float, Limit(gt=0, le=86_400)] | None = 30.0
     max_retries: Annotated[int, Limit(ge=0, le=20)] | None = 3
-    cache_ttl: Annotated[int, Limit(ge=0)] | None = 3600
-    rate_limit: Annotated[float, Limit(gt=0)] | None = None  # no client-side cap unless set
+    cache_ttl: Annotated[int, Limit(ge=0, le=MAX_TTL)] | None = 3600
+    rate_limit: Annotated[float, Limit(gt=0, le=1e6)] | None = None  # no client-side cap unless set
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +87,7 @@ class TierConfig(TierSettings):
 class CacheConfig:
     backend: Literal["disk", "redis"] = "disk"
     dir: str | None = None
-    size_limit_mb: Annotated[int, Limit(gt=0)] = 1024
+    size_limit_mb: Annotated[int, Limit(gt=0, le=100_000_000)] = 1024
     url: Annotated[str, Limit(min_len=1, pattern=r"^(?:redis|rediss|unix)://")] | None = None
     url_env: Annotated[str, Limit(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = "AICLI_REDIS_URL"
     namespace: Annotated[str, Limit(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "aicli"
@@ -101,7 +103,7 @@ class RedactConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class BudgetConfig:
-    max_cost_usd: Annotated[float, Limit(ge=0)] | None = None
+    max_cost_usd: Annotated[float, Limit(ge=0, le=1e9)] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

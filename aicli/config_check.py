@@ -28,6 +28,24 @@ class Mistake:
     hint: str = DEFAULTS_HINT
 
 
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be an endpoint (None when it can): http(s), a host, a valid port."""
+    from urllib.parse import urlsplit
+
+    if not url.isprintable() or any(c.isspace() for c in url):
+        return "a URL must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "a URL must look like http(s)://host[:port]/path"
+    if port == 0:
+        return "port 0 is not a port to connect to"
+    return None
+
+
 def position(data: Any, loc: tuple[Any, ...]) -> tuple[int, ...]:
     """Where the key at `loc` sits in the file; a key that is not written sits at the end of
     the mapping that would hold it (so it is blamed after everything written there)."""
@@ -139,6 +157,10 @@ def reference_mistakes(data: Mapping[str, Any], builtin_tiers: list[str]) -> lis
                     ),
                 )
             )
+        elif isinstance(url, str) and (problem := url_problem(url)):
+            where = position(data, ("providers", name, "base_url"))
+            shown = re.sub(r"//[^/?#]*@", "//***@", url)  # never a password written in the URL
+            found.append(Mistake(where, f"providers.{name}.base_url", f"{problem}, got {shown!r}"))
         if kind == "openai" and not env and not provider.get("local"):
             found.append(
                 Mistake(

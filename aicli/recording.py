@@ -67,6 +67,7 @@ class Recorder:
         self.path = path
         self._lock = threading.Lock()
         self.count = 0
+        self._failed: OSError | None = None  # the first write that failed
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
@@ -86,8 +87,14 @@ class Recorder:
         with self._lock:
             if self._f is None:
                 raise UsageError(f"--record {self.path}: the recording is already closed")
-            self._f.write(data)
-            self._f.flush()
+            if self._failed is not None:
+                return
+            try:
+                self._f.write(data)
+                self._f.flush()
+            except OSError as exc:  # a full disk: the run goes on, close() says so
+                self._failed = exc
+                return
             self.count += 1
 
     def close(self) -> None:
@@ -95,9 +102,18 @@ class Recorder:
             if self._f is None:
                 return
             f, self._f = self._f, None
-            close_durably(f)
-            if self.count:  # repeats and cache hits record the same key again
-                self._rewrite_unique()
+            try:
+                close_durably(f)
+                if self.count and self._failed is None:  # repeats and hits record a key again
+                    self._rewrite_unique()
+            except OSError as exc:
+                self._failed = self._failed or exc
+            if self._failed is not None:
+                raise UsageError(
+                    f"--record {self.path}: cannot write: {self._failed.strerror or self._failed}"
+                    " (the recording is incomplete)",
+                    "free some disk space, then record again",
+                )
 
     def _rewrite_unique(self) -> None:
         """Drop lines that a later line with the same key replaced (atomic rewrite, 0600)."""

@@ -278,3 +278,19 @@ def redis_ns(redis_server: Any, request: pytest.FixtureRequest) -> str:
 
     name = re.sub(r"[^A-Za-z0-9_.-]", "-", request.node.name)[:40]
     return f"t-{name}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(params=["disk", "redis"])
+def any_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a cache test on the disk cache, then on the session's Redis (default namespace,
+    emptied first), chosen the way a user would: $AICLI_CACHE_BACKEND and $AICLI_REDIS_URL."""
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        client = server.client()
+        stale = client.keys("aicli:*")
+        if stale:
+            client.unlink(*stale)
+        client.close()
+        monkeypatch.setenv("AICLI_CACHE_BACKEND", "redis")
+        monkeypatch.setenv("AICLI_REDIS_URL", server.url)
+    return str(request.param)

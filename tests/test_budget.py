@@ -95,3 +95,20 @@ def test_usage_reported_over_the_bound_is_counted_and_stops_spending(
     assert result.exit_code == 4, result
     assert len(server.requests) == 1  # the overrun is counted and nothing more is sent
     assert last_line(result.stdout) == "1 passed, 0 failed, 3 skipped"
+
+
+def test_negative_usage_is_no_refund(cli: Any, server: Any, make_config: Any) -> None:
+    # A server reporting negative tokens would have lowered the amount spent, without limit.
+    cjk_config(make_config, server, max_tokens=10)
+    server.usage_override = {"prompt_tokens": -(10**6), "completion_tokens": 5, "total_tokens": 0}
+    write(
+        "prompts/m.test.yaml",
+        "suite: m\nprompt: 'n {{ i }}'\ncases:\n"
+        + "".join(f"  - {{name: c{i}, vars: {{i: {i}}}, assert: [{{type: contains, value: n}}]}}\n"
+                  for i in range(30)),
+    )  # fmt: skip
+    result = cli("test-prompts", "-j", "4", "--max-cost", "0.02", "--no-cache")
+    assert result.exit_code == 4, result
+    # each call is charged its whole bound, about $0.003 (29 tokens): at most 6 fit in $0.02
+    assert 0 < len(server.requests) <= 6
+    assert "negative token counts" in result.stderr

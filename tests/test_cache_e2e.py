@@ -1,4 +1,7 @@
-"""The cache through `aicli generate` in real subprocesses against the test server."""
+"""The cache through `aicli generate` in real subprocesses against the test server.
+
+Tests taking `any_backend` run on the disk cache and on a real Redis.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +33,9 @@ def stats(runner: Any) -> dict[str, Any]:
     return data
 
 
-def test_hit_across_processes(run_aicli: Any, server: Any, make_config: Any) -> None:
+def test_hit_across_processes(
+    run_aicli: Any, server: Any, make_config: Any, any_backend: str
+) -> None:
     make_config()
     first = gen(run_aicli, "what is the capital of France?")
     second = gen(run_aicli, "what is the capital of France?")
@@ -49,7 +54,7 @@ def test_hit_across_processes(run_aicli: Any, server: Any, make_config: Any) -> 
 
 
 def test_each_request_field_changes_the_key(
-    cli: Any, server: Any, make_config: Any, tmp_path: Path
+    cli: Any, server: Any, make_config: Any, tmp_path: Path, any_backend: str
 ) -> None:
     make_config()
     server.set_answer("*", '"valid JSON for the schema"')
@@ -75,7 +80,9 @@ def test_each_request_field_changes_the_key(
     assert stats(cli)["entries"] == len(variants) + 1
 
 
-def test_config_key_order_does_not_matter(run_aicli: Any, server: Any, make_config: Any) -> None:
+def test_config_key_order_does_not_matter(
+    run_aicli: Any, server: Any, make_config: Any, any_backend: str
+) -> None:
     path = make_config()
     gen(run_aicli, "order")
     data = yaml.safe_load(path.read_text())
@@ -85,7 +92,9 @@ def test_config_key_order_does_not_matter(run_aicli: Any, server: Any, make_conf
     assert len(server.requests) == 1
 
 
-def test_no_cache_neither_reads_nor_writes(cli: Any, server: Any, make_config: Any) -> None:
+def test_no_cache_neither_reads_nor_writes(
+    cli: Any, server: Any, make_config: Any, any_backend: str
+) -> None:
     make_config()
     gen(cli, "--no-cache", "one")
     gen(cli, "--no-cache", "one")
@@ -96,7 +105,9 @@ def test_no_cache_neither_reads_nor_writes(cli: Any, server: Any, make_config: A
     assert len(server.requests) == 4
 
 
-def test_refresh_skips_the_read_and_writes(cli: Any, server: Any, make_config: Any) -> None:
+def test_refresh_skips_the_read_and_writes(
+    cli: Any, server: Any, make_config: Any, any_backend: str
+) -> None:
     make_config()
     server.script("standard-model", ["ok:first answer"])
     assert gen(cli, "q")["content"] == "first answer"
@@ -108,7 +119,7 @@ def test_refresh_skips_the_read_and_writes(cli: Any, server: Any, make_config: A
     assert len(server.requests) == 2
 
 
-def test_cache_only(run_aicli: Any, server: Any, make_config: Any) -> None:
+def test_cache_only(run_aicli: Any, server: Any, make_config: Any, any_backend: str) -> None:
     make_config()
     miss = gen(run_aicli, "--cache-only", "never asked", code=3)
     assert "not in the cache" in miss["stderr"] and "Traceback" not in miss["stderr"]
@@ -119,7 +130,7 @@ def test_cache_only(run_aicli: Any, server: Any, make_config: Any) -> None:
 
 
 def test_ttl_expiry_then_stale_answer_when_the_server_fails(
-    run_aicli: Any, server: Any, make_config: Any
+    run_aicli: Any, server: Any, make_config: Any, any_backend: str
 ) -> None:
     make_config(defaults={"cache_ttl": 1})
     server.script("standard-model", ["ok:remembered"])
@@ -148,7 +159,7 @@ def test_ttl_expiry_then_stale_answer_when_the_server_fails(
 
 
 def test_failed_or_empty_answers_are_not_cached(
-    run_aicli: Any, server: Any, make_config: Any
+    run_aicli: Any, server: Any, make_config: Any, any_backend: str
 ) -> None:
     make_config()
     for model in ("standard-model", "economy-model"):
@@ -210,7 +221,9 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
-def test_eight_concurrent_generate_processes(run_aicli: Any, server: Any, make_config: Any) -> None:
+def test_eight_concurrent_generate_processes(
+    run_aicli: Any, server: Any, make_config: Any, any_backend: str
+) -> None:
     make_config()
     gen(run_aicli, "shared prompt")  # one miss, one entry
     procs = [_spawn("generate", "--json", "shared prompt") for _ in range(8)]

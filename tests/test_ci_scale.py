@@ -247,6 +247,7 @@ def test_a_huge_failing_run_stays_under_the_size_limit(cli: Any, echo_config: An
         report_file(f"part{part}.json", results)
     res = cli("report", "merge", "part0.json", "part1.json", "part2.json", "-o", "big.md")
     assert res.exit_code == 1 and last_line(res.stdout) == "0 passed, 3000 failed"
+    assert "(2900 more failures not explained here; -v or the reports)" in res.stdout
     text = Path("big.md").read_text(encoding="utf-8")
     assert len(text) <= 60_000
     shown = sum(line.startswith("| s | case-") for line in text.splitlines())

@@ -115,3 +115,11 @@ def test_prices_and_limits_must_be_finite(
     assert where in done.stderr and "finite" in done.stderr
     assert "Infinity" not in done.stdout and "NaN" not in done.stdout
     assert server.requests == []
+
+
+def test_an_invalid_base_url_is_refused_without_its_password(cli: Any, make_config: Any) -> None:
+    make_config(providers={"fake": {"base_url": "http://u:hunter2hunter2pw@host:99999/v1"}})
+    done = cli("generate", "hi")
+    assert done.exit_code == 2, done
+    assert "providers.fake.base_url" in done.stderr and "***@host:99999" in done.stderr
+    assert "hunter2" not in done.output

@@ -121,3 +121,43 @@ def test_a_paid_answer_is_printed_when_the_cache_cannot_grow(
     assert "could not save the answer in the cache" in done.stderr
     assert "File too large" in done.stderr and "Traceback" not in done.stderr
     assert len(server.requests) == 2
+
+
+def _suite() -> Path:
+    suite = Path("prompts") / "disk.test.yaml"
+    suite.parent.mkdir(exist_ok=True)
+    suite.write_text(
+        "suite: disk\nprompt: hello\ntier: echo\ncases:\n"
+        "  - name: a\n    assert:\n      - {type: contains, value: hello}\n"
+    )
+    return suite
+
+
+@pytest.mark.parametrize("output", ["--record rec.jsonl", "-o report.json", "-o report.xml"])
+def test_a_recording_or_report_that_cannot_be_written_is_one_error_line(
+    make_config: Any, output: str
+) -> None:
+    make_config()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aicli",
+            "test-prompts",
+            "--no-cache",
+            *output.split(),
+            str(_suite()),
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=_child_env(None),
+        cwd=os.getcwd(),
+        preexec_fn=_limited(10),  # no file may grow past 10 bytes
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    target = output.split()[1]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("aicli: error:")]
+    assert len(errors) == 1 and target in errors[0], done.stderr
+    assert "File too large" in errors[0] and "bug" not in done.stderr

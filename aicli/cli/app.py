@@ -28,9 +28,11 @@ from aicli.cli import serve as serve_cmd
 from aicli.cli import test_prompts as test_prompts_cmd
 from aicli.cli import tiers as tiers_cmd
 from aicli.cli.output import (
+    ClosedStream,
     error,
     interrupted_code,
     interrupted_message,
+    io_failure,
     log_format_from,
     sigterm_as_interrupt,
 )
@@ -79,9 +81,11 @@ class _Group(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        if sys.stdout is None:  # started with stdout closed: writes fail with one clear error
+            sys.stdout = ClosedStream()
         for stream in (sys.stdout, sys.stderr):
             # An ASCII or cp1252 terminal gets `?` for a character it lacks, not a crash.
-            with contextlib.suppress(AttributeError, ValueError):
+            with contextlib.suppress(AttributeError, ValueError, OSError):
                 stream.reconfigure(errors="replace")  # type: ignore[union-attr]
         from aicli.logs import configure
 
@@ -126,6 +130,13 @@ class _Group(TyperGroup):
         except KeyboardInterrupt as exc:
             error(interrupted_message(exc))
             rv = interrupted_code(exc)
+        except BrokenPipeError:
+            with contextlib.suppress(Exception):
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+            rv = 0
+        except OSError as exc:  # --help or --version to a full or closed stdout
+            io_failure(exc)
+            rv = 2
         if not standalone_mode:
             return rv
         sys.exit(rv or 0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -57,6 +56,8 @@ def _with_cache(config: Path | None, op: Callable[[ResponseCache], Awaitable[T]]
             return await op(cache)
         finally:
             await cache.aclose()
+
+    import asyncio  # not at the top: every command imports this module (start-up time)
 
     return asyncio.run(go())
 

@@ -67,13 +67,18 @@ def generate(
         help="YAML or JSON file of template variables (--var wins).",
     ),
     max_tokens: int | None = typer.Option(
-        None, "--max-tokens", metavar="N", min=1, help="Answer token cap."
+        None, "--max-tokens", metavar="N", min=1, max=10_000_000, help="Answer token cap."
     ),
     temperature: float | None = typer.Option(
         None, "--temperature", metavar="T", min=0.0, max=2.0, help="Sampling temperature."
     ),
     seed: int | None = typer.Option(
-        None, "--seed", metavar="N", help="Sampling seed, where supported."
+        None,
+        "--seed",
+        metavar="N",
+        min=-(2**63),
+        max=2**63 - 1,
+        help="Sampling seed, where supported.",
     ),
     schema: Path | None = typer.Option(
         None,
@@ -98,6 +103,7 @@ def generate(
         "--max-cost",
         metavar="USD",
         min=0.0,
+        max=1e9,
         help="Budget in USD for this call (exit 4 if it could exceed).",
     ),
     no_redact: bool = typer.Option(False, "--no-redact", help="Send the prompt unredacted."),

@@ -7,6 +7,8 @@ when FORCE_COLOR / CLICOLOR_FORCE is set; never with NO_COLOR.
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import logging
 import os
@@ -204,6 +206,24 @@ def configure_logging(
     configure(cast("LogFormat", chosen), level)
 
 
+class ClosedStream(io.TextIOBase):
+    """Stands in for a closed stdout (`aicli ... >&-`): every write fails like a bad fd would."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
+
+
+def io_failure(exc: OSError) -> None:
+    """An OSError nobody handled (stdout on a full disk or closed, a file that vanished): one
+    error line, exit 2. stdout then goes to devnull so the final flush cannot fail again."""
+    if exc.filename:
+        error(f"cannot use {exc.filename}: {exc.strerror or exc}", "check that file")
+        return
+    error(f"cannot write the output: {exc.strerror or exc}", "check where stdout goes")
+    with contextlib.suppress(Exception):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+
+
 @contextlib.contextmanager
 def handle_errors(
     debug: bool = False, *, verbose: bool = False, log_format: str | None = None
@@ -230,6 +250,9 @@ def handle_errors(
         with contextlib.suppress(Exception):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         raise typer.Exit(0) from None
+    except OSError as exc:
+        io_failure(exc)
+        raise typer.Exit(2) from None
     except Exception as exc:
         from aicli.security import scrub
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from aicli.reports.results import CaseResult, Summary
 
 _SHOW_ALL_UP_TO = 50  # without -v, passed rows are left out of bigger tables
+_EXPLAIN_UP_TO = 100  # without -v, failures explained in full (the table lists them all)
 _LOG_WIDTH = 160
 STDOUT = Path("-")  # `-o -`: the JSON report on stdout
 
@@ -103,7 +104,8 @@ def show_report(
     stream = sys.stderr if to_stderr else sys.stdout
     if not is_tty(stream) and not os.environ.get("COLUMNS"):
         console.width = _LOG_WIDTH  # CI logs and files are wider than rich's 80-column guess
-    render_terminal(summary, ranked, console, show_passed=show_passed)
+    explain = None if verbose else _EXPLAIN_UP_TO
+    render_terminal(summary, ranked, console, show_passed=show_passed, explain_up_to=explain)
     say = info if to_stderr else out
     used = sorted({(t.name, t.version, t.checksum) for r in ranked if (t := r.template)})
     if used:

@@ -53,13 +53,20 @@ def test_prompts(
         None, "--model", "-m", metavar="MODEL", help="Override the tier's model (same provider)."
     ),
     concurrency: int = typer.Option(
-        8, "--concurrency", "-j", metavar="N", min=1, help="Model calls in flight at once."
+        8,
+        "--concurrency",
+        "-j",
+        metavar="N",
+        min=1,
+        max=1000,
+        help="Model calls in flight at once.",
     ),
     repeat: int = typer.Option(
         1,
         "--repeat",
         metavar="N",
         min=1,
+        max=1000,
         help="Run each case N times and report its pass rate (flaky cases are flagged). Only "
         "the first run may be answered from the cache; runs 2..N always call the model and "
         "refresh the cache entry.",
@@ -104,6 +111,7 @@ def test_prompts(
         "--max-cost",
         metavar="USD",
         min=0.0,
+        max=1e9,
         help="Budget in USD for the run; when reached the rest is skipped (exit 4).",
     ),
     output: list[Path] = report_view.OUTPUT,

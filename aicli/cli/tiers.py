@@ -45,7 +45,7 @@ def tiers(
                 grid.add_row(*cells)
             stdout_console().print(grid)
             return
-        widths = [max(len(c), *(len(r[i]) for r in table)) for i, c in enumerate(_COLUMNS)]
+        widths = [max([len(c), *(len(r[i]) for r in table)]) for i, c in enumerate(_COLUMNS)]
         for cells in [list(_COLUMNS), *table]:
             out("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
 

@@ -190,7 +190,7 @@ class OpenAIProvider:
         )
         async for chunk in stream:
             if getattr(chunk, "usage", None):
-                usage = Usage.from_dict(chunk.usage.model_dump())
+                usage = _reported_usage(chunk.usage)
             model = getattr(chunk, "model", None) or model
             for choice in chunk.choices or []:
                 text = choice.delta.content if choice.delta else None
@@ -210,7 +210,7 @@ class OpenAIProvider:
                 attempts=attempts,
             )
         usage_obj = getattr(response, "usage", None)
-        usage = Usage.from_dict(usage_obj.model_dump()) if usage_obj is not None else None
+        usage = _reported_usage(usage_obj) if usage_obj is not None else None
         return ProviderAnswer(
             message.content or "", usage, getattr(response, "model", None) or model, attempts
         )
@@ -263,6 +263,19 @@ class OpenAIProvider:
             await self._client.close()  # the variants share its connection pool
             self._client = None
             self._variants.clear()
+
+
+def _reported_usage(obj: Any) -> Usage | None:
+    """The usage a server reported; negative counts are no usage at all (the engine then charges
+    the whole reservation), never a refund that would let the budget be crossed."""
+    usage = Usage.from_dict(obj.model_dump())
+    if min(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) < 0:
+        log.warning(
+            "ignoring the negative token counts a server reported",
+            extra={"event": "usage.invalid"},
+        )
+        return None
+    return usage
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

@@ -70,11 +70,15 @@ def open_writers(paths: list[Path]) -> list[ReportWriter]:
 
 def close_writers(writers: list[ReportWriter], summary: Summary) -> None:
     """Close every writer even if one fails; the first failure is raised as a UsageError."""
-    first: OSError | None = None
+    first: tuple[ReportWriter, OSError] | None = None
     for w in writers:
         try:
             w.close(summary)
         except OSError as exc:
-            first = first or exc
+            first = first or (w, exc)
     if first is not None:
-        raise UsageError(f"cannot write report {first.filename}: {first.strerror}")
+        writer, failure = first
+        raise UsageError(
+            f"cannot write report {writer.path}: {failure.strerror or failure}",
+            "free some disk space or check the folder's permissions",
+        )

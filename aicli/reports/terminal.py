@@ -168,6 +168,7 @@ def render_terminal(
     *,
     show_passed: bool = True,
     excerpt_len: int = 200,
+    explain_up_to: int | None = None,
 ) -> None:
     """Everything but the last `N passed, N failed` line, which the caller prints itself."""
     repeats = summary.repeats
@@ -177,8 +178,12 @@ def render_terminal(
     if bad:
         console.print()
         console.print(Text(f"Failures ({len(bad)})", style="bold"))
-        for r in bad:
+        shown = bad if explain_up_to is None else bad[:explain_up_to]
+        for r in shown:
             _explain(console, r, repeats, excerpt_len)
+        if len(shown) < len(bad):
+            more = len(bad) - len(shown)
+            console.print(Text(f"({more} more failures not explained here; -v or the reports)"))
     if len(summary.tiers) > 1:
         console.print()
         console.print(_tier_table(summary, console.width))
