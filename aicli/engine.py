@@ -1,5 +1,6 @@
-"""One request, one way: tier -> redact -> cache -> rate limit -> call -> fall back -> cache write
--> restore -> Result. Every command that needs a model answer goes through Engine.run."""
+"""One request, one way: plan (redact, keys) -> cache -> single-flight -> rate limit -> call ->
+fall back -> cache write -> restore -> Result. Every command that needs a model answer goes
+through Engine.run."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aicli.config import Config, TierConfig
-from aicli.cost import DEFAULT_MAX_TOKENS, Budget, cost_of, estimate_usage, worst_case_cost
+from aicli.config import Config
+from aicli.cost import Budget, cost_of, estimate_usage, worst_case_cost
 from aicli.errors import AicliError, NoAnswerError
+from aicli.planning import Plan, make_redactor, max_tokens_for, plan_request, temperature_for
 from aicli.providers.base import Provider, ProviderCall, ProviderFailure
 from aicli.resilience import Cooldowns, TierConcurrency, TierLimiters
-from aicli.types import Message, Request, Result
+from aicli.types import Request, Result
 
 if TYPE_CHECKING:
     from aicli.cache import CacheEntry, ResponseCache
@@ -27,18 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _UNSET: Any = object()
 DEFAULT_CONCURRENCY = 64  # per tier; `test-prompts -j N` passes its own
-
-
-@dataclass
-class _Plan:
-    """One tier of the fallback chain, with exactly what would be sent to it."""
-
-    name: str
-    tier: TierConfig
-    model: str
-    messages: list[Message]
-    key: str
-    redacted: bool
 
 
 class RunObserver(Protocol):
@@ -61,7 +51,7 @@ class _Outcome:
     observer: RunObserver | None = None
     attempts: int = 0
     tried: list[str] = field(default_factory=list)
-    stale: tuple[_Plan, CacheEntry] | None = None
+    stale: tuple[Plan, CacheEntry] | None = None
     last_error: str = ""
 
 
@@ -158,8 +148,8 @@ class Engine:
         observer: RunObserver | None,
     ) -> Result:
         self.cfg.tier(request.tier or self.cfg.default_tier)  # unknown tier: exit 2 before all else
-        redactor = self._redactor(request)
-        plans = self._plan(request, redactor)
+        redactor = make_redactor(self.cfg, request)
+        plans = plan_request(self.cfg, request, redactor)
         if self.replay is not None:
             return self._replayed(request, plans, redactor, on_delta)
 
@@ -227,54 +217,6 @@ class Engine:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _redactor(self, request: Request) -> Redactor | None:
-        enabled = self.cfg.redact.enabled if request.redact is None else request.redact
-        if not enabled:
-            return None
-        from aicli.redact import Redactor
-
-        return Redactor(self.cfg.redact.kinds)
-
-    def _plan(self, request: Request, redactor: Redactor | None) -> list[_Plan]:
-        from aicli.cache import cache_key
-
-        first = request.tier or self.cfg.default_tier
-        redacted_messages = (
-            redactor.redact_messages(request.messages) if redactor is not None else None
-        )
-        plans = []
-        chain = self.cfg.fallback_chain(first) if request.fallback else [first]
-        for position, name in enumerate(chain):
-            tier = self.cfg.tier(name)
-            model = request.model if (request.model and position == 0) else tier.model
-            local = self.cfg.provider(tier.provider).local
-            use_redacted = redacted_messages is not None and not local
-            messages = (
-                redacted_messages
-                if use_redacted and redacted_messages is not None
-                else request.messages
-            )
-            key = cache_key(
-                base_url=self.cfg.base_url(tier.provider),
-                model=model,
-                messages=messages,
-                max_tokens=self._max_tokens(request, tier),
-                temperature=self._temperature(request, tier),
-                seed=request.seed,
-                schema=request.schema,
-                template_checksum=request.template.checksum if request.template else None,
-            )
-            plans.append(_Plan(name, tier, model, messages, key, use_redacted))
-        return plans
-
-    @staticmethod
-    def _max_tokens(request: Request, tier: TierConfig) -> int:
-        return request.max_tokens or tier.max_tokens or DEFAULT_MAX_TOKENS
-
-    @staticmethod
-    def _temperature(request: Request, tier: TierConfig) -> float | None:
-        return request.temperature if request.temperature is not None else tier.temperature
-
     def _provider(self, name: str) -> Provider:
         if name not in self._providers:
             from aicli.providers import make_provider
@@ -287,7 +229,7 @@ class Engine:
     async def _call_once(
         self,
         request: Request,
-        plan: _Plan,
+        plan: Plan,
         redactor: Redactor | None,
         on_delta: Callable[[str], None] | None,
         outcome: _Outcome,
@@ -313,7 +255,7 @@ class Engine:
     async def _call(
         self,
         request: Request,
-        plan: _Plan,
+        plan: Plan,
         redactor: Redactor | None,
         on_delta: Callable[[str], None] | None,
         outcome: _Outcome,
@@ -323,7 +265,7 @@ class Engine:
         from aicli.logs import log_context
 
         tier = plan.tier
-        max_tokens = self._max_tokens(request, tier)
+        max_tokens = max_tokens_for(request, tier)
         provider = self._provider(tier.provider)
         worst = worst_case_cost(plan.messages, max_tokens, tier.price, request.schema)
         budget = outcome.budget
@@ -353,7 +295,7 @@ class Engine:
             model=plan.model,
             messages=plan.messages,
             max_tokens=max_tokens,  # always sent: the answer's cost is bounded
-            temperature=self._temperature(request, tier),
+            temperature=temperature_for(request, tier),
             seed=request.seed,
             schema=request.schema,
             timeout_seconds=float(tier.timeout_seconds or 30),
@@ -413,7 +355,9 @@ class Engine:
         if restorer is not None and on_delta is not None:
             on_delta(restorer.flush())
         if request.schema is not None:
-            self._check_schema(request.schema, answer.content, plan.name)
+            from aicli.jsontext import check_answer_schema
+
+            check_answer_schema(request.schema, answer.content, plan.name)
         now = time.time()
         return CacheEntry(
             content=answer.content,
@@ -428,29 +372,10 @@ class Engine:
             template_checksum=request.template.checksum if request.template else None,
         )
 
-    @staticmethod
-    def _check_schema(schema: dict[str, Any], content: str, tier: str) -> None:
-        from aicli.jsontext import loads_answer, schema_errors
-
-        try:
-            value = loads_answer(content)
-        except ValueError as exc:
-            raise NoAnswerError(
-                f"the answer from tier '{tier}' is not JSON ({exc}), so it breaks --schema",
-                "ask for JSON explicitly in the prompt, or use a model with structured output",
-            ) from None
-        errors = schema_errors(value, schema)
-        if errors:
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            raise NoAnswerError(
-                f"the answer from tier '{tier}' breaks --schema: {errors[0]}{more}",
-                "the answer was not cached; refine the prompt or the schema",
-            )
-
     def _replayed(
         self,
         request: Request,
-        plans: list[_Plan],
+        plans: list[Plan],
         redactor: Redactor | None,
         on_delta: Callable[[str], None] | None,
     ) -> Result:
@@ -473,7 +398,7 @@ class Engine:
     def _finish(
         self,
         request: Request,
-        plan: _Plan,
+        plan: Plan,
         entry: CacheEntry,
         redactor: Redactor | None,
         on_delta: Callable[[str], None] | None,

@@ -1,0 +1,80 @@
+"""What each tier of a request's fallback chain would be sent: redaction, model, parameters, key.
+
+The engine asks for a plan before it looks anything up, so the cache key, the recording key and
+the request a provider gets are all built from the same messages (redacted unless the tier's
+provider is local)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aicli.config import Config, TierConfig
+from aicli.cost import DEFAULT_MAX_TOKENS
+from aicli.types import Message, Request
+
+if TYPE_CHECKING:
+    from aicli.redact import Redactor
+
+
+@dataclass
+class Plan:
+    """One tier of the fallback chain, with exactly what would be sent to it."""
+
+    name: str
+    tier: TierConfig
+    model: str
+    messages: list[Message]
+    key: str
+    redacted: bool
+
+
+def make_redactor(cfg: Config, request: Request) -> Redactor | None:
+    """The request's redactor, or None when redaction is off for it."""
+    enabled = cfg.redact.enabled if request.redact is None else request.redact
+    if not enabled:
+        return None
+    from aicli.redact import Redactor
+
+    return Redactor(cfg.redact.kinds)
+
+
+def max_tokens_for(request: Request, tier: TierConfig) -> int:
+    """Always a number: the answer's cost must be bounded before the call."""
+    return request.max_tokens or tier.max_tokens or DEFAULT_MAX_TOKENS
+
+
+def temperature_for(request: Request, tier: TierConfig) -> float | None:
+    return request.temperature if request.temperature is not None else tier.temperature
+
+
+def plan_request(cfg: Config, request: Request, redactor: Redactor | None) -> list[Plan]:
+    """One Plan per tier the request may be answered by, first tier first."""
+    from aicli.cache import cache_key
+
+    first = request.tier or cfg.default_tier
+    redacted_messages = redactor.redact_messages(request.messages) if redactor is not None else None
+    plans = []
+    chain = cfg.fallback_chain(first) if request.fallback else [first]
+    for position, name in enumerate(chain):
+        tier = cfg.tier(name)
+        model = request.model if (request.model and position == 0) else tier.model
+        local = cfg.provider(tier.provider).local
+        use_redacted = redacted_messages is not None and not local
+        messages = (
+            redacted_messages
+            if use_redacted and redacted_messages is not None
+            else request.messages
+        )
+        key = cache_key(
+            base_url=cfg.base_url(tier.provider),
+            model=model,
+            messages=messages,
+            max_tokens=max_tokens_for(request, tier),
+            temperature=temperature_for(request, tier),
+            seed=request.seed,
+            schema=request.schema,
+            template_checksum=request.template.checksum if request.template else None,
+        )
+        plans.append(Plan(name, tier, model, messages, key, use_redacted))
+    return plans
