@@ -5,9 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aicli.errors import UsageError
-from aicli.reports.results import FORMAT_VERSION, CaseResult
+from aicli.reports.results import (
+    FORMAT_VERSION,
+    REASON_KINDS,
+    STATUSES,
+    AssertionRecord,
+    CaseResult,
+)
+from aicli.types import TemplateRef, Usage
 
 MAX_REPORT_BYTES = 512 * 1024 * 1024  # far above any real run; refuses a runaway file
 
@@ -52,7 +60,7 @@ def read_report(path: Path) -> Report:
     results = []
     for i, raw in enumerate(data["results"]):
         try:
-            results.append(CaseResult.from_dict(raw))
+            results.append(result_from_dict(raw))
         except ValueError as exc:
             raise _bad(path, f"result #{i + 1}: {exc}") from None
     summary = data["summary"] if isinstance(data.get("summary"), dict) else {}
@@ -85,3 +93,84 @@ def merge_reports(reports: list[Report]) -> list[CaseResult]:
             seen[r.key] = rep.path
             merged.append(r)
     return merged
+
+
+def _get(d: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+    """A field of a report read back from JSON, checked; ValueError names a bad one."""
+    value = d.get(key, default)
+    if value is None and default is None:
+        return None
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise ValueError(f"field {key!r} must be a number")
+    if not isinstance(value, kind):
+        raise ValueError(f"field {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _assertion_from_dict(d: Any) -> AssertionRecord:
+    if not isinstance(d, dict):
+        raise ValueError("an assertion must be an object")
+    kind = _get(d, "kind", str)
+    if kind is not None and kind not in REASON_KINDS:
+        raise ValueError(f"unknown assertion kind {kind!r}")
+    type_ = _get(d, "type", str, "")
+    return AssertionRecord(
+        type=type_,
+        label=_get(d, "label", str, type_) or type_,
+        passed=_get(d, "passed", bool, False),
+        score=float(_get(d, "score", (int, float), 0.0)),
+        reason=_get(d, "reason", str, ""),
+        kind=kind,
+        value=d.get("value"),
+        threshold=_get(d, "threshold", (int, float)),
+        weight=float(_get(d, "weight", (int, float), 1.0)),
+        grader=_get(d, "grader", str),
+    )
+
+
+def result_from_dict(d: Any) -> CaseResult:
+    """A result read back from a JSON report; ValueError when a field is missing or wrong."""
+    if not isinstance(d, dict):
+        raise ValueError("a result must be an object")
+    for key in ("suite", "case", "tier", "status"):
+        if not isinstance(d.get(key), str) or not d[key]:
+            raise ValueError(f"a result needs a string {key!r}")
+    if d["status"] not in STATUSES:
+        raise ValueError(f"unknown status {d['status']!r}")
+    kind = _get(d, "reason_kind", str)
+    if kind is not None and kind not in REASON_KINDS:
+        raise ValueError(f"unknown reason_kind {kind!r}")
+    repeat = _get(d, "repeat", int, 0)
+    if repeat < 0:
+        raise ValueError("field 'repeat' must be >= 0")
+    tpl = _get(d, "template", dict)
+    assertions = _get(d, "assertions", list, [])
+    usage = _get(d, "usage", dict, {})
+    try:
+        template = TemplateRef(str(tpl["name"]), str(tpl["version"]), str(tpl["checksum"]))
+    except (KeyError, TypeError):
+        template = None
+    answered = _get(d, "answered_tier", str, "")
+    return CaseResult(
+        suite=d["suite"],
+        case=d["case"],
+        tier=d["tier"],
+        repeat_index=repeat,
+        status=d["status"],
+        reason_kind=kind,
+        reason=_get(d, "reason", str, ""),
+        output=_get(d, "output", str, ""),
+        assertions=[_assertion_from_dict(a) for a in assertions],
+        score=float(_get(d, "score", (int, float), 0.0)),
+        latency_ms=float(_get(d, "latency_ms", (int, float), 0.0)),
+        usage=Usage.from_dict(usage),
+        cost_usd=float(_get(d, "cost_usd", (int, float), 0.0)),
+        cached=_get(d, "cached", bool, False),
+        model_used=_get(d, "model_used", str, ""),
+        template=template,
+        vars=_get(d, "vars", dict, {}),
+        file=_get(d, "file", str, ""),
+        fallback_used=_get(d, "fallback_used", bool, False),
+        answered_tier="" if answered == d["tier"] else answered,
+        prompt=_get(d, "prompt", str, ""),
+    )

@@ -35,18 +35,6 @@ def cut(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _get(d: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
-    """A field of a report read back from JSON, checked; ValueError names a bad one."""
-    value = d.get(key, default)
-    if value is None and default is None:
-        return None
-    if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise ValueError(f"field {key!r} must be a number")
-    if not isinstance(value, kind):
-        raise ValueError(f"field {key!r} has the wrong type ({type(value).__name__})")
-    return value
-
-
 @dataclass
 class AssertionRecord:
     """How one assertion fared on one answer, as reports show and store it."""
@@ -75,27 +63,6 @@ class AssertionRecord:
             "reason": self.reason,
             **({"grader": self.grader} if self.grader else {}),
         }
-
-    @classmethod
-    def from_dict(cls, d: Any) -> AssertionRecord:
-        if not isinstance(d, dict):
-            raise ValueError("an assertion must be an object")
-        kind = _get(d, "kind", str)
-        if kind is not None and kind not in REASON_KINDS:
-            raise ValueError(f"unknown assertion kind {kind!r}")
-        type_ = _get(d, "type", str, "")
-        return cls(
-            type=type_,
-            label=_get(d, "label", str, type_) or type_,
-            passed=_get(d, "passed", bool, False),
-            score=float(_get(d, "score", (int, float), 0.0)),
-            reason=_get(d, "reason", str, ""),
-            kind=kind,
-            value=d.get("value"),
-            threshold=_get(d, "threshold", (int, float)),
-            weight=float(_get(d, "weight", (int, float), 1.0)),
-            grader=_get(d, "grader", str),
-        )
 
 
 @dataclass
@@ -180,54 +147,6 @@ class CaseResult:
             "prompt": self.prompt,
             "file": self.file,
         }
-
-    @classmethod
-    def from_dict(cls, d: Any) -> CaseResult:
-        """A result read back from a JSON report; ValueError when a field is missing or wrong."""
-        if not isinstance(d, dict):
-            raise ValueError("a result must be an object")
-        for key in ("suite", "case", "tier", "status"):
-            if not isinstance(d.get(key), str) or not d[key]:
-                raise ValueError(f"a result needs a string {key!r}")
-        if d["status"] not in STATUSES:
-            raise ValueError(f"unknown status {d['status']!r}")
-        kind = _get(d, "reason_kind", str)
-        if kind is not None and kind not in REASON_KINDS:
-            raise ValueError(f"unknown reason_kind {kind!r}")
-        repeat = _get(d, "repeat", int, 0)
-        if repeat < 0:
-            raise ValueError("field 'repeat' must be >= 0")
-        tpl = _get(d, "template", dict)
-        assertions = _get(d, "assertions", list, [])
-        usage = _get(d, "usage", dict, {})
-        try:
-            template = TemplateRef(str(tpl["name"]), str(tpl["version"]), str(tpl["checksum"]))
-        except (KeyError, TypeError):
-            template = None
-        answered = _get(d, "answered_tier", str, "")
-        return cls(
-            suite=d["suite"],
-            case=d["case"],
-            tier=d["tier"],
-            repeat_index=repeat,
-            status=d["status"],
-            reason_kind=kind,
-            reason=_get(d, "reason", str, ""),
-            output=_get(d, "output", str, ""),
-            assertions=[AssertionRecord.from_dict(a) for a in assertions],
-            score=float(_get(d, "score", (int, float), 0.0)),
-            latency_ms=float(_get(d, "latency_ms", (int, float), 0.0)),
-            usage=Usage.from_dict(usage),
-            cost_usd=float(_get(d, "cost_usd", (int, float), 0.0)),
-            cached=_get(d, "cached", bool, False),
-            model_used=_get(d, "model_used", str, ""),
-            template=template,
-            vars=_get(d, "vars", dict, {}),
-            file=_get(d, "file", str, ""),
-            fallback_used=_get(d, "fallback_used", bool, False),
-            answered_tier="" if answered == d["tier"] else answered,
-            prompt=_get(d, "prompt", str, ""),
-        )
 
 
 @dataclass
