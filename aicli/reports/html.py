@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aicli.reports.atomic import atomic_write
+from aicli.reports.figures import ms, rate, signed
 from aicli.reports.results import BaselineDiff, CaseResult, Summary, TierStats, cut, printable
 
 _MAX_ANSWER = 20_000  # characters of an answer kept on the page
@@ -39,18 +40,6 @@ summary{cursor:pointer}.warn{background:#fff4e5;border:1px solid #f0b429;padding
 .inputs td:first-child{font-family:ui-monospace,monospace;white-space:nowrap}
 .cmp td{max-width:28rem}.cmp pre{max-height:10rem}
 """
-
-
-def _fmt_rate(rate: float | None) -> str:
-    return "–" if rate is None else f"{rate * 100:.1f}%"
-
-
-def _fmt_ms(ms: float | None) -> str:
-    return "–" if ms is None else f"{ms:.0f} ms"
-
-
-def _signed(x: float | None, fmt: str, unit: str = "", scale: float = 1.0) -> str:
-    return "–" if x is None else ("+" if x >= 0 else "−") + format(abs(x) * scale, fmt) + unit
 
 
 def _row(cells: list[str], tag: str = "td") -> str:
@@ -151,7 +140,7 @@ class HtmlWriter:
             f"<b>{escape(c.id)}</b> <span class='muted'>[{escape(c.tier)}]{run}</span>"
         )
         meta = (
-            f"<p class='muted'>model {escape(c.model or '–')} · {_fmt_ms(c.latency)} · "
+            f"<p class='muted'>model {escape(c.model or '–')} · {ms(c.latency, grouped=False)} · "
             f"{c.tokens} tokens · ${c.cost:.6f}{' · cached' if c.cached else ''}"
             f"{' · template ' + escape(c.template) if c.template else ''}</p>"
         )
@@ -195,14 +184,14 @@ class HtmlWriter:
             _row(
                 [
                     escape(t.tier),
-                    _fmt_rate(t.pass_rate),
+                    rate(t.pass_rate),
                     str(t.passed),
                     str(t.failed),
                     str(t.errors),
                     str(t.skipped),
                     f"${t.cost_usd:.6f}",
-                    _fmt_ms(t.mean_latency_ms),
-                    _fmt_ms(t.p95_latency_ms),
+                    ms(t.mean_latency_ms, grouped=False),
+                    ms(t.p95_latency_ms, grouped=False),
                     str(t.tokens),
                     str(t.cache_hits),
                 ]
@@ -241,12 +230,12 @@ class HtmlWriter:
             _row(
                 [
                     escape(t.tier),
-                    _fmt_rate(t.pass_rate_after),
-                    _signed(t.pass_rate_change, ".1f", " pts", 100),
+                    rate(t.pass_rate_after),
+                    signed(t.pass_rate_change, ".1f", " pts", 100),
                     "–" if t.cost_after is None else f"${t.cost_after:.6f}",
-                    _signed(t.cost_change, ".6f"),
-                    _fmt_ms(t.p95_after),
-                    _signed(t.p95_change, ".0f", " ms"),
+                    signed(t.cost_change, ".6f"),
+                    ms(t.p95_after, grouped=False),
+                    signed(t.p95_change, ".0f", " ms"),
                 ]
             )
             for t in diff.tiers
@@ -353,7 +342,7 @@ class HtmlWriter:
             _row(["failed", str(s.failed)]),
             _row(["errors", str(s.errors)]),
             _row(["skipped", str(s.skipped)]),
-            _row(["pass rate", _fmt_rate(s.pass_rate)]),
+            _row(["pass rate", rate(s.pass_rate)]),
             _row(["cost", f"${s.cost_usd:.6f}"]),
             _row(["tokens", str(s.usage.total_tokens)]),
             _row(["cache hits", str(s.cache_hits)]),

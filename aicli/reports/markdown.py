@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aicli.reports.atomic import atomic_write
+from aicli.reports.figures import ms, rate, signed
 from aicli.reports.results import BaselineDiff, CaseResult, Summary, TierStats, cut
 
 MAX_CHARS = 60_000  # GitHub refuses step summaries and comments over 65,536 characters
@@ -20,18 +21,6 @@ def escape(text: str) -> str:
     text = " ".join(text.split())
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MD_SPECIAL.sub(r"\\\1", text)
-
-
-def _rate(x: float | None) -> str:
-    return "–" if x is None else f"{x * 100:.1f}%"
-
-
-def _ms(x: float | None) -> str:
-    return "–" if x is None else f"{x:,.0f} ms"
-
-
-def _signed(x: float | None, fmt: str, scale: float = 1.0) -> str:
-    return "–" if x is None else ("+" if x >= 0 else "−") + format(abs(x) * scale, fmt)
 
 
 def _row(cells: list[str]) -> str:
@@ -85,7 +74,7 @@ class MarkdownWriter:
         head = [f"## {icon} aicli test-prompts: {s.passed} passed, {bad} failed", ""]
         totals = (
             f"**{s.total} results** · {s.passed} passed · {s.failed} failed · {s.errors} errors"
-            f" · {s.skipped} skipped · pass rate {_rate(s.pass_rate)} · cost ${s.cost_usd:.4f}"
+            f" · {s.skipped} skipped · pass rate {rate(s.pass_rate)} · cost ${s.cost_usd:.4f}"
         )
         if s.duration_s is not None:
             totals += f" · {s.duration_s:.1f} s"
@@ -168,8 +157,8 @@ class MarkdownWriter:
         for t in tiers:
             lines.append(
                 _row([
-                    escape(t.tier), _rate(t.pass_rate), str(t.passed), str(t.failed),
-                    str(t.errors), str(t.skipped), f"${t.cost_usd:.4f}", _ms(t.p95_latency_ms),
+                    escape(t.tier), rate(t.pass_rate), str(t.passed), str(t.failed),
+                    str(t.errors), str(t.skipped), f"${t.cost_usd:.4f}", ms(t.p95_latency_ms),
                 ])
             )  # fmt: skip
         return lines
@@ -186,14 +175,13 @@ class MarkdownWriter:
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for t in diff.tiers:
-            rate = t.pass_rate_change
             lines.append(
                 _row([
-                    escape(t.tier), _rate(t.pass_rate_after),
-                    "–" if rate is None else _signed(rate, ".1f", 100) + " pts",
+                    escape(t.tier), rate(t.pass_rate_after),
+                    signed(t.pass_rate_change, ".1f", " pts", 100),
                     "–" if t.cost_after is None else f"${t.cost_after:.4f}",
-                    _signed(t.cost_change, ".4f"), _ms(t.p95_after),
-                    "–" if t.p95_change is None else _signed(t.p95_change, ",.0f") + " ms",
+                    signed(t.cost_change, ".4f"), ms(t.p95_after),
+                    signed(t.p95_change, ",.0f", " ms"),
                 ])
             )  # fmt: skip
         return lines

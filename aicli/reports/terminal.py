@@ -7,17 +7,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from aicli.reports.figures import ms, rate, signed
 from aicli.reports.results import BaselineDiff, CaseResult, Summary, printable
 
 _STYLE = {"passed": "green", "failed": "red", "error": "bold red", "skipped": "dim"}
-
-
-def _rate(rate: float | None) -> str:
-    return "–" if rate is None else f"{rate * 100:.1f}%"
-
-
-def _ms(ms: float | None) -> str:
-    return "–" if ms is None else f"{ms:,.0f} ms"
 
 
 def _case_name(r: CaseResult, repeats: int) -> str:
@@ -59,7 +52,7 @@ def _results_table(results: list[CaseResult], repeats: int, show_passed: bool, w
         ]
         if wide:
             row += [
-                _ms(r.latency_ms) if answered else "–",
+                ms(r.latency_ms) if answered else "–",
                 f"{r.usage.total_tokens:,}" if answered else "–",
                 f"${r.cost_usd:.6f}" if answered else "–",
                 "yes" if r.cached else "",
@@ -108,22 +101,18 @@ def _tier_table(summary: Summary, width: int) -> Table:
         table.add_column(col, justify="right", no_wrap=True)
     for t in summary.tiers:
         cells = {
-            "pass rate": _rate(t.pass_rate),
+            "pass rate": rate(t.pass_rate),
             "passed": str(t.passed),
             "failed": str(t.failed),
             "errors": str(t.errors),
             "cost": f"${t.cost_usd:.6f}",
-            "mean latency": _ms(t.mean_latency_ms),
-            "p95 latency": _ms(t.p95_latency_ms),
+            "mean latency": ms(t.mean_latency_ms),
+            "p95 latency": ms(t.p95_latency_ms),
             "tokens": f"{t.tokens:,}",
             "cache hits": str(t.cache_hits),
         }
         table.add_row(Text(t.tier), *(cells[c] for c in shown))
     return table
-
-
-def _signed(x: float | None, fmt: str, unit: str = "", scale: float = 1.0) -> str:
-    return "–" if x is None else ("+" if x >= 0 else "−") + format(abs(x) * scale, fmt) + unit
 
 
 def _baseline(console: Console, diff: BaselineDiff) -> None:
@@ -151,12 +140,12 @@ def _baseline(console: Console, diff: BaselineDiff) -> None:
     for t in diff.tiers:
         table.add_row(
             Text(t.tier),
-            _rate(t.pass_rate_after),
-            _signed(t.pass_rate_change, ".1f", " pts", 100),
+            rate(t.pass_rate_after),
+            signed(t.pass_rate_change, ".1f", " pts", 100),
             "–" if t.cost_after is None else f"${t.cost_after:.6f}",
-            _signed(t.cost_change, ".6f"),
-            _ms(t.p95_after),
-            _signed(t.p95_change, ",.0f", " ms"),
+            signed(t.cost_change, ".6f"),
+            ms(t.p95_after),
+            signed(t.p95_change, ",.0f", " ms"),
         )
     console.print(table)
 
@@ -209,7 +198,7 @@ def render_terminal(
                     Text(c.case_id),
                     Text(c.tier),
                     f"{c.passed}/{c.runs}",
-                    _rate(c.pass_rate),
+                    rate(c.pass_rate),
                     Text("flaky", style="yellow") if c.flaky else "",
                 )
             console.print(table)
@@ -220,7 +209,7 @@ def render_terminal(
     s = summary
     line = (
         f"{s.total} results · {s.passed} passed · {s.failed} failed · {s.errors} errors · "
-        f"{s.skipped} skipped · pass rate {_rate(s.pass_rate)}"
+        f"{s.skipped} skipped · pass rate {rate(s.pass_rate)}"
     )
     console.print(Text(line))
     extra = f"cost ${s.cost_usd:.6f} · {s.usage.total_tokens:,} tokens · {s.cache_hits} cache hits"
