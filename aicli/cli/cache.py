@@ -156,13 +156,7 @@ def clear(
                 raise typer.Exit(0)
 
         async def clear_it(cache: ResponseCache) -> dict[str, Any]:
-            count = await cache.clear()
-            directory = cache.directory
-            return {
-                "cleared": count,
-                "directory": None if directory is None else str(directory),
-                "location": cache.location,
-            }
+            return _done(cache, "cleared", await cache.clear())
 
         done = _with_cache(config, clear_it)
         if json_out:
@@ -170,6 +164,16 @@ def clear(
         else:
             cleared = _plural(done["cleared"], "entry", "entries")
             out(f"cleared {cleared} from {done['location']}; counters reset")
+
+
+def _done(cache: ResponseCache, what: str, count: int) -> dict[str, Any]:
+    """What `clear` and `prune --json` print: how many, and where."""
+    directory = cache.directory
+    return {
+        what: count,
+        "directory": None if directory is None else str(directory),
+        "location": cache.location,
+    }
 
 
 @cache_app.command("prune", short_help="Delete expired answers.")
@@ -187,13 +191,7 @@ def prune(
     with handle_errors(debug, log_format=log_format):
 
         async def prune_it(cache: ResponseCache) -> dict[str, Any]:
-            count = await cache.prune()
-            directory = cache.directory
-            return {
-                "pruned": count,
-                "directory": None if directory is None else str(directory),
-                "location": cache.location,
-            }
+            return _done(cache, "pruned", await cache.prune())
 
         done = _with_cache(config, prune_it)
         count = done["pruned"]
