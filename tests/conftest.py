@@ -226,6 +226,19 @@ def run_aicli(
     return Completed(proc.returncode, proc.stdout, proc.stderr)
 
 
+def spawn_aicli(*args: str) -> subprocess.Popen[str]:
+    """Start `python -m aicli ARGS` without waiting (concurrent processes); stdin never a TTY."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "aicli", *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_child_env(None),
+        cwd=os.getcwd(),
+    )
+
+
 def cli(
     *args: str,
     input: str | None = None,

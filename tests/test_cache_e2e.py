@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import TEST_KEY, _child_env
+from tests.conftest import TEST_KEY, spawn_aicli
 
 
 def gen(runner: Any, *args: str, code: int = 0) -> dict[str, Any]:
@@ -208,26 +206,14 @@ def test_damaged_cache_does_not_stop_generate(
     assert gen(run_aicli, "before")["cached"] is True
 
 
-def _spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "aicli", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_child_env(None),
-        cwd=Path.cwd(),
-    )
-
-
 @pytest.mark.slow
 def test_eight_concurrent_generate_processes(
     run_aicli: Any, server: Any, make_config: Any, any_backend: str
 ) -> None:
     make_config()
     gen(run_aicli, "shared prompt")  # one miss, one entry
-    procs = [_spawn("generate", "--json", "shared prompt") for _ in range(8)]
-    procs += [_spawn("generate", "--json", f"own prompt {i}") for i in range(8)]
+    procs = [spawn_aicli("generate", "--json", "shared prompt") for _ in range(8)]
+    procs += [spawn_aicli("generate", "--json", f"own prompt {i}") for i in range(8)]
     results = []
     for p in procs:
         out, err = p.communicate(timeout=120)

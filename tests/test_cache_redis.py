@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import _child_env
+from tests.conftest import spawn_aicli
 from tests.redis_server import RedisServer
+from tests.test_cache_e2e import gen
 from tests.test_test_prompts import many_cases, write
 
 PASSWORD = "pw-Zq81-never-shown"
@@ -32,25 +31,6 @@ def use_redis(redis_server: Any, redis_ns: str, make_config: Any, monkeypatch: A
 
     configure()
     return configure
-
-
-def gen(run_aicli: Any, *args: str, code: int = 0) -> dict[str, Any]:
-    done = run_aicli("generate", "--json", *args)
-    assert done.exit_code == code, done
-    data: dict[str, Any] = json.loads(done.stdout)
-    return data
-
-
-def spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "aicli", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_child_env(None),
-        cwd=Path.cwd(),
-    )
 
 
 # ---- the shared cache ------------------------------------------------------------------------
@@ -182,7 +162,7 @@ def test_redis_killed_mid_suite(
     use_redis(url=own_redis.url)
     server.latency = 0.15
     write("prompts/many.test.yaml", many_cases(12))
-    proc = spawn("test-prompts", "-j", "2", "prompts/many.test.yaml")
+    proc = spawn_aicli("test-prompts", "-j", "2", "prompts/many.test.yaml")
     server.wait_for_requests(3, timeout=30)
     own_redis.stop()
     out, err = proc.communicate(timeout=120)
@@ -251,7 +231,7 @@ def test_concurrent_processes_with_the_same_prompt_make_one_call(
     else:
         make_config(defaults=slow)
     server.latency = 1.5  # a slow model: every process starts while the first call runs
-    procs = [spawn("generate", "--json", "one slow answer") for _ in range(6)]
+    procs = [spawn_aicli("generate", "--json", "one slow answer") for _ in range(6)]
     results = []
     for p in procs:
         out, err = p.communicate(timeout=60)
@@ -264,8 +244,8 @@ def test_concurrent_processes_with_the_same_prompt_make_one_call(
 
 def test_refresh_and_no_cache_are_exempt(run_aicli: Any, server: Any, use_redis: Any) -> None:
     server.latency = 1.0
-    procs = [spawn("generate", "--refresh", "exempt") for _ in range(2)]
-    procs += [spawn("generate", "--no-cache", "exempt")]
+    procs = [spawn_aicli("generate", "--refresh", "exempt") for _ in range(2)]
+    procs += [spawn_aicli("generate", "--no-cache", "exempt")]
     for p in procs:
         assert p.wait(60) == 0
     assert len(server.requests) == 3
@@ -280,13 +260,13 @@ def test_a_killed_lock_holder_does_not_block_others(
     else:
         make_config()
     server.latency = 1.0  # under the tier's 2 s timeout, which is also the lock's lifetime
-    holder = spawn("generate", "held then dropped")
+    holder = spawn_aicli("generate", "held then dropped")
     server.wait_for_requests(1, timeout=30)
     holder.send_signal(signal.SIGKILL)
     holder.wait(10)
     server.latency = 0.0
     started = time.monotonic()
-    waiter = spawn("generate", "--json", "held then dropped")
+    waiter = spawn_aicli("generate", "--json", "held then dropped")
     out, err = waiter.communicate(timeout=60)
     assert waiter.returncode == 0, err
     result = json.loads(out)
