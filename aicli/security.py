@@ -27,15 +27,48 @@ def scrub(text: str) -> str:
     """Replace every known key value (and the env's key-like variables) with `***`, and any word
     that shows a key's tail (`sk-...7890abcd`, `****90abcd`, `'7890ABCD'`) or 12+ of its
     characters in a row: servers echo keys masked in many ways."""
-    for name, value in os.environ.items():
-        if _SECRET_ENV.search(name) and len(value) >= 8:
-            _secrets.add(value)
+    _read_env()
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
-    if _secrets:
+    # Word by word is slow (every log line of a server passes here): look word by word only
+    # when the whole text holds some key's tail or 12-character run.
+    if _secrets and _clue().search(text.lower().replace("ς", "σ")):
         text = _WORD.sub(lambda m: "***" if _shows_a_key(m.group(0)) else m.group(0), text)
     return text
+
+
+_env_seen: dict[Any, Any] = {}
+
+
+def _read_env() -> None:
+    """Add the env's key-like variables to the secrets; a rescan only when the env changed
+    (decoding every variable on each call cost more than the rest of a log line)."""
+    global _env_seen
+    raw = getattr(os.environ, "_data", None)  # CPython's own dict behind os.environ
+    if raw is not None and raw == _env_seen:  # unchanged values are the same objects: fast
+        return
+    for name, value in os.environ.items():
+        if _SECRET_ENV.search(name) and len(value) >= 8:
+            _secrets.add(value)
+    _env_seen = dict(raw) if raw is not None else {}
+
+
+_clues: tuple[int, re.Pattern[str]] = (0, re.compile("(?!)"))
+
+
+def _clue() -> re.Pattern[str]:
+    """Any piece of a known key that `_shows_a_key` looks for. A word's match is the text's
+    too (final sigma, the one context-dependent lowercase, is folded on both sides)."""
+    global _clues
+    if _clues[0] != len(_secrets):  # _secrets only grows: its size says when to rebuild
+        pieces = set()
+        for secret in _secrets:
+            low = secret.lower().replace("ς", "σ")
+            pieces.add(low[-_TAIL:])
+            pieces.update(low[i : i + 12] for i in range(len(low) - 11))
+        _clues = (len(_secrets), re.compile("|".join(map(re.escape, sorted(pieces)))))
+    return _clues[1]
 
 
 _WORD = re.compile(r"[^\s'\"`<>()\[\]{},;:=]{4,}")  # a key and whatever masks it, as one word
