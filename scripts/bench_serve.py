@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -24,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -93,18 +95,20 @@ class Run:
     count: int
     seconds: float
     latencies: list[float]
-    cpu_ms_per_request: float | None
-    errors: int
+    cpu_ms_per_request: float | None  # the server's processes
+    client_cpu_ms: float  # this load generator's: it shares the two cores
+    errors: dict[str, int]  # by status code or exception name
 
     def line(self) -> str:
         lat = sorted(self.latencies)
         p50 = statistics.median(lat) * 1000 if lat else 0.0
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else 0.0
-        cpu = f"{self.cpu_ms_per_request:6.2f}" if self.cpu_ms_per_request is not None else "   n/a"
+        cpu = f"{self.cpu_ms_per_request:5.2f}" if self.cpu_ms_per_request is not None else "  n/a"
+        errors = ",".join(f"{k}:{v}" for k, v in sorted(self.errors.items())) or "0"
         return (
-            f"{self.label:<22} {self.clients:>3} clients  {self.count / self.seconds:8.1f} req/s"
-            f"  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  cpu/req {cpu} ms  n={self.count}"
-            f"  errors={self.errors}"
+            f"{self.label:<18} {self.clients:>3} clients {self.count / self.seconds:7.1f} req/s"
+            f"  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  cpu/req {cpu} ms"
+            f" (client {self.client_cpu_ms:4.2f})  n={self.count}  errors={errors}"
         )
 
     @property
@@ -112,45 +116,114 @@ class Run:
         return statistics.median(self.latencies) * 1000 if self.latencies else 0.0
 
 
+class HttpError(Exception):
+    """The server's answer was not a well-formed HTTP/1.1 response."""
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bool]:
+    """Send one request, read its whole response: (status, whether the server keeps the
+    connection). Content-Length and chunked bodies, as a real client must."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise HttpError(lines[0])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip().lower()
+    if "chunked" in headers.get("transfer-encoding", ""):
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)  # the chunk and its CRLF
+            if size == 0:
+                break
+    else:
+        await reader.readexactly(int(headers.get("content-length", "0")))
+    return int(parts[1]), headers.get("connection") != "close"
+
+
 async def load(
     url: str, clients: int, body_for: object, duration: float, max_requests: int
-) -> tuple[int, float, list[float], int]:
+) -> tuple[int, float, list[float], dict[str, int]]:
+    """`clients` keep-alive connections, each sending its next request when the last answer
+    is read. Hand-written HTTP/1.1 (like wrk) rather than httpx: httpx costs about a
+    millisecond of CPU a request, on the same two cores as the server, and at 64 connections
+    its pool bookkeeping, not the server, set the pace."""
+    target = httpx.URL(url)
+    host, port, path = target.host, target.port or 80, target.raw_path.decode()
     latencies: list[float] = []
-    errors = 0
+    errors: dict[str, int] = {}
     sent = 0
     deadline = time.monotonic() + duration
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
 
-        async def worker() -> None:
-            nonlocal sent, errors
-            while time.monotonic() < deadline and sent < max_requests:
-                sent += 1
-                body = body_for()  # type: ignore[operator]
-                start = time.perf_counter()
-                try:
-                    resp = await client.post(url, json=body)
-                except httpx.HTTPError:
-                    errors += 1
-                    continue
-                latencies.append(time.perf_counter() - start)
-                if resp.status_code != 200:
-                    errors += 1
+    def request_bytes() -> bytes:
+        body = json.dumps(body_for()).encode()  # type: ignore[operator]
+        return (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
 
-        start = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        return len(latencies), time.monotonic() - start, latencies, errors
+    async def client() -> None:
+        nonlocal sent
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        while time.monotonic() < deadline and sent < max_requests:
+            sent += 1
+            request = request_bytes()
+            start = time.perf_counter()
+            try:
+                if conn is None:
+                    conn = await asyncio.open_connection(host, port)
+                status, keep = await _exchange(*conn, request)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, HttpError,
+                    ValueError) as exc:  # fmt: skip
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                conn = _close(conn)
+                continue
+            latencies.append(time.perf_counter() - start)
+            if status != 200:
+                errors[str(status)] = errors.get(str(status), 0) + 1
+            if not keep:
+                conn = _close(conn)
+        _close(conn)
+
+    start = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return len(latencies), time.monotonic() - start, latencies, errors
+
+
+def _close(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+    if conn is not None:
+        conn[1].close()
 
 
 def measure(
     label: str, url: str, clients: int, body_for: object, pids: list[int] | None, args: object
 ) -> Run:
     cpu_before = cpu_seconds(pids) if pids else 0.0
-    count, seconds, latencies, errors = asyncio.run(
+    own_before = _own_cpu()
+    count, seconds, latencies, errors = _run(
         load(url, clients, body_for, args.duration, args.max_requests)  # type: ignore[attr-defined]
     )
     cpu = (cpu_seconds(pids) - cpu_before) * 1000 / max(1, count) if pids else None
-    return Run(label, clients, count, seconds, latencies, cpu, errors)
+    client_cpu = (_own_cpu() - own_before) * 1000 / max(1, count)
+    return Run(label, clients, count, seconds, latencies, cpu, client_cpu, errors)
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _run(coro: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def chat(prompt: str) -> dict[str, object]:
@@ -179,29 +252,22 @@ def main() -> None:
         try:
             fake_url = f"http://127.0.0.1:{fake_port}/v1"
             wait_until_up(f"{fake_url}/models")
-            direct = measure(
-                "direct (no aicli)",
-                f"{fake_url}/chat/completions",
-                16,
-                lambda: {**chat(uuid.uuid4().hex), "model": "standard-model"},
-                None,
-                args,
-            )
-            direct1 = measure(
-                "direct (no aicli)",
-                f"{fake_url}/chat/completions",
-                1,
-                lambda: {**chat(uuid.uuid4().hex), "model": "standard-model"},
-                None,
-                args,
-            )
             print(
                 f"fake provider latency {args.latency * 1000:.0f} ms; {args.duration:g} s per run"
             )
-            print(direct1.line())
-            print(direct.line())
+            direct: dict[int, Run] = {}
+            for clients in client_counts:  # the provider alone: what aicli's figures build on
+                direct[clients] = measure(
+                    "direct (no aicli)",
+                    f"{fake_url}/chat/completions",
+                    clients,
+                    lambda: {**chat(uuid.uuid4().hex), "model": "standard-model"},
+                    [fake.pid],
+                    args,
+                )
+                print(direct[clients].line())
             for workers in worker_counts:
-                bench_workers(tmp, fake_url, workers, client_counts, args, {1: direct1, 16: direct})
+                bench_workers(tmp, fake_url, workers, client_counts, args, direct)
         finally:
             fake.terminate()
             fake.wait(10)

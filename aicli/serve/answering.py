@@ -10,7 +10,7 @@ from fastapi import Request as HttpRequest
 
 from aicli.cost import Budget
 from aicli.providers.base import ProviderFailure
-from aicli.serve.deps import ServeState, get_state
+from aicli.serve.deps import ServeState, state_of
 from aicli.serve.metrics import failure_kind
 from aicli.types import Request, Result
 
@@ -52,7 +52,7 @@ async def answer(
     observer: Answering | None = None,
 ) -> Result:
     """Run the engine; count the answer; leave the log fields on `http.state`."""
-    state = get_state(http)
+    state = state_of(http)
     tier = requested_tier(state, request)
     http.state.tier = tier
     observer = observer or Answering(state)

@@ -1,4 +1,4 @@
-"""Per-app state and the dependencies routers attach: the engine, bearer-token auth, the
+"""Per-app state and the dependencies routers attach: the state, bearer-token auth, the
 in-flight cap."""
 
 from __future__ import annotations
@@ -31,19 +31,18 @@ class ServeState:
     health: HealthCache = field(default_factory=HealthCache)
 
 
-def get_state(request: Request) -> ServeState:
+def state_of(request: Request) -> ServeState:
     state: ServeState = request.app.state.aicli
     return state
 
 
+# Dependencies are `async def`: FastAPI runs a plain `def` one in a thread pool, a thread hop
+# per request for a dictionary lookup.
+async def get_state(request: Request) -> ServeState:
+    return state_of(request)
+
+
 StateDep = Annotated[ServeState, Depends(get_state)]
-
-
-def get_engine(request: Request) -> Engine:
-    return get_state(request).engine
-
-
-EngineDep = Annotated[Engine, Depends(get_engine)]
 
 _UNAUTHORIZED = ServeError(
     401,
@@ -54,9 +53,9 @@ _UNAUTHORIZED = ServeError(
 )
 
 
-def require_token(request: Request) -> None:
+async def require_token(request: Request) -> None:
     """With tokens configured, `Authorization: Bearer <one of them>`, compared in constant time."""
-    tokens = get_state(request).tokens
+    tokens = state_of(request).tokens
     if not tokens:
         return  # loopback-only server (the runner refuses a public host without tokens)
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -70,7 +69,7 @@ def require_token(request: Request) -> None:
 
 async def limit_in_flight(request: Request) -> AsyncIterator[None]:
     """At most serve.max_concurrency requests in flight per worker; beyond it 429 at once."""
-    state = get_state(request)
+    state = state_of(request)
     if state.in_flight >= state.cfg.serve.max_concurrency:
         raise ServeError(
             429,
