@@ -671,3 +671,56 @@ def test_import_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("store", ["entries", "counters"])
+def test_a_store_being_created_by_another_process_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str
+) -> None:
+    # diskcache does not retry creating/dropping its tag index; a second process opening the same
+    # fresh store at that moment gets "database is locked" and must wait, not lose the cache.
+    import sqlite3
+
+    import diskcache
+
+    from aicli.cache.disk_store import Stores
+
+    name = "create_tag_index" if store == "entries" else "drop_tag_index"
+    real = getattr(diskcache.Cache, name)
+    calls: list[int] = []
+
+    def busy_twice(self: Any) -> None:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        real(self)
+
+    monkeypatch.setattr(diskcache.Cache, name, busy_twice)
+    stores = Stores(tmp_path / "cache", 10**7)
+    try:
+        stores.run(store, lambda s: s.set("k", "v"))
+        assert stores.run(store, lambda s: s.get("k")) == "v"
+    finally:
+        stores.close()
+    assert len(calls) == 3
+
+
+def test_a_store_locked_for_good_is_reported_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import diskcache
+
+    from aicli.cache import disk_store
+    from aicli.errors import CacheUnavailable
+
+    def always_busy(self: Any) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(diskcache.Cache, "create_tag_index", always_busy)
+    monkeypatch.setattr(disk_store, "_TIMEOUT_S", 0.05)
+    stores = disk_store.Stores(tmp_path / "cache", 10**7)
+    with pytest.raises(CacheUnavailable, match="locked"):
+        stores.run(disk_store.ENTRIES, lambda s: s.get("k"))
+    stores.close()

@@ -260,7 +260,6 @@ class Stores:
         store = self._open.get(name)
         if store is not None:
             return store
-        import diskcache
 
         if not self._checked:
             prepare_private_dir(self.directory, _DIR, _ours)
@@ -281,16 +280,7 @@ class Stores:
             }
         else:  # counters must survive eviction
             settings = {"eviction_policy": "none", "tag_index": False}
-        # synchronous=OFF: no fsync on every open/commit/close (tens of ms on a busy disk). An
-        # application crash stays safe; an OS crash may damage the db, which is then moved aside.
-        store = diskcache.Cache(
-            str(path),
-            timeout=_TIMEOUT_S,
-            disk=_safe_disk(),
-            statistics=False,
-            sqlite_synchronous=0,
-            **settings,
-        )
+        store = _open_store(path, settings)
         for suffix in ("", "-wal", "-shm"):
             db = path / f"cache.db{suffix}"
             with contextlib.suppress(OSError):
@@ -347,6 +337,38 @@ class Stores:
             return CacheUnavailable(message, _ROOM_HINT)
         hint = "check the directory's permissions, or point $AICLI_CACHE_DIR elsewhere"
         return CacheError(message, hint)
+
+
+def _open_store(path: Path, settings: dict[str, Any]) -> diskcache.Cache:
+    """Open one diskcache store, waiting while another process is creating the same one."""
+    import sqlite3
+
+    import diskcache
+
+    deadline = time.monotonic() + _TIMEOUT_S
+    delay = 0.002
+    while True:
+        try:
+            # synchronous=OFF: no fsync on every open/commit/close (tens of ms on a busy disk). An
+            # application crash stays safe; an OS crash may damage the db, which is then moved
+            # aside.
+            return diskcache.Cache(
+                str(path),
+                timeout=_TIMEOUT_S,
+                disk=_safe_disk(),
+                statistics=False,
+                sqlite_synchronous=0,
+                **settings,
+            )
+        except sqlite3.OperationalError as exc:
+            # diskcache sets a store up with no busy timeout and retries most of its statements,
+            # not all (creating or dropping the tag index): processes that open a fresh cache at
+            # the same moment then fail on "database is locked", and one of them would go on
+            # without the cache, so it would call the provider a second time.
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 def _is_corrupt(exc: BaseException) -> bool:
