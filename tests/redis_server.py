@@ -82,10 +82,12 @@ class RedisServer:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
-    def client(self) -> Any:
+    def client(self, socket_timeout: float = 5) -> Any:
         import redis
 
-        return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=5)
+        return redis.Redis.from_url(
+            self.url, decode_responses=True, socket_timeout=socket_timeout
+        )
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

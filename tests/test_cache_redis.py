@@ -176,7 +176,7 @@ def test_hung_redis_is_bounded_by_the_timeout(
     run_aicli: Any, server: Any, use_redis: Any, own_redis: Any
 ) -> None:
     use_redis(url=own_redis.url, timeout_seconds=0.3)
-    client = own_redis.client()
+    client = own_redis.client(socket_timeout=15)  # outlives the 8 s hang it causes
     client.ping()
     sleeper = threading.Thread(target=lambda: client.execute_command("DEBUG", "SLEEP", 8))
     sleeper.start()
