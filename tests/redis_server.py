@@ -85,9 +85,7 @@ class RedisServer:
     def client(self, socket_timeout: float = 5) -> Any:
         import redis
 
-        return redis.Redis.from_url(
-            self.url, decode_responses=True, socket_timeout=socket_timeout
-        )
+        return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=socket_timeout)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

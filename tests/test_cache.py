@@ -724,3 +724,29 @@ def test_a_store_locked_for_good_is_reported_unavailable(
     with pytest.raises(CacheUnavailable, match="locked"):
         stores.run(disk_store.ENTRIES, lambda s: s.get("k"))
     stores.close()
+
+
+async def test_redis_prune_keeps_an_answer_rewritten_since_it_was_read(
+    redis_server: Any, redis_ns: str
+) -> None:
+    # Another process writes a fresh answer between prune's read and its delete: it must stay.
+    from aicli.cache.redis import RedisBackend
+
+    backend = RedisBackend(redis_server.url)
+    client = redis_server.client()
+    prefix = f"{redis_ns}:v1:entry:"
+    for name in ("old", "raced", "fresh"):
+        client.set(prefix + name, f"{name} expired" if name != "fresh" else "fresh")
+
+    def expired(value: str) -> bool:
+        if value == "raced expired":
+            client.set(prefix + "raced", "raced rewritten")  # lands before prune deletes
+        return value.endswith("expired")
+
+    try:
+        assert await backend.prune(prefix, expired) == 1
+        assert sorted(client.keys(prefix + "*")) == [prefix + "fresh", prefix + "raced"]
+        assert client.get(prefix + "raced") == "raced rewritten"
+    finally:
+        await backend.aclose()
+        client.close()

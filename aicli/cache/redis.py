@@ -28,6 +28,16 @@ _BATCH = 500
 _RELEASE = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 )
+# Prune deletes a key only if it still holds the value it judged expired (by SHA-1): another
+# process may have written a fresh answer there since the MGET.
+_UNLINK_IF_SAME = """
+local n = 0
+for i, key in ipairs(KEYS) do
+  local value = redis.call('get', key)
+  if value and redis.sha1hex(value) == ARGV[i] then n = n + redis.call('unlink', key) end
+end
+return n
+"""
 T = TypeVar("T")
 
 
@@ -215,9 +225,11 @@ class RedisBackend:
         async for keys in self._scan(prefix):
             values = await self._cmd("mget", keys)
             pairs = zip(keys, values, strict=True)
-            gone = [k for k, v in pairs if v is not None and expired(str(v))]
+            gone = {k: _sha1(str(v)) for k, v in pairs if v is not None and expired(str(v))}
             if gone:
-                count += int(await self._cmd("unlink", *gone))
+                count += int(
+                    await self._cmd("eval", _UNLINK_IF_SAME, len(gone), *gone, *gone.values())
+                )
         return count
 
 
@@ -226,6 +238,12 @@ async def _memory_usage(r: Any, *, keys: list[str]) -> list[Any]:
         for key in keys:
             pipe.memory_usage(key)
         return list(await pipe.execute())
+
+
+def _sha1(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def _count(value: Any) -> int:
