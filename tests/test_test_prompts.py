@@ -150,6 +150,15 @@ def test_paths_files_and_folders(cli: Any, people: Any) -> None:
     assert last_line(both.stdout) == "4 passed, 0 failed"
 
 
+def test_a_path_that_is_missing_or_not_a_regular_file(cli: Any, people: Any) -> None:
+    missing = cli("test-prompts", "nowhere.test.yaml")
+    assert missing.exit_code == 2 and "nowhere.test.yaml: no such file or folder" in missing.stderr
+    os.mkfifo("pipe.test.yaml")  # opening it to read would block until a writer came
+    fifo = cli("test-prompts", "pipe.test.yaml")
+    assert fifo.exit_code == 2 and fifo.stdout == ""
+    assert "pipe.test.yaml: not a regular file or folder" in fifo.stderr
+
+
 # --- tiers, model, repeat, filter, fail-fast, pass rate ---------------------------------------
 
 

@@ -34,6 +34,11 @@ def discover_suite_files(paths: list[Path], default_dir: Path) -> list[Path]:
         elif root.is_dir():
             hits = {p for pattern in _SUITE_GLOBS for p in root.rglob(pattern)}
             found.extend(sorted(p for p in hits if p.is_file() and not _hidden(p, root)))
+        elif root.exists():  # a FIFO, socket or device: reading it could block or never end
+            raise SuiteError(
+                f"{display_path(root)}: not a regular file or folder",
+                "pass suite files or folders holding *.test.yaml files",
+            )
         else:
             raise SuiteError(
                 f"{display_path(root)}: no such file or folder",
