@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "cli.md"
@@ -22,10 +23,14 @@ def commands() -> list[list[str]]:
 
     found: list[list[str]] = []
 
-    def walk(command: object, path: list[str]) -> None:
+    def walk(command: Any, path: list[str]) -> None:
         found.append(path)
-        for name, sub in (getattr(command, "commands", None) or {}).items():
-            if not getattr(sub, "hidden", False):
+        if not hasattr(command, "list_commands"):
+            return
+        ctx = typer.Context(command)  # the root builds each command when asked for it
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if not sub.hidden:
                 walk(sub, [*path, name])
 
     walk(typer.main.get_command(app), [])

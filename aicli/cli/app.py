@@ -1,7 +1,9 @@
-"""The Typer app: registers the commands and turns click usage errors into `aicli: error:` lines.
+"""The Typer app: the command table and turning click usage errors into `aicli: error:` lines.
 
-Imports nothing heavy: each command imports the core it needs inside its own function, so
-`aicli --help` stays fast.
+Start-up time: a command's module is imported and its click command built (Typer inspects
+every parameter of its function) only when the command line names it; `aicli --help` lists
+the commands from the table without building any. Each command imports the core it needs
+inside its own function.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from aicli import __version__
-from aicli.cli import cache as cache_cmd
-from aicli.cli import config as config_cmd
-from aicli.cli import doctor as doctor_cmd
 from aicli.cli import fastparams, options
-from aicli.cli import generate as generate_cmd
-from aicli.cli import render as render_cmd
-from aicli.cli import report as report_cmd
-from aicli.cli import serve as serve_cmd
-from aicli.cli import test_prompts as test_prompts_cmd
-from aicli.cli import tiers as tiers_cmd
 from aicli.cli.output import (
     ClosedStream,
     error,
@@ -57,7 +50,24 @@ class _PromptNotCommand(Exception):
 
 
 class _Group(TyperGroup):
-    """Report bad flags as one `aicli: error:` line plus a hint, exit 2."""
+    """The root: builds a command on first use, and reports bad flags as one `aicli: error:`
+    line plus a hint, exit 2."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = self.commands.get(cmd_name)
+        if command is None and cmd_name in _COMMANDS:
+            command = self.commands[cmd_name] = _build_command(cmd_name)
+            fastparams.install(command)
+        return command
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        # What click prints, from the table: every short help is given, so click would not
+        # shorten it, and building every command just for its short help costs ~10 ms.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, spec[1]) for name, spec in _COMMANDS.items()])
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name = args[0] if args else ""
@@ -215,69 +225,38 @@ def _root(
     options.pass_config_down(ctx, config, log_format)
 
 
-# Short help: one whole sentence each, so the command list never cuts one off.
-_COMMANDS: dict[str, Callable[[typer.Typer], Any]] = {
-    "generate": lambda a: a.command("generate", short_help="Answer a prompt with a model tier.")(
-        generate_cmd.generate
-    ),
-    "render": lambda a: a.command("render", short_help="Print, list or lock prompt templates.")(
-        render_cmd.render
-    ),
-    "test-prompts": lambda a: a.command(
-        "test-prompts", short_help="Run prompt test suites for CI."
-    )(test_prompts_cmd.test_prompts),
-    "cache": lambda a: a.add_typer(
-        cache_cmd.cache_app, name="cache", short_help="Inspect and tidy the answer cache."
-    ),
-    "tiers": lambda a: a.command("tiers", short_help="List the tiers after inheritance.")(
-        tiers_cmd.tiers
-    ),
-    "config": lambda a: a.add_typer(
-        config_cmd.config_app,
-        name="config",
-        short_help="Show the config file in use and its content.",
-    ),
-    "doctor": lambda a: a.command(
-        "doctor", short_help="Check the config, keys, endpoints, cache and prompts."
-    )(doctor_cmd.doctor),
-    "report": lambda a: a.add_typer(
-        report_cmd.report_app, name="report", short_help="Merge JSON reports of shards."
-    ),
-    "serve": lambda a: a.command(
-        "serve", short_help="Serve the engine over HTTP (OpenAI-compatible)."
-    )(serve_cmd.serve),
+# name -> (module:attribute under aicli.cli, short help), in the order --help lists them. The
+# attribute is a command function or a Typer group. Short help: one whole sentence each, so the
+# command list never cuts one off.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("generate:generate", "Answer a prompt with a model tier."),
+    "render": ("render:render", "Print, list or lock prompt templates."),
+    "test-prompts": ("test_prompts:test_prompts", "Run prompt test suites for CI."),
+    "tiers": ("tiers:tiers", "List the tiers after inheritance."),
+    "doctor": ("doctor:doctor", "Check the config, keys, endpoints, cache and prompts."),
+    "serve": ("serve:serve", "Serve the engine over HTTP (OpenAI-compatible)."),
+    "cache": ("cache:cache_app", "Inspect and tidy the answer cache."),
+    "config": ("config:config_app", "Show the config file in use and its content."),
+    "report": ("report:report_app", "Merge JSON reports of shards."),
 }
 
 
-def build(only: str | None = None) -> typer.Typer:
-    """The app with every command, or with just `only` (Typer inspects every registered
-    command's signature at start-up: ~10 ms that `aicli render NAME` does not need)."""
-    root = _new_app()
-    for name, register in _COMMANDS.items():
-        if only is None or name == only:
-            register(root)
-    return root
+def _build_command(name: str) -> Any:
+    """The click command `name`, as Typer builds it for a subcommand of the root."""
+    where, short_help = _COMMANDS[name]
+    module, attribute = where.split(":")
+    # __import__, not importlib.import_module: `python -X importtime` sees only the former.
+    target = getattr(__import__(f"aicli.cli.{module}", fromlist=[attribute]), attribute)
+    holder = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False)
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name, short_help=short_help)
+    else:
+        holder.command(name, short_help=short_help)(target)
+    return typer.main.get_group(holder).commands[name]
 
 
-app = build()
-
-
-def _command_name(args: Sequence[str]) -> str | None:
-    """The subcommand the arguments name, skipping the root options and their values."""
-    rest = iter(args)
-    for arg in rest:
-        if arg in ("--config", "-c", "--log-format"):
-            next(rest, None)
-        elif arg == "--":
-            return next(rest, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
+app = _new_app()
 
 
 def main() -> None:
-    name = _command_name(sys.argv[1:])
-    if name in _COMMANDS and "_AICLI_COMPLETE" not in os.environ:
-        build(name)()  # the command alone; anything else (help, a typo, completion) sees all
-    else:
-        app()
+    app()
