@@ -102,3 +102,11 @@ def test_a_choice_option_is_parsed_without_pydantic(tmp_path: Path) -> None:
     args = ["test-prompts", "-t", "echo", "--fail-on", "any", "--replay", str(replay), str(suite)]
     modules = imported_by(*args, ok=(0, 1))
     assert "typer._adapters" not in modules  # the enum value was taken as is
+
+
+def test_the_entry_leaves_the_collector_on() -> None:
+    code = "import gc, aicli.__main__ as m; print(gc.isenabled(), callable(m.main))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(None)
+    )
+    assert proc.stdout.split() == ["True", "True"], proc.stderr
