@@ -1,10 +1,12 @@
 """One request, one way: plan (redact, keys) -> cache -> single-flight -> rate limit -> call ->
 fall back -> cache write -> restore -> Result. Every command that needs a model answer goes
-through Engine.run."""
+through Engine.run (or run_sync, which answers a fresh cache hit without starting asyncio).
+
+asyncio is imported where it is used, here and in what this imports, so that a CLI cache hit
+never imports it (start-up time)."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -94,11 +96,24 @@ class Engine:
     # -- public API --------------------------------------------------------------------------
 
     def run_sync(self, request: Request, on_delta: Callable[[str], None] | None = None) -> Result:
+        """`run` for a caller without an event loop, then `aclose`. A fresh cache hit of the
+        first tier asked is answered without one (its cost is a CLI command's start-up)."""
+        try:
+            hit = self._hit_now(request, on_delta)
+        except BaseException:
+            self._close_now()
+            raise
+        if hit is not None:
+            self._close_now()
+            return hit
+
         async def go() -> Result:
             try:
                 return await self.run(request, on_delta)
             finally:
                 await self.aclose()
+
+        import asyncio
 
         return asyncio.run(go())
 
@@ -122,22 +137,72 @@ class Engine:
                     request, on_delta, budget=budget, quota=quota, observer=observer
                 )
             except AicliError as exc:
-                log.info(
-                    "request %s failed: %s",
-                    request.request_id,
-                    exc.message,
-                    extra={"event": "request", "tier": request.tier or self.cfg.default_tier,
-                           "error": exc.message},
-                )  # fmt: skip
+                self._log_failed(request, exc)
                 raise
-            if log.isEnabledFor(logging.INFO):  # the fields cost more than the check: per hit
-                log.info(
-                    "request %s: tier %s, model %s, cached %s, %d attempt(s), %.0f ms",
-                    result.request_id, result.tier, result.model_used, result.cached,
-                    result.attempts, result.latency_ms,
-                    extra={"event": "request", **result.log_fields()},
-                )  # fmt: skip
+            self._log_done(result)
             return result
+
+    def _log_failed(self, request: Request, exc: AicliError) -> None:
+        if log.isEnabledFor(logging.INFO):  # off unless -v (or serve): skip building its fields
+            log.info(
+                "request %s failed: %s",
+                request.request_id,
+                exc.message,
+                extra={"event": "request", "tier": request.tier or self.cfg.default_tier,
+                       "error": exc.message},
+            )  # fmt: skip
+
+    def _log_done(self, result: Result) -> None:
+        if log.isEnabledFor(logging.INFO):  # the fields cost more than the check: per hit
+            log.info(
+                "request %s: tier %s, model %s, cached %s, %d attempt(s), %.0f ms",
+                result.request_id, result.tier, result.model_used, result.cached,
+                result.attempts, result.latency_ms,
+                extra={"event": "request", **result.log_fields()},
+            )  # fmt: skip
+
+    def _hit_now(self, request: Request, on_delta: Callable[[str], None] | None) -> Result | None:
+        """`_run`'s answer when it is a fresh cache hit of the first tier it would look up, read
+        without an event loop; None when `_run` must decide (a miss, a stale or unreadable
+        entry, replay, --refresh/--no-cache, a backend that cannot answer synchronously)."""
+        if self.replay is not None or request.cache_mode not in ("use", "only"):
+            return None
+        from aicli.logs import log_context
+
+        with log_context(request_id=request.request_id):
+            try:
+                self.cfg.tier(request.tier or self.cfg.default_tier)  # as in _run: exit 2 first
+                cache = self.cache
+                if cache is None or not cache.answers_now:
+                    return None
+                redactor = make_redactor(self.cfg, request)
+                plans = plan_request(self.cfg, request, redactor)
+                # --cache-only looks every tier up before any call; a plain run calls the first
+                # tier before it looks the next one up.
+                for index, plan in enumerate(plans if request.cache_mode == "only" else plans[:1]):
+                    entry = cache.get_now(plan.key)
+                    if entry is not None and not entry.expired():
+                        cache.record_hit_now(entry)
+                        outcome = _Outcome(self.budget)
+                        result = self._finish(
+                            request, plan, entry, redactor, on_delta, index, outcome, cached=True
+                        )
+                        break
+                else:
+                    return None
+            except AicliError as exc:
+                self._log_failed(request, exc)
+                raise
+            self._log_done(result)
+            return result
+
+    def _close_now(self) -> None:
+        """`aclose` after `_hit_now`: nothing but the cache it opened needs closing."""
+        own, self._own_cache = self._own_cache, None
+        if own is not None:
+            self._cache = _UNSET
+            if own.answers_now:  # else _hit_now did not use it: nothing was opened
+                own.close_now()
 
     async def _run(
         self,

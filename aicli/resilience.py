@@ -5,7 +5,6 @@ Retries and backoff themselves are the openai SDK's; this decides how many calls
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -13,6 +12,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import asyncio
+
     from aiolimiter import AsyncLimiter
 
 log = logging.getLogger("aicli")
@@ -75,6 +76,8 @@ class AdaptiveConcurrency:
 
     async def acquire(self) -> int:
         """Wait for a slot; returns the round the call started in (pass it to `observe`)."""
+        import asyncio  # not at the top: a CLI cache hit imports this module, never asyncio
+
         while True:
             now = time.monotonic()
             pause = max(self._paused_until, self._next_start) - now

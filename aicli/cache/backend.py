@@ -47,6 +47,19 @@ class CacheBackend(Protocol):
     async def aclose(self) -> None: ...
 
 
+class NowBackend(Protocol):
+    """What a backend that can also answer without an event loop offers (the disk backend: a
+    CLI cache hit then never starts asyncio). Same contracts as the async methods."""
+
+    def get_now(self, key: str) -> str | None: ...
+
+    def delete_now(self, key: str) -> None: ...
+
+    def incr_now(self, deltas: Mapping[str, int]) -> list[int]: ...
+
+    def close_now(self) -> None: ...
+
+
 class CacheAdmin(Protocol):
     """What only `aicli cache stats|clear|prune` needs."""
 

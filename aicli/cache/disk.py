@@ -6,12 +6,12 @@ Layout of the cache directory (0700, files 0600):
   *.corrupt-* a damaged store moved aside (deleted by `clear`)
 Every diskcache call runs on one worker thread of its own: the event loop never blocks on SQLite,
 the process umask (set around each call) is never changed by two threads at once, and each
-store keeps one connection. diskcache (and sqlite3) are imported on first use.
+store keeps one connection; the `*_now` methods (a CLI cache hit, before any event loop) wait
+for that same thread. diskcache (and sqlite3) are imported on first use.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -73,19 +73,24 @@ class DiskBackend:
         self._stores = Stores(self.directory, self.size_limit_bytes)
         self._worker: ThreadPoolExecutor | None = None
 
-    async def _run(self, name: str, op: Callable[[diskcache.Cache], T]) -> T:
+    def _thread(self) -> ThreadPoolExecutor:
         if self._worker is None:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="aicli-disk-cache")
+        return self._worker
+
+    async def _run(self, name: str, op: Callable[[diskcache.Cache], T]) -> T:
+        import asyncio
+
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._worker, self._stores.run, name, op)
+        return await loop.run_in_executor(self._thread(), self._stores.run, name, op)
+
+    def _run_now(self, name: str, op: Callable[[diskcache.Cache], T]) -> T:
+        return self._thread().submit(self._stores.run, name, op).result()
 
     # ---- CacheBackend ------------------------------------------------------------------------
 
     async def get(self, key: str) -> str | None:
-        value = await self._run(ENTRIES, lambda c: c.get(key))
-        if value is not None and not isinstance(value, str):
-            raise ValueError(f"stored value is {type(value).__name__}, not JSON text")
-        return value
+        return _text(await self._run(ENTRIES, lambda c: c.get(key)))
 
     async def set(
         self, key: str, value: str, *, ttl_s: float | None, expires: float | None
@@ -110,19 +115,7 @@ class DiskBackend:
         await self._run(ENTRIES, lambda c: c.delete(key))
 
     async def incr(self, deltas: Mapping[str, int], *, ttl_s: float | None = None) -> list[int]:
-        def bump(c: diskcache.Cache) -> list[int]:
-            with c.transact():  # all counters of one event move together
-                if ttl_s is None:
-                    return [int(c.incr(name, delta)) for name, delta in deltas.items()]
-                values = []
-                for name, delta in deltas.items():
-                    old = c.get(name, 0)
-                    value = (old if isinstance(old, int) else 0) + delta
-                    c.set(name, value, expire=ttl_s)
-                    values.append(value)
-                return values
-
-        return await self._run(COUNTERS, bump)
+        return await self._run(COUNTERS, _bump(deltas, ttl_s))
 
     @contextlib.asynccontextmanager
     async def lock(self, key: str, *, ttl_s: float) -> AsyncIterator[bool]:
@@ -144,9 +137,28 @@ class DiskBackend:
     async def aclose(self) -> None:
         worker, self._worker = self._worker, None
         if worker is not None:
+            import asyncio
+
             # diskcache connections are per thread: close them on the thread that opened them
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(worker, self._stores.close)
+            worker.shutdown(wait=True)
+
+    # ---- NowBackend: the same, without an event loop ---------------------------------------
+
+    def get_now(self, key: str) -> str | None:
+        return _text(self._run_now(ENTRIES, lambda c: c.get(key)))
+
+    def delete_now(self, key: str) -> None:
+        self._run_now(ENTRIES, lambda c: c.delete(key))
+
+    def incr_now(self, deltas: Mapping[str, int]) -> list[int]:
+        return self._run_now(COUNTERS, _bump(deltas, None))
+
+    def close_now(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.submit(self._stores.close).result()
             worker.shutdown(wait=True)
 
     # ---- CacheAdmin --------------------------------------------------------------------------
@@ -207,6 +219,31 @@ class DiskBackend:
             " AND tag IS NOT NULL AND tag <= ? ORDER BY rowid LIMIT 100"
         )
         return await self._run(ENTRIES, lambda c: int(c._select_delete(select, [0, lo, hi, now])))
+
+
+def _text(value: Any) -> str | None:
+    """A stored entry: JSON text (anything else is a tampered store: the caller's miss)."""
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"stored value is {type(value).__name__}, not JSON text")
+    return value
+
+
+def _bump(deltas: Mapping[str, int], ttl_s: float | None) -> Callable[[diskcache.Cache], list[int]]:
+    """The op adding every delta at once (ttl_s: each counter expires that long after)."""
+
+    def bump(c: diskcache.Cache) -> list[int]:
+        with c.transact():  # all counters of one event move together
+            if ttl_s is None:
+                return [int(c.incr(name, delta)) for name, delta in deltas.items()]
+            values = []
+            for name, delta in deltas.items():
+                old = c.get(name, 0)
+                value = (old if isinstance(old, int) else 0) + delta
+                c.set(name, value, expire=ttl_s)
+                values.append(value)
+            return values
+
+    return bump
 
 
 def _count(value: Any) -> int:

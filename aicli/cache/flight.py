@@ -9,12 +9,13 @@ provider itself. A dead backend never stops anyone: they simply call for themsel
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import asyncio
+
     from aicli.cache.entries import CacheEntry
     from aicli.cache.response import ResponseCache
 
@@ -33,6 +34,8 @@ class Flights:
     async def run(
         self, key: str, produce: Produce, *, wait_s: float, store: bool
     ) -> tuple[CacheEntry | None, bool]:
+        import asyncio  # not at the top: a CLI cache hit imports this module, never asyncio
+
         leader = self._leaders.get(key)
         if leader is not None:
             try:
@@ -59,6 +62,8 @@ class Flights:
         self, key: str, produce: Produce, wait_s: float
     ) -> tuple[CacheEntry | None, bool]:
         """Lead through the backend's lock, or wait for the entry the lock holder writes."""
+        import asyncio
+
         cache = self.cache
         deadline = time.monotonic() + wait_s
         delay = _FIRST_POLL_S

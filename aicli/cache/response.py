@@ -4,21 +4,26 @@ It owns the key layout (`<namespace>:v1:entry|counter|lock:...`), the CacheEntry
 counter names, how long an expired answer stays as a stale fallback, single-flight, and failing
 open: on the first failure it warns once, naming the location, and carries on without the cache
 (a long-running server may try again after `retry_after_s`).
+
+A backend that can also answer without an event loop (disk) gives the `*_now` methods: the
+engine reads a CLI cache hit with them before it starts asyncio (start-up time).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from aicli.cache.backend import CacheAdmin, CacheBackend
+from aicli.cache.backend import CacheAdmin, CacheBackend, NowBackend
 from aicli.cache.entries import CacheEntry
 from aicli.cache.flight import Flights
 from aicli.errors import CacheError, CacheUnavailable
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger("aicli")
 
@@ -39,6 +44,7 @@ class ResponseCache:
         retry_after_s: float | None = None,
     ) -> None:
         self.backend = backend
+        self._now = cast(NowBackend, backend) if hasattr(backend, "get_now") else None
         self.namespace = namespace
         self.prefix = f"{namespace}:v1:"
         self.stale_for = stale_for  # None: kept until pruned or evicted (disk)
@@ -127,6 +133,20 @@ class ResponseCache:
             self.went_down(exc, what)
             return default
 
+    def guarded_now(
+        self, op: Callable[[], T], default: T, *, what: str = "", writes: bool = False
+    ) -> T:
+        """`guarded` for an op that answers without an event loop."""
+        if not self.available:
+            return default
+        try:
+            return op()
+        except CacheError as exc:
+            if not (writes or isinstance(exc, CacheUnavailable)):
+                raise
+            self.went_down(exc, what)
+            return default
+
     # ---- entries -----------------------------------------------------------------------------
 
     async def get(self, key: str) -> CacheEntry | None:
@@ -136,16 +156,33 @@ class ResponseCache:
             raw = await self.guarded(lambda: self.backend.get(full), None)
             return None if raw is None else CacheEntry.from_json(raw)
         except (ValueError, TypeError) as exc:  # a tampered or torn value: never fatal
-            await self._unreadable(key, exc)
+            self._warn_unreadable(key, exc)
+            await self.guarded(lambda: self.backend.delete(full), None, writes=True)
             return None
 
-    async def _unreadable(self, key: str, exc: Exception) -> None:
+    @property
+    def answers_now(self) -> bool:
+        """Whether the `*_now` methods work (the backend answers without an event loop)."""
+        return self._now is not None
+
+    def get_now(self, key: str) -> CacheEntry | None:
+        """`get` without an event loop; only when `answers_now`."""
+        assert self._now is not None
+        now, full = self._now, self.entry_key(key)
+        try:
+            raw = self.guarded_now(lambda: now.get_now(full), None)
+            return None if raw is None else CacheEntry.from_json(raw)
+        except (ValueError, TypeError) as exc:
+            self._warn_unreadable(key, exc)
+            self.guarded_now(lambda: now.delete_now(full), None, writes=True)
+            return None
+
+    def _warn_unreadable(self, key: str, exc: Exception) -> None:
         log.warning(
             "cache entry %s is unreadable (%s); deleted it and treated it as a miss",
             key[:12],
             str(exc)[:120],
         )
-        await self.guarded(lambda: self.backend.delete(self.entry_key(key)), None, writes=True)
 
     async def set(self, key: str, entry: CacheEntry) -> None:
         """Store entry under key (replacing any older one). An empty answer is never cached."""
@@ -181,9 +218,27 @@ class ResponseCache:
     # ---- counters ----------------------------------------------------------------------------
 
     async def record_hit(self, entry: CacheEntry) -> None:
-        tokens = max(0, int(entry.usage.total_tokens))
-        nanos = max(0, round(entry.cost_usd * _NANO))
-        await self._bump(hits=1, tokens_saved=tokens, cost_saved_nusd=nanos)
+        await self._bump(**_hit_deltas(entry))
+
+    def record_hit_now(self, entry: CacheEntry) -> None:
+        """`record_hit` without an event loop: written at once."""
+        for name, delta in _hit_deltas(entry).items():
+            key = self.counter_key(name)
+            self._pending[key] = self._pending.get(key, 0) + delta
+        self._flush_now()
+
+    def _flush_now(self) -> None:
+        assert self._now is not None
+        now = self._now
+        batch, self._pending = self._pending, {}
+        if batch:
+            empty: list[int] = []
+            self.guarded_now(
+                lambda: now.incr_now(batch),
+                empty,
+                what="could not update the cache counters",
+                writes=True,
+            )
 
     async def record_miss(self) -> None:
         await self._bump(misses=1)
@@ -209,6 +264,8 @@ class ResponseCache:
             )
         finally:
             if self._pending:  # arrived meanwhile: a task writes them, not this caller
+                import asyncio
+
                 self._next_flush = asyncio.get_running_loop().create_task(self._flush())
             else:
                 self._flushing = False
@@ -219,6 +276,8 @@ class ResponseCache:
             if self._next_flush is not None and not self._next_flush.done():
                 await self._next_flush
             elif self._flushing:
+                import asyncio
+
                 await asyncio.sleep(0.001)  # a caller's write is in flight; its deltas follow
             elif self._pending:
                 await self._flush()
@@ -284,6 +343,18 @@ class ResponseCache:
     async def aclose(self) -> None:
         await self.flush_counters()
         await self.backend.aclose()
+
+    def close_now(self) -> None:
+        """`aclose` without an event loop, after the `*_now` methods alone were used."""
+        assert self._now is not None
+        self._flush_now()
+        self._now.close_now()
+
+
+def _hit_deltas(entry: CacheEntry) -> dict[str, int]:
+    tokens = max(0, int(entry.usage.total_tokens))
+    nanos = max(0, round(entry.cost_usd * _NANO))
+    return {"hits": 1, "tokens_saved": tokens, "cost_saved_nusd": nanos}
 
 
 def _created(raw: str) -> float | None:
