@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,13 @@ import pytest
 
 from aicli.suites.assertions import (
     ASSERTION_FAILED,
+    INLINE_SCAN_CHARS,
     INVALID_JSON,
     REGISTRY,
     STRUCTURE_MISMATCH,
     AssertionResult,
     Observation,
+    Spec,
     build_rubric_prompt,
     case_verdict,
     check_one,
@@ -267,6 +270,53 @@ async def test_graders_run_concurrently_and_results_keep_order() -> None:
     assert peak == 2
     assert [r.assertion.value for r in results] == ["one", "x", "two"]
     assert [r.passed for r in results] == [True, True, False]
+
+
+def _record_threads(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[int]]:
+    """Wrap every check so it notes the thread it ran on, by assertion type."""
+    seen: dict[str, set[int]] = {}
+    for name, spec in list(REGISTRY.items()):
+
+        def check(a: Assertion, obs: Observation, _inner: Any = spec.check) -> Any:
+            seen.setdefault(a.base_type, set()).add(threading.get_ident())
+            return _inner(a, obs)
+
+        monkeypatch.setitem(REGISTRY, name, Spec(check, spec.expect))
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("asserts", "output", "on_loop"),
+    [
+        ([("contains", "w5"), ("not-icontains", "nope"), ("latency", None)], "say w5", True),
+        ([("contains-any", ["a", "w5"]), ("equals", "say w5"), ("cost", None)], "say w5", True),
+        ([("contains", "w5")], "w5" + "x" * INLINE_SCAN_CHARS, False),  # a long answer
+        ([("contains", "w5"), ("regex", "w[0-9]")], "say w5", False),  # any regex: all go
+        ([("equals", {"a": 1})], '{"a": 1}', False),  # a JSON equals parses the answer
+        ([("is-json", None)], '{"a": 1}', False),
+    ],
+)
+async def test_cheap_checks_run_on_the_loop_and_costly_ones_in_a_thread(
+    monkeypatch: pytest.MonkeyPatch, asserts: list[tuple[str, Any]], output: str, on_loop: bool
+) -> None:
+    seen = _record_threads(monkeypatch)
+    made = [
+        make(t, v, threshold=1e9) if t in ("latency", "cost") else make(t, v) for t, v in asserts
+    ]
+    results = await evaluate(made, Observation(output, latency_ms=5.0))
+    assert all(r.passed for r in results), [r.reason for r in results]
+    threads = set().union(*seen.values())
+    assert len(threads) == 1
+    assert (threads == {threading.get_ident()}) is on_loop
+
+
+async def test_a_failing_check_reads_the_same_on_the_loop_and_in_a_thread() -> None:
+    short, long = "the answer is 41", "the answer is 41" + " " * INLINE_SCAN_CHARS
+    [on_loop] = await evaluate([make("contains", "42")], Observation(short))
+    [threaded] = await evaluate([make("contains", "42")], Observation(long))
+    assert not on_loop.passed and not threaded.passed
+    assert on_loop.kind == threaded.kind == ASSERTION_FAILED
+    assert on_loop.reason.split(", got ")[0] == threaded.reason.split(", got ")[0]
 
 
 async def test_grader_errors_propagate() -> None:

@@ -330,8 +330,12 @@ async def evaluate(
     for i, a in enumerate(assertions):
         if a.base_type == "llm-rubric":
             pending[i] = _rubric(a, obs, grader)
-    if local:  # CPU work (regexes, schemas, big answers) off the loop, so Ctrl-C still works
-        checked = await asyncio.to_thread(lambda: [check_one(assertions[i], obs) for i in local])
+    if local:
+        run = lambda: [check_one(assertions[i], obs) for i in local]  # noqa: E731
+        # Real CPU work (regexes, schemas, big answers) goes off the loop, so Ctrl-C still
+        # works; a few string checks on a short answer cost less than the thread hand-off.
+        inline = _cheap([assertions[i] for i in local], obs)
+        checked = run() if inline else await asyncio.to_thread(run)
         for i, r in zip(local, checked, strict=True):
             results[i] = r
     if pending:
@@ -339,6 +343,30 @@ async def evaluate(
         for i, r in zip(pending, graded, strict=True):
             results[i] = r
     return [r for r in results if r is not None]
+
+
+# Checks that are string or number comparisons run on the event loop while the text they scan
+# is small: a thread hand-off per case (~100 us) costs more than they do. Regexes, schemas and
+# JSON parsing always go to a thread.
+_SCANS = frozenset(
+    {
+        "equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any",
+        "icontains-all", "starts-with", "latency", "cost",
+    }
+)  # fmt: skip
+INLINE_SCAN_CHARS = 1_000_000  # answer length x needles: well under a millisecond
+
+
+def _cheap(assertions: list[Assertion], obs: Observation) -> bool:
+    """Whether these checks of this answer are cheap enough to run on the event loop."""
+    scans = 0
+    for a in assertions:
+        if a.base_type not in _SCANS or (
+            a.base_type == "equals" and isinstance(a.value, (dict, list))
+        ):
+            return False  # a JSON `equals` parses the answer
+        scans += len(a.value) if isinstance(a.value, list) else 1
+    return scans * len(obs.output) <= INLINE_SCAN_CHARS
 
 
 def case_verdict(results: list[AssertionResult], threshold: float | None) -> tuple[bool, float]:
