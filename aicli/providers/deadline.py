@@ -67,16 +67,19 @@ class DeadlineClient(openai.DefaultAsyncHttpxClient):
         if seconds is None:
             return await super().send(request, stream=stream, **kwargs)
         deadline = anyio.current_time() + seconds
+        response: httpx2.Response | None = None
         try:
+            # One cancel scope for headers and body: the SDK reads a whole answer at once.
             with anyio.fail_after(seconds):
                 response = await super().send(request, stream=True, **kwargs)
-        except TimeoutError:
-            raise _timed_out(request, seconds) from None
-        response.stream = _DeadlineStream(response.stream, deadline, request, seconds)
-        if not stream:
-            try:
-                await response.aread()
-            except BaseException:
+                if not stream:
+                    await response.aread()
+        except BaseException as exc:
+            if response is not None:  # the body was cut short: never back into the pool
                 await response.aclose()
-                raise
+            if isinstance(exc, TimeoutError):
+                raise _timed_out(request, seconds) from None
+            raise
+        if stream:  # a stream is read later, chunk by chunk: each read keeps the deadline
+            response.stream = _DeadlineStream(response.stream, deadline, request, seconds)
         return response
