@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from aicli.redact import KINDS, Redactor, StreamRestorer, detect
+from aicli.redact.patterns import Detection
 
 CORPUS_PATH = Path(__file__).parent / "data" / "redaction_corpus.yaml"
 MIN_PRECISION = 1.0
@@ -141,6 +142,30 @@ def test_a_hidden_value_is_hidden_everywhere_in_the_request() -> None:
     ]
     assert redactor.redact("again Tr0ub4dor&3") == "again [SECRET_1]"
     assert redactor.counts == {"secret": 1}
+
+
+def test_redact_messages_scans_each_text_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aicli.redact import placeholders
+
+    scanned: list[str] = []
+
+    def counting(text: str, kinds: object = None) -> list[Detection]:
+        scanned.append(text)
+        return detect(text, kinds)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(placeholders, "detect", counting)
+    messages = [
+        {"role": "system", "content": "Mail a@example.com or b@example.com"},
+        {"role": "user", "content": "Is a@example.com right? password=hunter22"},
+        {"role": "user", "content": ""},
+    ]
+    out = Redactor().redact_messages(messages)
+    assert sorted(scanned) == sorted(m["content"] for m in messages if m["content"])
+    assert [m["content"] for m in out] == [
+        "Mail [EMAIL_1] or [EMAIL_2]",
+        "Is [EMAIL_1] right? password=[SECRET_1]",
+        "",
+    ]
 
 
 def test_kinds_filter() -> None:

@@ -49,7 +49,24 @@ class Redactor:
         if not self.kinds or not text:
             return text
         self._reserve(text)
-        found = self._learn(text)
+        return self._replace(text, self._learn(text))
+
+    def redact_messages(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        contents = [m.get("content") for m in messages]
+        for content in contents:
+            self._reserve(content)
+        # Learn every value first (a later message may reveal one), detecting each text once.
+        found = [
+            self._learn(c) if isinstance(c, str) and c and self.kinds else None for c in contents
+        ]
+        return [
+            {**m, "content": self._replace(m["content"], seen)} if seen is not None else {**m}
+            for m, seen in zip(messages, found, strict=True)
+        ]
+
+    def _replace(self, text: str, found: list[Detection]) -> str:
+        """`text` with `found` and every value hidden elsewhere in this request replaced."""
+        found = list(found)
         for value, placeholder in self._placeholder_of.items():
             if len(value) >= 4:
                 kind = placeholder[1 : placeholder.rindex("_")].lower()
@@ -64,20 +81,6 @@ class Redactor:
             pos = d.end
         parts.append(text[pos:])
         return "".join(parts)
-
-    def redact_messages(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
-        contents = [m.get("content") for m in messages]
-        for content in contents:
-            self._reserve(content)
-        for content in contents:  # learn every value first: a later message may reveal one
-            if isinstance(content, str) and self.kinds:
-                self._learn(content)
-        return [
-            {**m, "content": self.redact(m["content"])}
-            if isinstance(m.get("content"), str)
-            else dict(m)
-            for m in messages
-        ]
 
     def restore(self, text: str) -> str:
         if not self._original_of or "[" not in text:
