@@ -390,3 +390,20 @@ def test_excerpt() -> None:
     assert r.excerpt(20) == "line one line two x…" and len(r.excerpt()) == 200
     assert os.linesep not in r.excerpt()
     assert result(output="a\x1b[2Jb\x07").excerpt() == "a\\x1b[2Jb\\x07"
+
+
+def test_only_the_report_formats_asked_for_are_imported(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from aicli.reports import open_writers\n"
+        "for w in open_writers([Path(p) for p in sys.argv[1:]]): w.abort()\n"
+        "print(' '.join(m for m in sys.modules if m.startswith('aicli.reports.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "r.jsonl"), str(tmp_path / "r.xml")],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert {"aicli.reports.jsonl", "aicli.reports.junit"} <= set(out)
+    assert "aicli.reports.html" not in out and "aicli.reports.markdown" not in out

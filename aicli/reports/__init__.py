@@ -5,17 +5,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aicli.errors import UsageError
-from aicli.reports.html import HtmlWriter
-from aicli.reports.json import JsonWriter
-from aicli.reports.jsonl import JsonlWriter
-from aicli.reports.junit import JUnitWriter
-from aicli.reports.markdown import MarkdownWriter
-from aicli.reports.results import CaseResult, Summary
+
+if TYPE_CHECKING:
+    from aicli.reports.results import CaseResult, Summary
 
 
 class ReportWriter(Protocol):
@@ -29,14 +26,22 @@ class ReportWriter(Protocol):
         """Drop what was gathered without writing (a streamed .jsonl keeps its lines)."""
 
 
-# `-o FILE`: the extension picks the writer.
-WRITERS: dict[str, Callable[[Path], ReportWriter]] = {
-    ".json": JsonWriter,
-    ".jsonl": JsonlWriter,
-    ".xml": JUnitWriter,
-    ".html": HtmlWriter,
-    ".md": MarkdownWriter,
+# `-o FILE`: the extension picks the writer (module, class); only the formats asked for are
+# imported, so a run without -o never pays for the HTML or JUnit writers.
+WRITERS: dict[str, tuple[str, str]] = {
+    ".json": ("json", "JsonWriter"),
+    ".jsonl": ("jsonl", "JsonlWriter"),
+    ".xml": ("junit", "JUnitWriter"),
+    ".html": ("html", "HtmlWriter"),
+    ".md": ("markdown", "MarkdownWriter"),
 }
+
+
+def _writer(path: Path) -> ReportWriter:
+    module, name = WRITERS[path.suffix.lower()]
+    cls = getattr(importlib.import_module(f"aicli.reports.{module}"), name)
+    writer: ReportWriter = cls(path)
+    return writer
 
 
 def open_writers(paths: list[Path]) -> list[ReportWriter]:
@@ -60,7 +65,7 @@ def open_writers(paths: list[Path]) -> list[ReportWriter]:
     try:
         for p in paths:
             p.parent.mkdir(parents=True, exist_ok=True)  # CI jobs write to reports/...
-            writers.append(WRITERS[p.suffix.lower()](p))
+            writers.append(_writer(p))
     except OSError as exc:
         for w in writers:
             w.abort()
