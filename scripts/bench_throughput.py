@@ -8,14 +8,20 @@ Usage (from the repo root):
 
 Both sides run as whole processes (interpreter start and imports included), interleaved, against
 the same test server (tests/fake_openai.py, answering after --latency seconds), sending the same
-requests at the same concurrency, caches off. Printed: the median wall time of each side, their
-ratio, and the ideal (cases x latency / concurrency). `--memory N` runs N cases at -j 64 with
-JSONL and JUnit reports on and prints the peak RSS of that process.
+requests at the same concurrency, caches off. Both import their code from bytecode, as installed
+packages do: aicli is byte-compiled first (with $PYTHONDONTWRITEBYTECODE set, as in some CI and
+sandbox images, a source checkout would otherwise recompile every module on every run, while the
+SDK's site-packages were compiled when pip installed them).
+
+Printed: the median wall time of each side, their ratio, and the ideal (cases x latency /
+concurrency). `--memory N` runs N cases at -j 64 with JSONL and JUnit reports on and prints the
+peak RSS of that process.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import statistics
 import subprocess
@@ -190,6 +196,8 @@ def main() -> int:
 
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           f"({os.cpu_count()} CPUs); server latency {opts.latency * 1000:.0f} ms")  # fmt: skip
+    if not compileall.compile_dir(REPO / "aicli", quiet=1):
+        raise SystemExit("could not byte-compile aicli/")
     with tempfile.TemporaryDirectory(prefix="aicli-bench-") as tmp, FakeOpenAI() as server:
         server.latency = opts.latency
         for pair in opts.sizes.split(","):
