@@ -22,6 +22,8 @@ _BUILTIN_TIERS_NOTE = "a file with `tiers:` replaces all the built-in tiers"
 
 @dataclass(frozen=True, order=True)
 class Mistake:
+    """One problem in a config file; mistakes sort in the order a reader meets them."""
+
     position: tuple[int, ...]  # where a reader meets it: key indexes, top to bottom
     path: str = ""
     what: str = ""

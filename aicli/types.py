@@ -12,6 +12,8 @@ Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..
 
 @dataclass
 class Usage:
+    """Tokens of one answer, as the provider reported them (or as estimated)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0

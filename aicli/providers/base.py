@@ -15,6 +15,8 @@ ResponseObserver = Callable[[int, Mapping[str, str]], None]
 
 @dataclass
 class ProviderCall:
+    """One call to a provider: the model, messages and sampling settings."""
+
     model: str
     messages: list[Message]
     max_tokens: int | None
@@ -29,6 +31,8 @@ class ProviderCall:
 
 @dataclass
 class ProviderAnswer:
+    """A provider's answer to one call."""
+
     content: str
     usage: Usage | None  # None when the server reported none
     model: str

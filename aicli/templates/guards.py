@@ -34,6 +34,8 @@ class Budget(BaseException):
 
 @dataclass
 class Limits:
+    """One render's bounds: characters per value and in all, the deadline, what is used."""
+
     size: int
     total: int
     deadline: float

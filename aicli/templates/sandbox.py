@@ -167,6 +167,16 @@ def _parse(env: SandboxEnv, source: str, where: str) -> nodes.Template:
         raise TemplateError(f"{where}, line {exc.lineno}: {exc.message}") from None
 
 
+# Every way a template pulls in another file is a statement that starts with one of these words
+# (default delimiters, no line statements); a text without any certainly includes nothing.
+_MAY_INCLUDE = re.compile(r"\{%[-+]?\s*(?:include|import|from|extends)\b")
+
+
+def may_include(source: str) -> bool:
+    """False when source certainly pulls in no other file (no need to parse it to know)."""
+    return _MAY_INCLUDE.search(source) is not None
+
+
 def analyze(
     sources: Mapping[str, str], root: Path | None, where: str
 ) -> tuple[dict[str, str], set[str]]:

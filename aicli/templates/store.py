@@ -1,10 +1,16 @@
-"""Finding templates under prompts_dir, resolving NAME[@VERSION], and the checksum lock file."""
+"""Finding templates under prompts_dir, resolving NAME[@VERSION], and the checksum lock file.
+
+Start-up time: every file is read and schema-checked, but the Jinja work is done only where
+needed: for the name asked for, and for a locked version whose checksum may not match (or may
+depend on included files). `all()`, `problems()`, `--list` and `--lock` vet every file.
+"""
 
 from __future__ import annotations
 
 import difflib
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +30,7 @@ from aicli.templates.model import (
     read_yaml_file,
     semver_key,
 )
-from aicli.templates.sandbox import analyze
+from aicli.templates.sandbox import analyze, may_include
 
 LOCK_NAME = "prompts.lock"
 SKIP_DIRS = {"node_modules", "__pycache__", "venv"}
@@ -35,9 +41,8 @@ LOCK_HEADER = """\
 """
 
 
-def build_template(data: dict[str, Any], path: Path, root: Path) -> Template:
-    """Vet one parsed template file: schema, Jinja syntax, includes, declared names, checksum."""
-    fields = parse_template(data, path)
+def build_template(fields: dict[str, Any], path: Path, root: Path) -> Template:
+    """Vet one template file's checked fields: Jinja syntax, includes, declared names, checksum."""
     where = display(path)
     sources = {"template": fields["template"]}
     if fields["system"] is not None:
@@ -80,6 +85,31 @@ class Problem:
     error: TemplateError
 
 
+class _File:
+    """A template file whose schema passed; built (Jinja-vetted) on first need, once."""
+
+    def __init__(self, fields: dict[str, Any], path: Path) -> None:
+        self.fields, self.path = fields, path
+        self.name: str = fields["name"]
+        self.key = f"{self.name}@{fields['version']}"
+        self._built: Template | Problem | None = None
+
+    def built(self, root: Path) -> Template | Problem:
+        if self._built is None:
+            try:
+                self._built = build_template(self.fields, self.path, root)
+            except TemplateError as exc:
+                self._built = Problem(self.name, self.path, exc)
+        return self._built
+
+    def plain_checksum(self) -> str | None:
+        """The checksum without the Jinja work, when the file certainly includes nothing."""
+        f = self.fields
+        if may_include(f["template"]) or may_include(f["system"] or ""):
+            return None
+        return checksum(f["template"], f["system"], f["variables"], {})
+
+
 class TemplateStore:
     """Every template version under one prompts folder, loaded on first use.
 
@@ -91,6 +121,7 @@ class TemplateStore:
     def __init__(self, prompts_dir: Path, *, check_lock: bool = True) -> None:
         self.prompts_dir = Path(prompts_dir)
         self.check_lock = check_lock
+        self._files: list[_File | Problem] | None = None  # discovery order
         self._templates: list[Template] | None = None
         self._problems: list[Problem] = []
         self._lock_ok = False
@@ -100,13 +131,11 @@ class TemplateStore:
     def lock_path(self) -> Path:
         return self.prompts_dir / LOCK_NAME
 
-    def _discover(self) -> list[Template]:
-        if self._templates is not None:
-            return self._templates
-        built: list[Template] = []
-        problems: list[Problem] = []
-        first: dict[str, Template] = {}
-        duplicated: set[str] = set()
+    def _scan(self) -> list[_File | Problem]:
+        """Every template file, read and schema-checked (no Jinja yet), in discovery order."""
+        if self._files is not None:
+            return self._files
+        found: list[_File | Problem] = []
         if self.prompts_dir.is_dir():
             for path in _candidates(self.prompts_dir):
                 name = None
@@ -115,36 +144,61 @@ class TemplateStore:
                     if not is_template_data(data):
                         continue
                     name = claimed_name(data)
-                    tpl = build_template(data, path, self.prompts_dir)
+                    found.append(_File(parse_template(data, path), path))
                 except TemplateError as exc:
-                    problems.append(Problem(name, path, exc))
-                    continue
-                if tpl.key in first:
-                    other = display(first[tpl.key].path)
-                    error = TemplateError(
-                        f"{tpl.key} is defined twice: in {other} and in {display(path)}",
-                        "give one of them a new version",
-                    )
-                    problems.append(Problem(tpl.name, path, error))
-                    duplicated.add(tpl.key)
-                    continue
-                first[tpl.key] = tpl
-                built.append(tpl)
+                    found.append(Problem(name, path, exc))
+        self._files = found
+        return found
+
+    def _assemble(self, files: Sequence[_File | Problem]) -> tuple[list[Template], list[Problem]]:
+        """Build files (in discovery order): the good templates, sorted, and the problems."""
+        built: list[Template] = []
+        problems: list[Problem] = []
+        first: dict[str, Template] = {}
+        duplicated: set[str] = set()
+        for item in files:
+            tpl = item if isinstance(item, Problem) else item.built(self.prompts_dir)
+            if isinstance(tpl, Problem):
+                problems.append(tpl)
+                continue
+            if tpl.key in first:
+                other = display(first[tpl.key].path)
+                error = TemplateError(
+                    f"{tpl.key} is defined twice: in {other} and in {display(tpl.path)}",
+                    "give one of them a new version",
+                )
+                problems.append(Problem(tpl.name, tpl.path, error))
+                duplicated.add(tpl.key)
+                continue
+            first[tpl.key] = tpl
+            built.append(tpl)
         # Neither copy of a duplicated version can be trusted (or locked).
         templates = [t for t in built if t.key not in duplicated]
         templates.sort(key=lambda t: (t.name, semver_key(t.version)))
-        self._problems = problems
-        self._templates = templates
-        return templates
+        return templates, problems
 
-    def _load(self) -> list[Template]:
-        templates = self._discover()
+    def _discover(self) -> list[Template]:
+        if self._templates is None:
+            self._templates, self._problems = self._assemble(self._scan())
+        return self._templates
+
+    def _named(self, name: str) -> tuple[list[Template], list[Problem]]:
+        """`_discover` narrowed to one name, building only that name's files."""
+        if self._templates is not None:
+            return self._templates, self._problems
+        return self._assemble([f for f in self._scan() if f.name == name])
+
+    def _check_lock(self) -> None:
         if self.check_lock and not self._lock_ok:
             # Release integrity is global on purpose: CI must catch any edited locked version.
             error = self.lock_error()
             if error is not None:
                 raise error
             self._lock_ok = True
+
+    def _load(self) -> list[Template]:
+        templates = self._discover()
+        self._check_lock()
         return templates
 
     def _bump_hint(self) -> str:
@@ -167,7 +221,8 @@ class TemplateStore:
         return [t for t in self._load() if t.name == name]
 
     def _unloaded(self) -> list[Problem]:
-        return [p for p in self._problems if p.name is None]
+        # Only a file that fails before its schema check has no name: _scan finds them all.
+        return [p for p in self._scan() if isinstance(p, Problem) and p.name is None]
 
     def _unloaded_note(self, name: str) -> str:
         """Tells a user whose template has, say, a YAML error why its name is 'unknown'."""
@@ -211,11 +266,12 @@ class TemplateStore:
             raise TemplateError(
                 f"'{ref}': version '{version}' is not semver X.Y.Z", "e.g. extraction@1.2.0"
             )
-        templates = self._load()
-        for problem in self._problems:
+        self._check_lock()
+        templates, problems = self._named(name)
+        for problem in problems:
             if problem.name == name:
                 raise TemplateError(problem.error.message, problem.error.hint)
-        if not templates and not self._problems:
+        if not self._scan():  # no template file at all, good or bad
             where = display(self.prompts_dir)
             state = "does not exist" if not self.prompts_dir.is_dir() else "has no templates"
             raise TemplateError(
@@ -224,8 +280,7 @@ class TemplateStore:
             )
         versions = [t for t in templates if t.name == name]
         if not versions:
-            known = {t.name for t in templates} | {p.name for p in self._problems if p.name}
-            names = sorted(known)
+            names = sorted({f.name for f in self._scan() if f.name})  # good and broken ones
             close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
             if close:
                 hint = f"did you mean {' or '.join(close)}?"
@@ -285,9 +340,15 @@ class TemplateStore:
 
     def _changed(self) -> list[tuple[Template, str]]:
         locked = self.read_lock()
+        templates = self._templates
+        if templates is None and locked:  # what `_discover` would find, building only the
+            # locked versions whose checksum may differ (a version's copies go together)
+            files = [f for f in self._scan() if isinstance(f, _File) and f.key in locked]
+            unsure = {f.key for f in files if f.plain_checksum() != locked[f.key]}
+            templates = self._assemble([f for f in files if f.key in unsure])[0]
         return [
             (tpl, locked[tpl.key])
-            for tpl in self._discover()
+            for tpl in templates or []
             if tpl.key in locked and locked[tpl.key] != tpl.checksum
         ]
 
