@@ -110,3 +110,22 @@ def test_the_entry_leaves_the_collector_on() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(None)
     )
     assert proc.stdout.split() == ["True", "True"], proc.stderr
+
+
+def test_only_the_cli_process_freezes_what_it_imports() -> None:
+    code = (
+        "import gc\n"
+        "from aicli.cli import startup\n"
+        "with startup.long_lived():\n"
+        "    import json.tool\n"
+        "print(gc.get_freeze_count(), gc.isenabled())\n"  # a library user: untouched
+        "startup.enable()\n"
+        "with startup.long_lived():\n"
+        "    assert not gc.isenabled()\n"
+        "    import http.client\n"
+        "print(gc.get_freeze_count() > 0, gc.isenabled())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(None)
+    )
+    assert proc.stdout.split() == ["0", "True", "True", "True"], proc.stderr

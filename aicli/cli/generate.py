@@ -19,6 +19,7 @@ from aicli.cli.output import (
     print_json,
     read_piped_stdin,
 )
+from aicli.cli.startup import long_lived
 
 if TYPE_CHECKING:
     from aicli.config import Config
@@ -124,10 +125,12 @@ def generate(
       aicli generate --json -t premium "Hello" | jq .cost_usd
     """
     with handle_errors(debug, verbose=verbose, log_format=log_format):
-        from aicli.config import load_config
-        from aicli.cost import Budget
-        from aicli.engine import Engine
-        from aicli.errors import AicliError, UsageError
+        with long_lived():  # start-up time: see aicli/cli/startup.py
+            from aicli import cache  # noqa: F401  (loaded here: the engine opens it)
+            from aicli.config import load_config
+            from aicli.cost import Budget
+            from aicli.engine import Engine
+            from aicli.errors import AicliError, UsageError
 
         if sum([no_cache, refresh, cache_only]) > 1:
             raise UsageError(

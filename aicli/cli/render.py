@@ -18,6 +18,7 @@ from aicli.cli.output import (
     read_piped_stdin,
     stdout_console,
 )
+from aicli.cli.startup import long_lived
 
 
 def render(
@@ -90,8 +91,10 @@ def render(
       aicli render --lock
     """
     with handle_errors(debug, log_format=log_format):
-        from aicli.config import load_config
-        from aicli.errors import UsageError
+        with long_lived():  # start-up time: see aicli/cli/startup.py
+            from aicli import templates  # noqa: F401  (loaded here: _render, _list, _write_lock)
+            from aicli.config import load_config
+            from aicli.errors import UsageError
 
         if list_ and lock:
             raise UsageError("--list and --lock exclude each other", "run them one at a time")
