@@ -1,9 +1,13 @@
-"""aicli's chat request on the wire is byte for byte what the SDK's `chat.completions.create`
-sends for the same parameters (aicli posts through the client without the SDK's param walk)."""
+"""The openai provider: its chat request on the wire is byte for byte what the SDK's
+`chat.completions.create` sends for the same parameters (aicli posts through the client without
+the SDK's param walk), and the SDK is imported from a fresh thread's shallow stack."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -11,6 +15,7 @@ import pytest
 
 from aicli.config import load_config
 from aicli.engine import Engine
+from aicli.providers import import_shallow
 from aicli.types import Request
 from tests.conftest import TEST_KEY
 from tests.fake_openai import FakeOpenAI
@@ -70,3 +75,22 @@ def test_the_request_is_what_chat_completions_create_sends(
     assert ours["stream"] is True if stream else "stream" not in ours
     assert ("response_format" in ours) is ("schema" in fields)
     assert our_headers == their_headers
+
+
+def test_import_shallow_imports_in_another_thread_and_raises_in_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "aicli_probe_ok.py").write_text(
+        "import threading\nTHREAD = threading.current_thread().name\n"
+    )
+    (tmp_path / "aicli_probe_bad.py").write_text("raise ValueError('broken module')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import_shallow("aicli_probe_ok")
+    probe = sys.modules["aicli_probe_ok"]
+    assert probe.THREAD == "aicli-import" != threading.current_thread().name
+    import_shallow("aicli_probe_ok")  # already there: nothing to do
+    with pytest.raises(ValueError, match="broken module"):
+        import_shallow("aicli_probe_bad")
+    assert "aicli_probe_bad" not in sys.modules
+    for name in ("aicli_probe_ok", "aicli_probe_bad"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
