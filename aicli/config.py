@@ -14,13 +14,13 @@ goes to pydantic models made from the same classes, which word the errors.
 # file needs no typing.get_type_hints (it evaluates every annotation string, ~3 ms). Every
 # settings class has a docstring: without one, @dataclass writes its signature as one (~0.1 ms).
 import dataclasses
+import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from aicli import yamlsafe
 from aicli.config_check import Mistake, cycle_mistake, position, reference_mistakes
 from aicli.config_schema import Limit, check, hints, is_settings
 from aicli.errors import ConfigError, close_matches, did_you_mean
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
+# The same settings as JSON, written by scripts/gen_defaults_json.py (a test keeps the two
+# equal): reading them needs no YAML parser, so a command run without a config file never
+# imports PyYAML (~8 ms of start-up).
+DEFAULTS_JSON = DEFAULTS_FILE.with_suffix(".json")
 BUILTIN = "built-in defaults"
 REDACT_KINDS = ("email", "phone", "card", "iban", "secret")
 MAX_TOKENS = 10_000_000  # far above any model's context; bounds cost estimates and requests
@@ -233,6 +237,8 @@ def _existing(given: str | Path, via: str) -> Path:
 
 
 def _read_yaml(path: Path, label: str) -> dict[str, Any]:
+    from aicli import yamlsafe
+
     try:
         text = yamlsafe.read_text(path)
     except OSError as exc:
@@ -337,7 +343,7 @@ def _shown(value: Any, path: str) -> str:
 
 def load_config(path: str | Path | None = None) -> Config:
     """Find, read and validate the configuration; raise ConfigError (exit 2) on any mistake."""
-    builtin = _read_yaml(DEFAULTS_FILE, BUILTIN)
+    builtin: dict[str, Any] = json.loads(DEFAULTS_JSON.read_text(encoding="utf-8"))
     found, why = find_config(path)
     if found is None:
         data, label, folder = builtin, BUILTIN, Path.cwd()

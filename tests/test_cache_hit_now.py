@@ -118,4 +118,5 @@ def test_a_cli_cache_hit_imports_no_event_loop_and_nothing_forbidden(tmp_path: A
     modules = {line.rsplit("|", 1)[-1].strip() for line in runs[1].stderr.splitlines()}
     forbidden = {"asyncio", "openai", "httpx", "jsonschema", "fastapi", "redis", "pydantic"}
     assert not modules & forbidden
+    assert "yaml" not in modules  # no config file: the built-in settings are read as JSON
     assert "diskcache" in modules  # the hit was read from the disk cache

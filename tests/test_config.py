@@ -27,6 +27,22 @@ def test_example_config_is_the_builtin_defaults() -> None:
     assert builtin.fallback_chain("premium") == ["premium", "standard", "economy"]
 
 
+def test_the_json_copy_of_the_defaults_is_current() -> None:
+    import json
+    import subprocess
+    import sys
+
+    from aicli import yamlsafe
+    from aicli.config import DEFAULTS_JSON
+
+    from_yaml = yamlsafe.load(DEFAULTS_FILE.read_text(encoding="utf-8"))
+    from_json = json.loads(DEFAULTS_JSON.read_text(encoding="utf-8"))
+    assert from_json == from_yaml and repr(from_json) == repr(from_yaml)  # 30 stays no 30.0
+    script = REPO / "scripts" / "gen_defaults_json.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolate) -> None:
     def write(path: Path, default_tier: str) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
