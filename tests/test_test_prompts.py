@@ -682,3 +682,33 @@ def test_shipped_recording_matches_the_hand_written_answers() -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "up to date" in proc.stdout
+
+
+def _imports_of(*args: str) -> list[str]:
+    import subprocess
+    import sys
+
+    from tests.conftest import _child_env
+
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "aicli", *args],
+        capture_output=True, text=True, env=_child_env(None), stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()]
+
+
+def test_the_sdk_is_loaded_up_front_only_when_every_case_calls_a_model(
+    server: Any, make_config: Any
+) -> None:
+    make_config()
+    write("prompts/many.test.yaml", many_cases(3))
+    up_front = _imports_of("test-prompts", "--no-cache")
+    assert up_front.index("openai") < up_front.index("aicli.engine")  # before the run starts
+    assert len(server.requests) == 3
+    lazily = _imports_of("test-prompts")  # cache misses: the first call loads it
+    assert lazily.index("aicli.engine") < lazily.index("openai")
+    assert len(server.requests) == 6
+    assert "openai" not in _imports_of("test-prompts")  # all cache hits: never loaded
+    assert "openai" not in _imports_of("test-prompts", "--no-cache", "-t", "echo")
+    assert len(server.requests) == 6

@@ -23,6 +23,7 @@ from aicli.cli.output import (
     interrupted_message,
     is_tty,
 )
+from aicli.cli.startup import long_lived
 
 if TYPE_CHECKING:
     from aicli.reports.results import CaseResult
@@ -211,14 +212,16 @@ def _main(
     verbose: bool,
     config: Path | None,
 ) -> int:
-    from aicli.config import load_config
-    from aicli.cost import Budget
-    from aicli.errors import BudgetError
-    from aicli.recording import ReplayStore
-    from aicli.suites.load import load_suites, validate_against_templates
-    from aicli.suites.runner import plan_jobs
-    from aicli.suites.session import run_suite
-    from aicli.templates import TemplateStore
+    with long_lived():  # start-up time: see aicli/cli/startup.py
+        from aicli.config import load_config
+        from aicli.cost import Budget
+        from aicli.errors import BudgetError
+        from aicli.providers import preload
+        from aicli.recording import ReplayStore
+        from aicli.suites.load import load_suites, validate_against_templates
+        from aicli.suites.runner import plan_jobs
+        from aicli.suites.session import run_suite
+        from aicli.templates import TemplateStore
 
     # Every bad input is exit 2 here, before any model is called.
     cfg = load_config(config)
@@ -231,6 +234,9 @@ def _main(
         inputs.append(("config", Path(cfg.source)))
     _check_distinct_files(outputs, record, replay, inputs)
     replay_store = ReplayStore(replay).load() if replay is not None else None
+    if replay_store is None and opts.cache_mode == "off":  # every case calls a model:
+        with long_lived():  # the SDK now, frozen, rather than in the first call's event loop
+            preload(cfg, {j.tier for j in jobs})
     base = report_view.read_baseline(baseline, fail_on)
     if verbose:
         source = "the cache, then the model"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 import threading
+from collections.abc import Iterable
 
 from aicli.config import Config
 from aicli.providers.base import Provider
@@ -25,6 +26,16 @@ def make_provider(cfg: Config, name: str, *, pool_size: int = 0) -> Provider:
     from aicli.providers.openai import OpenAIProvider
 
     return OpenAIProvider(name, provider, cfg.base_url(name), pool_size=pool_size)
+
+
+def preload(cfg: Config, tiers: Iterable[str]) -> None:
+    """Import the SDK now if any of these tiers (or a tier they fall back to) calls a model
+    over the network; a front door calls this before its event loop starts."""
+    for first in tiers:
+        for name in cfg.fallback_chain(first):
+            if cfg.provider(cfg.tier(name).provider).type != "echo":
+                import_shallow(_SDK_MODULE)
+                return
 
 
 def import_shallow(module: str) -> None:
