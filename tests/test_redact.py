@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aicli.redact import KINDS, Redactor, StreamRestorer, detect
 from aicli.redact.patterns import Detection
@@ -370,3 +372,56 @@ def test_audit_secret_counted_for_the_echo_tier(cli: Any) -> None:
     done = cli("generate", "-t", "echo", "-v", "--no-cache", f"key {AUDIT_SECRETS[0]}")
     assert done.exit_code == 0, done
     assert "redacted: 1 secret" in done.stderr
+
+
+# --- the literal gates in front of the patterns -----------------------------------------------
+
+
+def _gates() -> list[tuple[str, Any, Any]]:
+    """(name, pattern, the gate detect() checks before running it)."""
+    from aicli.redact import patterns as P
+
+    p = P.compiled_patterns()
+
+    def folded(text: str) -> str | None:
+        return None if any(c in text for c in P._FOLDS_TO_ASCII) else text.lower()
+
+    def digits(text: str) -> bool:
+        return bool(p.two_digits.search(text))
+
+    gates: list[tuple[str, Any, Any]] = [
+        ("jwt", p.jwt, lambda t: "eyJ" in t),
+        ("bearer", p.bearer, lambda t: P._may_hold(folded(t), ("bearer",))),
+        ("basic", p.basic_auth, lambda t: P._may_hold(folded(t), ("authorization",))),
+        ("url", p.url_password, lambda t: "://" in t),
+        ("assign", p.assignment, lambda t: P._may_hold(folded(t), P._ASSIGNMENT_WORDS)),
+        ("email", p.email, lambda t: "@" in t),
+        ("card", p.card, digits),
+        ("iban", p.iban, digits),
+        ("nanp", p.phone_nanp, digits),
+        ("national", p.phone_national, digits),
+        ("intl", p.phone_intl, lambda t: "+" in t or "00" in t),
+    ]
+    for i, (pattern, _, literals) in enumerate(p.tokens):
+        gates.append((f"token{i}", pattern, lambda t, lits=literals: any(x in t for x in lits)))
+    return gates
+
+
+GATES = _gates()
+# Corpus sentences, each also with its letters swapped for what (?i) folds to them.
+_ODD = str.maketrans({"i": "\u0130", "s": "\u017f", "k": "\u212a", "I": "\u0131"})
+GATED_TEXTS = [t for text, _ in CORPUS for t in (text, text.translate(_ODD), text.upper())]
+
+
+@pytest.mark.parametrize(("name", "pattern", "gate"), GATES, ids=[g[0] for g in GATES])
+def test_a_pattern_never_matches_a_text_its_gate_skips(name: str, pattern: Any, gate: Any) -> None:
+    matched = [t for t in GATED_TEXTS if pattern.search(t)]
+    assert matched or name.startswith("token"), f"{name}: the corpus never exercises it"
+    assert [t for t in matched if not gate(t)] == []
+
+
+@given(st.text(alphabet="aeiksptorybwhnzAKIS0123456789 +-_:/@=\"'\u0130\u0131\u017f\u212a"))
+@settings(max_examples=300, deadline=None)
+def test_the_gates_hold_on_generated_text(text: str) -> None:
+    for name, pattern, gate in GATES:
+        assert not pattern.search(text) or gate(text), name
