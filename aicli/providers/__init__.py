@@ -45,7 +45,8 @@ def import_shallow(module: str) -> None:
     The openai SDK's import makes ~10,000 calls in loops; deep in an event loop they straddle
     such a boundary, costing ~11,000 mmap/munmap pairs and their page faults (~0.1 s of system
     time, ~0.15 s of wall time). From a fresh thread the import runs as shallow as a top-level
-    `import openai` does, whoever calls this. The caller waits, as for a plain import.
+    `import openai` does, whoever calls this. The caller waits, as for a plain import (so never
+    call this from a module's top level: the thread would wait for that module's import lock).
     """
     if module in sys.modules:
         return
