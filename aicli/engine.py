@@ -327,6 +327,8 @@ class Engine:
         outcome: _Outcome,
     ) -> CacheEntry | None:
         """Call one tier; return the answer as a cache entry, or None to fall back."""
+        import asyncio  # loaded already (this is a coroutine); not at the top: see the docstring
+
         from aicli.cache import CacheEntry
         from aicli.logs import log_context
 
@@ -370,6 +372,7 @@ class Engine:
         )
         outcome.tried.append(plan.name)
         charged = 0.0
+        sent = False
         gate = None
         try:
             if self.cfg.provider(tier.provider).type != "echo":  # offline: nothing to protect
@@ -383,6 +386,7 @@ class Engine:
                 outcome.observer.answering(plan.name, plan.model, False)
             # Latency is the provider's (retries included), not our queueing or start-up.
             called = time.monotonic()
+            sent = True
             with log_context(tier=plan.name):  # SDK retries are logged with their tier
                 answer = await provider.complete(call, sink)
             latency_ms = (time.monotonic() - called) * 1000
@@ -409,6 +413,12 @@ class Engine:
                 extra={"event": "tier.failed", "tier": plan.name, "status": failure.status},
             )  # fmt: skip
             return None
+        except asyncio.CancelledError:
+            # Stopped mid-call (a client that left a stream): the provider may bill what it
+            # generated, and no usage came back, so the whole reservation counts.
+            if sent:
+                charged = reserved
+            raise
         else:
             outcome.attempts += answer.attempts
         finally:

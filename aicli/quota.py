@@ -77,6 +77,16 @@ class DailyQuota:
         return Reservation(name, nano)
 
     async def settle(self, reservation: Reservation, actual_usd: float) -> None:
+        """Count what the call really cost: the counter then holds today's true spend, so a
+        call that cost more than its bound (the CLI's exit 4) makes the cap refuse sooner."""
         delta = round(actual_usd * _NANO) - reservation.nano
         if delta:
             await self._incr(reservation.counter, delta, ttl_s=_KEEP_S)
+        if delta > 0:
+            log.warning(
+                "a call cost $%.6f, over the $%.6f reserved for it (the provider reported more"
+                " usage than the bound); today's budget counts what it cost",
+                actual_usd, reservation.nano / _NANO,
+                extra={"event": "quota.overrun", "cost_usd": actual_usd,
+                       "reserved_usd": reservation.nano / _NANO},
+            )  # fmt: skip

@@ -3,8 +3,10 @@
 Starts the fake OpenAI server (tests/fake_openai.py) with a fixed latency as the provider and
 `aicli serve` in front of it, then for 1 and 2 workers and 1, 16 and 64 concurrent clients
 measures cache hits (one prompt, answered from the cache) and misses (a new prompt each time):
-requests/s, p50/p99 latency, server CPU per request. Also: the same load straight at the fake
-server (the overhead aicli adds), start-up time to /health/live and RSS per worker.
+requests/s, p50/p99 latency, server CPU per request (and the load generator's own, since both
+share the machine), failures by status. Also: the same load straight at the fake server at every
+client count (the overhead aicli adds, and what the provider alone manages), start-up time to
+/health/live and RSS per worker.
 
 Usage: python scripts/bench_serve.py [--duration S] [--latency S] [--workers 1,2]
        [--clients 1,16,64] [--max-requests N]

@@ -189,6 +189,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.expected_key is not None and key != fake.expected_key:
             self._error(401, None, "", key)
             return
+        with fake._lock:
+            fake.model_lists += 1
         models = sorted(set(DEFAULT_MODELS) | fake._known_models())
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in models]
         self._send_json(200, {"object": "list", "data": data})
@@ -403,6 +405,7 @@ class FakeOpenAI:
         self.in_flight = 0
         self.max_in_flight = 0
         self.throttled = 0  # 429s sent because of `rate_limit`
+        self.model_lists = 0  # GET /v1/models answered (health probes)
         self._defaults()
 
     def _defaults(self) -> None:
@@ -468,6 +471,7 @@ class FakeOpenAI:
             self.in_flight = 0
             self.max_in_flight = 0
             self.throttled = 0
+            self.model_lists = 0
             self._accepted.clear()
         self._defaults()
 

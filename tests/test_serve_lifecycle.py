@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO_ROOT, TEST_KEY, TEST_KEY_ENV, run_aicli
@@ -124,3 +125,30 @@ def test_two_workers_share_cache_and_sum_metrics(server: FakeOpenAI, tmp_path: P
         assert samples[("aicli_cache_hits_total", json.dumps({"tier": "standard"}))] == 5
     finally:
         assert svc.stop() == 0, svc.log()
+
+
+def test_sigterm_with_two_workers_drains_a_slow_request_then_exits_0(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "cfg", server.base_url, serve={"shutdown_timeout": 20})
+    env = base_env(tmp_path / "home")
+    env[TEST_KEY_ENV] = TEST_KEY
+    svc = ServeProcess(config, env, workers=2, log_path=tmp_path / "serve.log").start()
+    server.latency = 1.5
+    outcome: dict[str, Any] = {}
+
+    def slow() -> None:
+        resp = httpx.post(f"{svc.url}/generate", json={"prompt": "slow, two workers"}, timeout=30)
+        outcome["slow"] = (resp.status_code, resp.json().get("content"))
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    server.wait_for_requests(1)
+    assert svc.proc is not None
+    svc.proc.send_signal(signal.SIGTERM)  # to the supervisor, which passes it to its workers
+    thread.join(30)
+    assert svc.proc.wait(30) == 0, svc.log()
+    assert outcome["slow"] == (200, "slow, two workers")
+    assert "Traceback" not in svc.log()
+    with pytest.raises(httpx.ConnectError):  # nothing listens any more
+        httpx.get(f"{svc.url}/health/live", timeout=2)

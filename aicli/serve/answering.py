@@ -56,7 +56,11 @@ async def answer(
     tier = requested_tier(state, request)
     http.state.tier = tier
     observer = observer or Answering(state)
-    budget = Budget(state.cfg.budget.max_cost_usd)  # per request: the config's cap per call
+    http.state.answering = observer
+    # Per request: the config's cap per call. Unlike the CLI, no check_overrun() afterwards: a
+    # call over its bound is paid for, so its answer is sent; the overrun is logged, and the
+    # daily quota counts the real cost.
+    budget = Budget(state.cfg.budget.max_cost_usd)
     with state.metrics.in_flight.track_inprogress():
         result = await state.engine.run(
             request, on_delta, budget=budget, quota=state.quota, observer=observer

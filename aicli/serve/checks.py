@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,15 +24,16 @@ class HealthCache:
 
     results: dict[bool, tuple[float, list[Check]]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    clock: Callable[[], float] = time.monotonic
 
     async def checks(self, cfg: Config, deep: bool) -> list[Check]:
         ttl = DEEP_TTL_S if deep else SHALLOW_TTL_S
         async with self.lock:
             cached = self.results.get(deep)
-            if cached is not None and time.monotonic() - cached[0] < ttl:
+            if cached is not None and self.clock() - cached[0] < ttl:
                 return cached[1]
             found = await run_checks(cfg, offline=False, providers=deep, timeout_s=PROBE_TIMEOUT_S)
-            self.results[deep] = (time.monotonic(), found)
+            self.results[deep] = (self.clock(), found)
             return found
 
 

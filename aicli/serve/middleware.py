@@ -51,9 +51,10 @@ class RequestMiddleware:
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
+        completed = False  # the last byte of the body went out
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, completed
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
@@ -61,16 +62,20 @@ class RequestMiddleware:
                     *message["headers"],
                     (b"x-request-id", request_id.encode()),
                 ]
+            elif not message.get("more_body", False):
+                completed = True
             await send(message)
 
+        gone: list[bool] = []  # the client hung up (Starlette then stops a stream quietly)
         try:
             body = await self._read_body(scope, receive, headers)
             if body is None:
                 await self._too_large(send_with_id)
             else:
                 with log_context(request_id=request_id):  # on every line this request logs
-                    await self.app(scope, _replay(body, receive), send_with_id)
+                    await self.app(scope, _replay(body, receive, gone), send_with_id)
         finally:
+            state["client_disconnected"] = bool(gone) and not completed
             self._done(scope, state, status, time.monotonic() - started)
 
     async def _read_body(
@@ -121,6 +126,7 @@ class RequestMiddleware:
         endpoint = endpoint_of(scope["path"])
         tier = state.get("tier") or ""
         result = state.get("result")
+        answering = state.get("answering")  # who was answering when a stream was cut short
         self.metrics.requests.labels(endpoint, tier, str(status)).inc()
         cached = bool(result is not None and result.cached)
         if endpoint in ("generate", "chat"):
@@ -132,7 +138,7 @@ class RequestMiddleware:
             "path": scope["path"],
             "status": status,
             "tier": result.tier if result is not None else tier,
-            "model": result.model_used if result is not None else "",
+            "model": result.model_used if result is not None else getattr(answering, "model", ""),
             "cached": cached,
             "fallback_used": bool(result is not None and result.fallback_used),
             "attempts": result.attempts if result is not None else 0,
@@ -140,17 +146,22 @@ class RequestMiddleware:
             "prompt_tokens": result.usage.prompt_tokens if result is not None else 0,
             "completion_tokens": result.usage.completion_tokens if result is not None else 0,
             "cost_usd": round(result.cost_usd, 8) if result is not None else 0.0,
+            "client_disconnected": state.get("client_disconnected", False),
         }
         log.info("request", extra=fields)
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    """Hand the app the body already read, then the real channel (for http.disconnect)."""
+def _replay(messages: list[Message], receive: Receive, gone: list[bool]) -> Receive:
+    """Hand the app the body already read, then the real channel (for http.disconnect, noted
+    in `gone`)."""
     pending = list(messages)
 
     async def replayed() -> Message:
         if pending:
             return pending.pop(0)
-        return await receive()
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            gone.append(True)
+        return message
 
     return replayed

@@ -243,5 +243,7 @@ async def _chunks(
     finally:
         if not task.done():  # the client went away: stop the call
             task.cancel()
+            # Shielded: Starlette cancels this generator again at every await, and a second
+            # cancel would cut the call's own clean-up short (settling its budget and quota).
             with contextlib.suppress(BaseException):
-                await task
+                await asyncio.shield(task)
