@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from aicli import __version__
 from aicli.cache import ResponseCache, open_cache
@@ -20,7 +20,7 @@ from aicli.errors import CacheUnavailable
 from aicli.logs import configure
 from aicli.quota import DailyQuota, Incr
 from aicli.serve import errors, generate, health, metrics_route, openai_api
-from aicli.serve.deps import ServeState, limit_in_flight, require_token
+from aicli.serve.deps import ServeState
 from aicli.serve.metrics import Metrics
 from aicli.serve.middleware import RequestMiddleware
 from aicli.serve.runner import CONFIG_ENV, read_tokens
@@ -69,13 +69,11 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
-    auth = [Depends(require_token)]
-    limits = [Depends(require_token), Depends(limit_in_flight)]
-    app.include_router(health.live_router)  # /health/live: never authenticated
-    app.include_router(health.router, dependencies=auth)
-    app.include_router(metrics_route.router, dependencies=auth)
-    app.include_router(generate.router, dependencies=limits)
-    app.include_router(openai_api.router, prefix="/v1", dependencies=limits)
+    # Auth and the in-flight cap are the middleware's (deps.admit), before any routing.
+    app.include_router(health.router)
+    app.include_router(metrics_route.router)
+    app.include_router(generate.router)
+    app.include_router(openai_api.router, prefix="/v1")
     errors.install(app)
     app.add_middleware(
         RequestMiddleware, max_body_bytes=cfg.serve.max_body_kb * 1024, metrics=metrics

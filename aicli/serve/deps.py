@@ -1,14 +1,12 @@
-"""Per-app state and the dependencies routers attach: the state, bearer-token auth, the
-in-flight cap."""
+"""Per-app state, and who gets in: bearer-token auth and the in-flight cap, checked by the
+middleware before any routing (`admit`)."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Request
 
 from aicli.config import Config
 from aicli.engine import Engine
@@ -36,14 +34,6 @@ def state_of(request: Request) -> ServeState:
     return state
 
 
-# Dependencies are `async def`: FastAPI runs a plain `def` one in a thread pool, a thread hop
-# per request for a dictionary lookup.
-async def get_state(request: Request) -> ServeState:
-    return state_of(request)
-
-
-StateDep = Annotated[ServeState, Depends(get_state)]
-
 _UNAUTHORIZED = ServeError(
     401,
     "missing or invalid bearer token",  # the same words whatever was wrong
@@ -51,35 +41,48 @@ _UNAUTHORIZED = ServeError(
     "invalid_api_key",
     headers={"WWW-Authenticate": "Bearer"},
 )
+_ENDPOINTS = {
+    "/generate": "generate",
+    "/v1/chat/completions": "chat",
+    "/v1/models": "models",
+    "/health": "health",
+    "/health/live": "health",
+    "/health/ready": "health",
+    "/metrics": "metrics",
+}
 
 
-async def require_token(request: Request) -> None:
-    """With tokens configured, `Authorization: Bearer <one of them>`, compared in constant time."""
-    tokens = state_of(request).tokens
-    if not tokens:
-        return  # loopback-only server (the runner refuses a public host without tokens)
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    presented = given.strip().encode()
-    ok = False
-    for token in tokens:  # every token is compared: timing says nothing about which matched
-        ok |= hmac.compare_digest(presented, token)
-    if not (ok and scheme.lower() == "bearer"):
-        raise _UNAUTHORIZED
+def endpoint_of(path: str) -> str:
+    return _ENDPOINTS.get(path.rstrip("/") or "/", "other")  # never the raw path: cardinality
 
 
-async def limit_in_flight(request: Request) -> AsyncIterator[None]:
-    """At most serve.max_concurrency requests in flight per worker; beyond it 429 at once."""
-    state = state_of(request)
-    if state.in_flight >= state.cfg.serve.max_concurrency:
-        raise ServeError(
+OPEN_PATHS = ("/health/live",)  # never authenticated: a liveness probe has no token
+LIMITED = ("generate", "chat", "models")  # endpoints under serve.max_concurrency
+
+
+def admit(state: ServeState, path: str, authorization: str) -> ServeError | None:
+    """Why a request may not go in (401, then 429), or None. The middleware asks this before
+    routing: a refused request costs no more than this."""
+    if state.tokens and path.rstrip("/") not in OPEN_PATHS and not _token_ok(state, authorization):
+        return _UNAUTHORIZED
+    cap = state.cfg.serve.max_concurrency
+    if endpoint_of(path) in LIMITED and state.in_flight >= cap:
+        return ServeError(
             429,
-            f"too many requests in flight on this worker (max {state.cfg.serve.max_concurrency})",
+            f"too many requests in flight on this worker (max {cap})",
             "rate_limit_exceeded",
             "too_many_requests",
             headers={"Retry-After": "1"},
         )
-    state.in_flight += 1
-    try:
-        yield  # runs until the response, a stream included, has been sent
-    finally:
-        state.in_flight -= 1
+    return None
+
+
+def _token_ok(state: ServeState, authorization: str) -> bool:
+    """`Authorization: Bearer <one of the tokens>`, compared in constant time. Without tokens
+    the server is loopback-only (the runner refuses a public host)."""
+    scheme, _, given = authorization.partition(" ")
+    presented = given.strip().encode()
+    ok = False
+    for token in state.tokens:  # every token is compared: timing says nothing about which
+        ok |= hmac.compare_digest(presented, token)
+    return ok and scheme.lower() == "bearer"

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aicli.request_builder import PromptInput, build_request
 from aicli.serve.answering import answer, answer_headers, cap_max_tokens
-from aicli.serve.deps import StateDep
+from aicli.serve.deps import state_of
 
 router = APIRouter()
 
@@ -42,7 +42,8 @@ class GenerateBody(BaseModel):
 
 
 @router.post("/generate")
-async def generate(body: GenerateBody, http: Request, state: StateDep) -> JSONResponse:
+async def generate(body: GenerateBody, http: Request) -> JSONResponse:
+    state = state_of(http)
     variables = dict(body.vars)
     if body.template is not None and body.prompt is not None:
         variables.setdefault("input", body.prompt)  # the prompt is the template's `input`

@@ -5,31 +5,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from aicli import __version__
 from aicli.serve.checks import report
-from aicli.serve.deps import StateDep
+from aicli.serve.deps import state_of
 
-live_router = APIRouter()
 router = APIRouter()
 
 
 @router.get("/health")
-async def health(state: StateDep, deep: bool = False) -> JSONResponse:
+async def health(http: Request, deep: bool = False) -> JSONResponse:
+    state = state_of(http)
     checks = await state.health.checks(state.cfg, deep)
     status, body = report(state.cfg, checks, deep)
     return JSONResponse(body, status_code=status)
 
 
-@live_router.get("/health/live")
+@router.get("/health/live")  # never authenticated (deps.OPEN_PATHS)
 async def live() -> dict[str, Any]:
     return {"status": "ok", "version": __version__}
 
 
 @router.get("/health/ready")
-async def ready(state: StateDep) -> dict[str, Any]:
+async def ready(http: Request) -> dict[str, Any]:
+    state = state_of(http)
     # The config is loaded and the engine is up; a cache that is down does not make a replica
     # unready, since requests are still answered without it.
     return {"status": "ready", "version": __version__, "tiers": sorted(state.cfg.tiers)}

@@ -1,5 +1,7 @@
-"""The ASGI layer around every request: its id, the body-size cap, the request's one log line
-and its request metrics. Pure ASGI, so a stream is logged when its last byte has gone."""
+"""The ASGI layer around every request: its id, the body-size cap, who gets in and how many at
+once (deps.admit), the request's one log line and its request metrics. Pure ASGI, so a stream is
+logged (and leaves the in-flight count) when its last byte has gone, and a refused request costs
+no routing."""
 
 from __future__ import annotations
 
@@ -13,25 +15,13 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aicli.logs import log_context
-from aicli.serve.errors import error_body
+from aicli.serve.deps import LIMITED, ServeState, admit, endpoint_of
+from aicli.serve.errors import ServeError, error_body
 from aicli.serve.metrics import Metrics
 
 log = logging.getLogger("aicli.serve.access")
 
 _ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-_ENDPOINTS = {
-    "/generate": "generate",
-    "/v1/chat/completions": "chat",
-    "/v1/models": "models",
-    "/health": "health",
-    "/health/live": "health",
-    "/health/ready": "health",
-    "/metrics": "metrics",
-}
-
-
-def endpoint_of(path: str) -> str:
-    return _ENDPOINTS.get(path.rstrip("/") or "/", "other")  # never the raw path: cardinality
 
 
 class RequestMiddleware:
@@ -70,10 +60,21 @@ class RequestMiddleware:
         try:
             body = await self._read_body(scope, receive, headers)
             if body is None:
-                await self._too_large(send_with_id)
-            else:
+                await _refuse(send_with_id, self._too_large(), close=True)
+                return
+            serve: ServeState = scope["app"].state.aicli
+            refusal = admit(serve, scope["path"], headers.get("authorization", ""))
+            if refusal is not None:
+                await _refuse(send_with_id, refusal)
+                return
+            # counted until the answer, a stream too, has gone
+            limited = 1 if endpoint_of(scope["path"]) in LIMITED else 0
+            serve.in_flight += limited
+            try:
                 with log_context(request_id=request_id):  # on every line this request logs
                     await self.app(scope, _replay(body, receive, gone), send_with_id)
+            finally:
+                serve.in_flight -= limited
         finally:
             state["client_disconnected"] = bool(gone) and not completed
             self._done(scope, state, status, time.monotonic() - started)
@@ -100,27 +101,14 @@ class RequestMiddleware:
             if not message.get("more_body", False):
                 return messages
 
-    async def _too_large(self, send: Send) -> None:
+    def _too_large(self) -> ServeError:
         kb = self.max_body // 1024
-        body = json.dumps(
-            error_body(
-                f"request body over {kb} KB (serve.max_body_kb)",
-                "invalid_request_error",
-                "request_too_large",
-            )
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        return ServeError(
+            413,
+            f"request body over {kb} KB (serve.max_body_kb)",
+            "invalid_request_error",
+            "request_too_large",
         )
-        await send({"type": "http.response.body", "body": body})
 
     def _done(self, scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
         endpoint = endpoint_of(scope["path"])
@@ -149,6 +137,20 @@ class RequestMiddleware:
             "client_disconnected": state.get("client_disconnected", False),
         }
         log.info("request", extra=fields)
+
+
+async def _refuse(send: Send, err: ServeError, *, close: bool = False) -> None:
+    """An error answered here, before the app: the same JSON as errors.py's handlers."""
+    body = json.dumps(error_body(err.message, err.etype, err.code, err.param)).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in err.headers.items()),
+    ]
+    if close:  # the rest of the body was not read: the connection cannot carry another request
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": err.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _replay(messages: list[Message], receive: Receive, gone: list[bool]) -> Receive:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aicli.errors import AicliError
 from aicli.serve.answering import Answering, answer, answer_headers, cap_max_tokens
-from aicli.serve.deps import ServeState, StateDep
+from aicli.serve.deps import ServeState, state_of
 from aicli.serve.errors import ServeError, error_body, for_aicli_error, response_for
 from aicli.types import Message, Result
 from aicli.types import Request as AicliRequest
@@ -121,7 +121,8 @@ def _usage(result: Result) -> dict[str, int]:
 
 
 @router.get("/models")
-async def models(state: StateDep) -> dict[str, Any]:
+async def models(http: Request) -> dict[str, Any]:
+    state = state_of(http)
     return {
         "object": "list",
         "data": [
@@ -132,9 +133,8 @@ async def models(state: StateDep) -> dict[str, Any]:
 
 
 @router.post("/chat/completions", response_model=None)
-async def chat_completions(
-    body: ChatBody, http: Request, state: StateDep
-) -> JSONResponse | StreamingResponse:
+async def chat_completions(body: ChatBody, http: Request) -> JSONResponse | StreamingResponse:
+    state = state_of(http)
     request_id: str = http.state.request_id
     request = _build(state, body, request_id)
     if body.stream:
