@@ -62,7 +62,9 @@ def validator_for(schema: Any) -> Any:
     from jsonschema import validators
     from jsonschema_specifications import REGISTRY  # the meta-schemas; retrieves nothing
 
-    base = validators.validator_for(schema)
+    _bound_jsonschema_regexes()
+    # an unknown `$schema` is refused by check_schema; the default only keeps jsonschema quiet
+    base = validators.validator_for(schema, default=validators.Draft202012Validator)
     cls = validators.extend(
         base,
         {
@@ -74,16 +76,31 @@ def validator_for(schema: Any) -> Any:
     return cls(schema, registry=REGISTRY)
 
 
+def bounded_errors(validator: Any, instance: Any) -> list[Any]:
+    """`validator.iter_errors(instance)` as a list, every regex search of it together bounded by
+    VALIDATION_S; a search that runs out of time becomes one ValidationError. Raises
+    RecursionError when the instance nests too deeply for jsonschema."""
+    from jsonschema import ValidationError
+
+    from aicli.regexes import RegexTimeout
+
+    _deadline.value = time.monotonic() + VALIDATION_S
+    try:
+        return list(validator.iter_errors(instance))
+    except RegexTimeout as exc:  # raised inside one of jsonschema's own keywords
+        rule = {"validator": "pattern", "validator_value": exc.pattern, "instance": instance}
+        return [ValidationError(str(exc), **rule)]
+    finally:
+        _deadline.value = None
+
+
 def schema_errors(instance: Any, schema: dict[str, Any]) -> list[str]:
     """Every way `instance` breaks `schema`, as `path: message` strings (empty when valid)."""
     validator = validator_for(schema)
-    _deadline.value = time.monotonic() + VALIDATION_S
     try:
-        found = list(validator.iter_errors(instance))
+        found = bounded_errors(validator, instance)
     except RecursionError:
         return [f"(root): nested too deeply to validate (more than {MAX_DEPTH} levels)"]
-    finally:
-        _deadline.value = None
     out = []
     for err in sorted(found, key=lambda e: [str(p) for p in e.absolute_path]):
         path = "/".join(str(p) for p in err.absolute_path) or "(root)"
@@ -101,6 +118,11 @@ def check_schema(schema: Any) -> str | None:
         return "a JSON Schema must be an object"
     if too_deep(schema):
         return f"nested deeper than {MAX_DEPTH} levels"
+    if "$schema" in schema and not _known_draft(schema["$schema"]):
+        return (
+            f"$schema {schema['$schema']!r} is not a JSON Schema draft aicli knows; leave it"
+            " out for draft 2020-12"
+        )
     try:
         validator = validator_for(schema)
         validator.check_schema(schema)
@@ -115,6 +137,15 @@ def check_schema(schema: Any) -> str | None:
     except RecursionError:
         return f"nested deeper than {MAX_DEPTH} levels"
     return None
+
+
+def _known_draft(uri: Any) -> bool:
+    from jsonschema import validators
+
+    if not isinstance(uri, str):
+        return False
+    found: Any = validators.validator_for({"$schema": uri}, None)  # type: ignore[arg-type]
+    return found is not None  # None: the default handed back for an unknown draft
 
 
 def _refs(schema: Any) -> Iterator[str]:
@@ -144,6 +175,32 @@ def _search(pattern: str, text: str) -> Any:
     end = getattr(_deadline, "value", None)
     left = TIMEOUT_S if end is None else max(0.01, min(TIMEOUT_S, end - time.monotonic()))
     return search(pattern, text, timeout=left)
+
+
+class _BoundedRe:
+    """Stands in for `re` inside jsonschema's keyword modules: `search` gets our time limit, the
+    rest is the stdlib's. Our keyword overrides cover `pattern`, `patternProperties` and
+    `additionalProperties`, but `unevaluatedProperties` (and the legacy drafts' equivalent)
+    reach `re.search` through jsonschema's helpers, which a keyword override cannot replace."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(re, name)
+
+    @staticmethod
+    def search(pattern: Any, text: Any, flags: int = 0) -> Any:
+        if flags or not isinstance(pattern, str) or not isinstance(text, str):
+            return re.search(pattern, text, flags)
+        return _search(pattern, text)
+
+
+def _bound_jsonschema_regexes() -> None:
+    import jsonschema._keywords
+    import jsonschema._legacy_keywords
+    import jsonschema._utils
+
+    for module in (jsonschema._keywords, jsonschema._legacy_keywords, jsonschema._utils):
+        if getattr(module, "re", None) is re:
+            module.re = _BoundedRe()  # type: ignore[attr-defined]
 
 
 def _pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterator[Any]:

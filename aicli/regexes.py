@@ -17,6 +17,7 @@ class RegexTimeout(Exception):
     """A search ran past its time limit (usually catastrophic backtracking)."""
 
     def __init__(self, pattern: str, timeout: float) -> None:
+        self.pattern = pattern
         shown = pattern if len(pattern) <= 60 else pattern[:59] + "…"
         super().__init__(f"the regular expression /{shown}/ took longer than {timeout:g} s")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import _child_env
+from tests.conftest import _child_env, run_aicli
 
 EVIL = "^(a|aa)+$"  # backtracks 2**n ways on "aaa...ab"; the stdlib `re` never returns
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -161,6 +161,28 @@ def test_unresolvable_refs_are_exit_2_before_any_call(
     assert server.requests == []
 
 
+@pytest.mark.parametrize("draft", ["x", "http://127.0.0.1:9/s", ["a"]])
+def test_an_unknown_dollar_schema_is_exit_2_before_any_call(
+    cli: Any, server: Any, make_config: Any, draft: Any
+) -> None:
+    make_config()
+    write("s.json", json.dumps({"$schema": draft, "type": "object"}))
+    result = cli("generate", "--schema", "s.json", "hi")
+    assert result.exit_code == 2, result
+    assert "is not a JSON Schema draft aicli knows" in result.stderr, result
+    assert server.requests == []
+
+
+def test_a_known_dollar_schema_is_used(cli: Any, server: Any, make_config: Any) -> None:
+    make_config()
+    server.set_answer("*", json.dumps({"n": "x"}))
+    draft7 = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"}
+    write("s.json", json.dumps({**draft7, "properties": {"n": {"type": "integer"}}}))
+    result = cli("generate", "--schema", "s.json", "hi")
+    assert result.exit_code == 3, result
+    assert "is not of type 'integer'" in result.stderr, result
+
+
 def test_schema_patterns_are_time_bounded(cli: Any, server: Any, make_config: Any) -> None:
     make_config()
     server.set_answer("*", json.dumps({"v": "a" * 60 + "b"}))
@@ -170,3 +192,34 @@ def test_schema_patterns_are_time_bounded(cli: Any, server: Any, make_config: An
     result = cli("test-prompts", "-o", "r.json")
     assert result.exit_code == 1, result
     assert "took longer than" in results()["s/a"]["assertions"][0]["reason"]
+
+
+# jsonschema runs `re.search` itself for `unevaluatedProperties` (through `patternProperties`):
+# the stdlib `re` cannot be interrupted, so these run in a subprocess whose timeout turns a
+# lost bound into a failure instead of a hung test run.
+UNEVALUATED = {"type": "object", "patternProperties": {EVIL: {}}, "unevaluatedProperties": False}
+
+
+def test_unevaluated_properties_over_a_catastrophic_pattern_is_bounded(
+    server: Any, make_config: Any
+) -> None:
+    make_config()
+    server.set_answer("*", json.dumps({"a" * 60 + "b": 1}))
+    check = f"[{{type: json-schema, value: {json.dumps(UNEVALUATED)}}}]"
+    write("prompts/p.test.yaml", suite(case("a", check)))
+    result = run_aicli("test-prompts", "--no-cache", "-o", "r.json", timeout=60)
+    assert result.exit_code == 1, result
+    assert "Traceback" not in result.stderr
+    assert "took longer than" in results()["s/a"]["assertions"][0]["reason"]
+
+
+def test_a_template_variable_schema_with_a_catastrophic_pattern_is_bounded() -> None:
+    write(
+        "prompts/t/1.0.0.yaml",
+        "name: t\nversion: 1.0.0\ntemplate: '{{ o }}'\n"
+        f"variables:\n  o: {json.dumps(UNEVALUATED)}\n",
+    )
+    result = run_aicli("render", "t", "--var", "o=" + json.dumps({"a" * 60 + "b": 1}), timeout=60)
+    assert result.exit_code == 2, result
+    assert result.stderr.startswith("aicli: error:") and "took longer than" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -227,6 +227,8 @@ def _check_schemas(tpl: Template, context: dict[str, Any]) -> None:
         return
     from jsonschema import exceptions
 
+    from aicli.jsontext import bounded_errors
+
     for name, schema in tpl.variables.items():
         try:
             validator = _validator(canonical_json(schema))
@@ -234,7 +236,12 @@ def _check_schemas(tpl: Template, context: dict[str, Any]) -> None:
             raise TemplateError(
                 f"{tpl.label}: variables.{name} is not a valid JSON Schema: {exc}"
             ) from None
-        errors = list(validator.iter_errors(context[name]))
+        try:
+            errors = bounded_errors(validator, context[name])
+        except RecursionError:
+            raise TemplateError(
+                f"{tpl.key}: variable '{name}' nests too deeply to validate"
+            ) from None
         if errors:
             about = schema.get("description")
             raise TemplateError(
