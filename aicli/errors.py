@@ -29,6 +29,11 @@ class UsageError(AicliError):
     exit_code = 2
 
 
+class MissingKeyError(UsageError):
+    """A provider's API key variable is not set (exit 2; for the service, its operator's
+    problem, not the caller's: 503)."""
+
+
 class ConfigError(AicliError):
     """The configuration file is malformed or invalid (exit 2)."""
 

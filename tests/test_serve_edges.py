@@ -175,3 +175,30 @@ def test_a_call_over_its_bound_is_answered_logged_and_counted(
     refused = ask(budget_svc)
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "insufficient_quota"
     assert ask(budget_svc, max_tokens=3).status_code == 200  # $3 still fits
+
+
+def test_a_missing_provider_key_is_503_for_the_caller_not_400(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    """The caller's request is fine; the service's operator forgot a key: a server error the
+    caller may retry elsewhere, and the key's variable is named, never a value."""
+    import openai
+
+    config = write_config(tmp_path / "cfg", server.base_url)
+    env = base_env(tmp_path / "home")
+    env.pop(TEST_KEY_ENV, None)
+    proc = ServeProcess(config, env, log_path=tmp_path / "serve.log").start()
+    try:
+        resp = httpx.post(f"{proc.url}/generate", json={"prompt": "hi"}, timeout=30)
+        assert resp.status_code == 503, resp.text
+        error = resp.json()["error"]
+        assert error["type"] == "server_error" and error["code"] == "provider_not_configured"
+        assert f"${TEST_KEY_ENV} is not set" in error["message"]
+        client = openai.OpenAI(base_url=f"{proc.url}/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(
+                model="standard", messages=[{"role": "user", "content": "hi"}]
+            )
+        assert server.requests == []
+    finally:
+        assert proc.stop() == 0, proc.log()

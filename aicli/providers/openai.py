@@ -16,7 +16,7 @@ import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from aicli.config import ProviderConfig
-from aicli.errors import UsageError
+from aicli.errors import MissingKeyError
 from aicli.providers import retries
 from aicli.providers.base import (
     DeltaSink,
@@ -86,7 +86,7 @@ class OpenAIProvider:
         if not key:
             if self.cfg.local:
                 return "not-needed"
-            raise UsageError(
+            raise MissingKeyError(
                 f"${env} is not set: provider '{self.name}' needs an API key",
                 f"export {env}=... (or pick another tier, e.g. -t echo for offline use)",
             )

@@ -19,6 +19,7 @@ from aicli.errors import (
     BudgetError,
     CacheError,
     ConfigError,
+    MissingKeyError,
     NoAnswerError,
     QuotaError,
     TemplateError,
@@ -33,6 +34,8 @@ ERROR_TABLE: list[tuple[type[AicliError], int, str, str]] = [
     (QuotaError, 429, "insufficient_quota", "insufficient_quota"),
     (BudgetError, 400, "invalid_request_error", "budget_exceeded"),
     (TemplateError, 400, "invalid_request_error", "template_error"),
+    # the server's key is missing: the caller's request is fine, the service cannot answer it
+    (MissingKeyError, 503, "server_error", "provider_not_configured"),
     (UsageError, 400, "invalid_request_error", "invalid_request"),
     (ConfigError, 400, "invalid_request_error", "invalid_request"),
     (NoAnswerError, 503, "server_error", "no_answer"),
