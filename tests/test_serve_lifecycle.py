@@ -27,6 +27,13 @@ def test_public_host_without_tokens_exits_2(make_config: Any) -> None:
     assert done.exit_code == 2, done
     assert "without authentication" in done.stderr and "AICLI_SERVE_TOKENS" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
+    # read by whoever typed it: the usual one line, not a JSON log object...
+    assert done.stderr.startswith("aicli: error: refusing to listen on 0.0.0.0"), done
+    # ...unless JSON was asked for
+    done = run_aicli("serve", "--host", "0.0.0.0", "--port", "1", "--log-format", "json")
+    assert done.exit_code == 2, done
+    line = json.loads(done.stderr.strip())
+    assert line["level"] == "error" and "without authentication" in line["message"]
 
 
 def test_without_the_extra_serve_exits_2_naming_it(make_config: Any) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from aicli.cli import options
-from aicli.cli.output import handle_errors, info
+from aicli.cli.output import configure_logging, handle_errors, info
 
 
 def serve(
@@ -36,9 +36,11 @@ def serve(
     """
     import os
 
-    # The service logs JSON lines (one per request); its own lines match unless asked otherwise.
-    chosen = log_format or os.environ.get("AICLI_LOG_FORMAT") or "json"
-    with handle_errors(debug, log_format=chosen):
+    # A refusal to start is read by the person who typed the command: the usual one
+    # `aicli: error:` line. Once serving, the service logs JSON lines (one per request), and
+    # the few lines of its own match them, unless --log-format / $AICLI_LOG_FORMAT says text.
+    asked = log_format or os.environ.get("AICLI_LOG_FORMAT") or None
+    with handle_errors(debug, log_format=asked):
         from importlib.util import find_spec
 
         from aicli.config import load_config
@@ -55,6 +57,8 @@ def serve(
         from aicli.serve.runner import check_bind, run
 
         check_bind(cfg, host)
+        if asked is None:
+            configure_logging(debug=debug, log_format="json")
         shown = f"[{host}]" if ":" in host else host
         info(
             f"aicli: serving on http://{shown}:{port} ({workers} worker(s)); Ctrl-C to stop",
