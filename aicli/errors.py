@@ -7,12 +7,25 @@ Code below the CLI raises these; `aicli.cli.output` turns one into a single `aic
 from __future__ import annotations
 
 from collections.abc import Iterable
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Every exit status aicli uses: the README's table, named once."""
+
+    OK = 0
+    FAILED = 1  # test-prompts / report merge: a case failed (also: an unexpected crash)
+    USAGE = 2  # bad usage or bad input: flags, config, templates, suites, a missing key
+    NO_ANSWER = 3  # no usable answer; a provider or the cache unreachable
+    BUDGET = 4  # the cost cap would be exceeded
+    INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM: 128 + 15, as a shell reports it
 
 
 class AicliError(Exception):
     """A failure the user should see as one clear line, never as a traceback."""
 
-    exit_code = 2
+    exit_code: int = ExitCode.USAGE
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -26,7 +39,7 @@ class AicliError(Exception):
 class UsageError(AicliError):
     """Bad flags or unreadable input (exit 2)."""
 
-    exit_code = 2
+    exit_code: int = ExitCode.USAGE
 
 
 class MissingKeyError(UsageError):
@@ -37,25 +50,25 @@ class MissingKeyError(UsageError):
 class ConfigError(AicliError):
     """The configuration file is malformed or invalid (exit 2)."""
 
-    exit_code = 2
+    exit_code: int = ExitCode.USAGE
 
 
 class TemplateError(AicliError):
     """A template could not be found, validated, locked or rendered (exit 2)."""
 
-    exit_code = 2
+    exit_code: int = ExitCode.USAGE
 
 
 class SuiteError(AicliError):
     """A suite file is invalid (exit 2); raised before any model is called."""
 
-    exit_code = 2
+    exit_code: int = ExitCode.USAGE
 
 
 class CacheError(AicliError):
     """The cache directory is unusable or unsafe (exit 2)."""
 
-    exit_code = 2
+    exit_code: int = ExitCode.USAGE
 
 
 class CacheUnavailable(CacheError):
@@ -64,25 +77,25 @@ class CacheUnavailable(CacheError):
 
     A command that has an answer to give warns once and carries on without the cache."""
 
-    exit_code = 3
+    exit_code: int = ExitCode.NO_ANSWER
 
 
 class NoAnswerError(AicliError):
     """No usable answer: all tiers failed, the answer broke --schema, or a cache miss (exit 3)."""
 
-    exit_code = 3
+    exit_code: int = ExitCode.NO_ANSWER
 
 
 class BudgetError(AicliError):
     """The cost cap would be exceeded; nothing past the cap was spent (exit 4)."""
 
-    exit_code = 4
+    exit_code: int = ExitCode.BUDGET
 
 
 class QuotaError(BudgetError):
     """The service's daily budget (serve.daily_budget_usd) would be exceeded (exit 4, HTTP 429)."""
 
-    exit_code = 4
+    exit_code: int = ExitCode.BUDGET
 
 
 def close_matches(name: str, names: Iterable[str], n: int = 3) -> list[str]:

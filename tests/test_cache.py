@@ -25,6 +25,7 @@ from aicli.cache import CacheEntry, ResponseCache, cache_key, resolve_cache_dir
 from aicli.cache.disk import DiskBackend
 from aicli.errors import CacheError
 from aicli.types import Usage
+from tests.fakes import MemoryBackend
 from tests.test_cache_cli import STATS_FIELDS
 
 BASE: dict[str, Any] = {
@@ -80,23 +81,40 @@ async def disk(cache_dir: Path) -> AsyncIterator[ResponseCache]:
     await c.aclose()
 
 
-@pytest.fixture(params=["disk", "redis"])
-async def cache(request: pytest.FixtureRequest, cache_dir: Path) -> AsyncIterator[ResponseCache]:
-    """The same tests on each backend."""
+def _open(request: pytest.FixtureRequest, cache_dir: Path) -> ResponseCache:
+    if request.param == "memory":
+        return ResponseCache(MemoryBackend(), stale_for=3600)
     if request.param == "disk":
-        c = disk_cache(cache_dir)
-    else:
-        from aicli.cache.redis import RedisBackend
+        return disk_cache(cache_dir)
+    from aicli.cache.redis import RedisBackend
 
-        server = request.getfixturevalue("redis_server")
-        namespace = request.getfixturevalue("redis_ns")
-        c = ResponseCache(RedisBackend(server.url), namespace=namespace, stale_for=3600)
+    server = request.getfixturevalue("redis_server")
+    namespace = request.getfixturevalue("redis_ns")
+    return ResponseCache(RedisBackend(server.url), namespace=namespace, stale_for=3600)
+
+
+@pytest.fixture(params=["memory", "disk", "redis"])
+async def cache(request: pytest.FixtureRequest, cache_dir: Path) -> AsyncIterator[ResponseCache]:
+    """The same tests on each backend: the contract every backend keeps."""
+    c = _open(request, cache_dir)
+    yield c
+    await c.aclose()
+
+
+@pytest.fixture(params=["disk", "redis"])
+async def shared_cache(
+    request: pytest.FixtureRequest, cache_dir: Path
+) -> AsyncIterator[ResponseCache]:
+    """The backends other processes can open too."""
+    c = _open(request, cache_dir)
     yield c
     await c.aclose()
 
 
 def same_backend(c: ResponseCache) -> ResponseCache:
     """A second cache on the same store, as another process would open it."""
+    if isinstance(c.backend, MemoryBackend):
+        return ResponseCache(c.backend, namespace=c.namespace, stale_for=c.stale_for)
     if c.directory is not None:
         return disk_cache(c.directory)
     from aicli.cache.redis import RedisBackend
@@ -353,7 +371,8 @@ def _hammer(location: str, namespace: str, worker: int, rounds: int) -> None:
     asyncio.run(go())
 
 
-async def test_counters_add_up_across_concurrent_processes(cache: ResponseCache) -> None:
+async def test_counters_add_up_across_concurrent_processes(shared_cache: ResponseCache) -> None:
+    cache = shared_cache
     workers, rounds = 8, 50
     ctx = multiprocessing.get_context("spawn")
     where = str(cache.directory) if cache.directory is not None else cache.location
@@ -750,3 +769,27 @@ async def test_redis_prune_keeps_an_answer_rewritten_since_it_was_read(
     finally:
         await backend.aclose()
         client.close()
+
+
+async def test_the_engine_needs_only_the_backend_protocol(make_config: Any, server: Any) -> None:
+    """The engine caches, single-flights and counts through any backend (here: a dict)."""
+    import asyncio
+
+    from aicli.config import load_config
+    from aicli.engine import Engine
+    from aicli.types import Request
+
+    cfg = load_config(make_config())
+    cache = ResponseCache(MemoryBackend())
+    engine = Engine(cfg, cache=cache)
+    ask = [{"role": "user", "content": "the same question"}]
+    try:
+        first = await asyncio.gather(*(engine.run(Request(messages=list(ask))) for _ in range(5)))
+        again = await engine.run(Request(messages=list(ask)))
+    finally:
+        await engine.aclose()
+    assert len(server.requests) == 1  # four waited for the one call; the sixth was a hit
+    assert {r.content for r in [*first, again]} == {first[0].content}
+    assert again.cached is True
+    s = await cache.stats()
+    assert s["backend"] == "memory" and s["hits"] == 5 and s["misses"] == 1

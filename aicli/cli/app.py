@@ -29,6 +29,7 @@ from aicli.cli.output import (
     log_format_from,
     sigterm_as_interrupt,
 )
+from aicli.errors import ExitCode
 
 
 def _click_exceptions() -> tuple[Any, Any]:
@@ -116,7 +117,7 @@ class _Group(TyperGroup):
                 )
         except _PromptNotCommand as exc:
             error(exc.message, exc.hint)
-            rv = 2
+            rv = ExitCode.USAGE
         except NoArgsIsHelpError as exc:
             from aicli.logs import current_format
 
@@ -126,7 +127,7 @@ class _Group(TyperGroup):
                 error("missing command", f"see '{where} --help'")
             else:
                 sys.stderr.write(exc.format_message() + "\n")
-            rv = 2
+            rv = ExitCode.USAGE
         except ClickException as exc:
             ctx = getattr(exc, "ctx", None)
             where = ctx.command_path if ctx is not None else "aicli"
@@ -136,17 +137,17 @@ class _Group(TyperGroup):
             rv = exc.exit_code
         except Abort:
             error("aborted")
-            rv = 1
+            rv = ExitCode.FAILED
         except KeyboardInterrupt as exc:
             error(interrupted_message(exc))
             rv = interrupted_code(exc)
         except BrokenPipeError:
             with contextlib.suppress(Exception):
                 sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-            rv = 0
+            rv = ExitCode.OK
         except OSError as exc:  # --help or --version to a full or closed stdout
             io_failure(exc)
-            rv = 2
+            rv = ExitCode.USAGE
         if not standalone_mode:
             return rv
         sys.exit(rv or 0)
@@ -210,7 +211,7 @@ def _new_app() -> typer.Typer:
 def _version(value: bool) -> None:
     if value:
         sys.stdout.write(f"aicli {__version__}\n")
-        raise typer.Exit(0)
+        raise typer.Exit(ExitCode.OK)
 
 
 def _root(

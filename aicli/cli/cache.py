@@ -18,6 +18,7 @@ from aicli.cli.output import (
     print_json,
     stdout_console,
 )
+from aicli.errors import ExitCode
 
 if TYPE_CHECKING:
     from aicli.cache import ResponseCache
@@ -153,7 +154,7 @@ def clear(
             )
             if not typer.confirm(question, default=False, err=True):
                 info("aicli: nothing was deleted")
-                raise typer.Exit(0)
+                raise typer.Exit(ExitCode.OK)
 
         async def clear_it(cache: ResponseCache) -> dict[str, Any]:
             return _done(cache, "cleared", await cache.clear())

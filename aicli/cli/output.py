@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 import typer
 
-from aicli.errors import AicliError
+from aicli.errors import AicliError, ExitCode
 
 if TYPE_CHECKING:
     from aicli.logs import LogFormat
@@ -130,8 +130,8 @@ def stdout_console() -> Any:
     return _console(sys.stdout, soft_wrap=True)
 
 
-EXIT_INTERRUPTED = 130  # Ctrl-C
-EXIT_TERMINATED = 143  # SIGTERM: 128 + 15, as a shell reports it
+EXIT_INTERRUPTED = ExitCode.INTERRUPTED
+EXIT_TERMINATED = ExitCode.TERMINATED
 
 
 class Terminated(KeyboardInterrupt):
@@ -249,10 +249,10 @@ def handle_errors(
         # The reader went away (`aicli ... | head`): not an error worth a message.
         with contextlib.suppress(Exception):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        raise typer.Exit(0) from None
+        raise typer.Exit(ExitCode.OK) from None
     except OSError as exc:
         io_failure(exc)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.USAGE) from None
     except Exception as exc:
         from aicli.security import scrub
 
@@ -262,4 +262,4 @@ def handle_errors(
             f"unexpected {type(exc).__name__}: {scrub(str(exc))}",
             "this is a bug in aicli; rerun with --debug for the traceback and report it",
         )
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.FAILED) from None

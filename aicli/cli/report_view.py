@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from aicli.cli.output import info, is_tty, out, stderr_console, stdout_console
+from aicli.errors import ExitCode
 
 if TYPE_CHECKING:
     from aicli.reports import ReportWriter
@@ -121,5 +122,5 @@ def show_report(
 def exit_code(summary: Summary, fail_on: FailOn, pass_rate: float = 100.0) -> int:
     """0 or 1: by --fail-on regressions when asked (with a baseline), else by the pass rate."""
     if fail_on is FailOn.regressions and summary.baseline is not None:
-        return 1 if summary.baseline.blocking else 0
-    return 0 if summary.pass_rate * 100 >= pass_rate - 1e-9 else 1
+        return ExitCode.FAILED if summary.baseline.blocking else ExitCode.OK
+    return ExitCode.OK if summary.pass_rate * 100 >= pass_rate - 1e-9 else ExitCode.FAILED

@@ -6,14 +6,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from aicli.errors import ExitCode
+
 Status = Literal["ok", "warn", "fail", "skip"]
 Overall = Literal["ok", "warn", "fail"]
 # What a check is about: a failed config/prompts check is invalid input (exit 2), a failed
 # provider/cache check is something that cannot be reached or refuses us (exit 3).
 Area = Literal["config", "provider", "cache", "prompts"]
 STATUSES: tuple[str, ...] = get_args(Status)
-EXIT_INVALID = 2
-EXIT_UNREACHABLE = 3
+EXIT_INVALID = ExitCode.USAGE
+EXIT_UNREACHABLE = ExitCode.NO_ANSWER
 DEFAULT_TIMEOUT_S = 5.0
 
 
@@ -41,4 +43,4 @@ def exit_code(checks: Iterable[Check]) -> int:
     failed = {c.area for c in checks if c.status == "fail"}
     if failed & {"config", "prompts"}:
         return EXIT_INVALID
-    return EXIT_UNREACHABLE if failed else 0
+    return EXIT_UNREACHABLE if failed else ExitCode.OK
