@@ -148,7 +148,7 @@ def _for_pydantic(kind: Any) -> Any:
             else m
             for m in args[1:]
         ]
-        return typing.Annotated.__class_getitem__((_for_pydantic(args[0]), *extra))  # type: ignore[attr-defined]
+        return typing.Annotated.__class_getitem__((_for_pydantic(args[0]), *extra))
     if origin is Union or origin is types.UnionType:
         return Union[tuple(_for_pydantic(a) for a in args)]  # noqa: UP007
     if origin is list:

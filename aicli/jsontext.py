@@ -65,7 +65,7 @@ def validator_for(schema: Any) -> Any:
     _bound_jsonschema_regexes()
     # an unknown `$schema` is refused by check_schema; the default only keeps jsonschema quiet
     base = validators.validator_for(schema, default=validators.Draft202012Validator)
-    cls = validators.extend(
+    cls = validators.extend(  # type: ignore[no-untyped-call]
         base,
         {
             "pattern": _pattern,

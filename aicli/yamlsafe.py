@@ -59,7 +59,7 @@ class _Open:
         self.key: Node | None = None  # a mapping's key waiting for its value
 
 
-class BoundedLoader(_Base):  # type: ignore[misc, valid-type]
+class BoundedLoader(_Base):  # type: ignore[misc]
     """SafeLoader (C when available) whose composer enforces depth and alias-expansion limits.
 
     Subclass it to change construction (line numbers, duplicate keys, resolvers); the limits

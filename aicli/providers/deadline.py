@@ -60,7 +60,7 @@ class _DeadlineStream(httpx2.AsyncByteStream):
 class DeadlineClient(openai.DefaultAsyncHttpxClient):
     """The SDK's default client, with one deadline per attempt (see the module docstring)."""
 
-    async def send(  # type: ignore[override]
+    async def send(
         self, request: httpx2.Request, *, stream: bool = False, **kwargs: Any
     ) -> httpx2.Response:
         seconds = attempt_seconds(request, self.timeout)

@@ -95,7 +95,9 @@ class OpenAIProvider:
 
     def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
-            from openai._base_client import DEFAULT_CONNECTION_LIMITS as limits
+            from openai._base_client import (  # type: ignore[attr-defined]
+                DEFAULT_CONNECTION_LIMITS as limits,
+            )
 
             from aicli.providers.deadline import DeadlineClient
 

@@ -331,7 +331,10 @@ async def evaluate(
         if a.base_type == "llm-rubric":
             pending[i] = _rubric(a, obs, grader)
     if local:
-        run = lambda: [check_one(assertions[i], obs) for i in local]  # noqa: E731
+
+        def run() -> list[AssertionResult]:
+            return [check_one(assertions[i], obs) for i in local]
+
         # Real CPU work (regexes, schemas, big answers) goes off the loop, so Ctrl-C still
         # works; a few string checks on a short answer cost less than the thread hand-off.
         inline = _cheap([assertions[i] for i in local], obs)

@@ -34,7 +34,8 @@ class _Loader(yamlsafe.BoundedLoader):
                         None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
                     )
                 seen.add(key_node.value)
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
     def _construct_map(self, node: yaml.MappingNode) -> Iterable[dict[Any, Any]]:
         data: dict[Any, Any] = {}
