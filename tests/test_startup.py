@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aicli.templates.variables import _plainly_valid
 from tests.conftest import REPO_ROOT, _child_env
@@ -129,3 +131,13 @@ def test_only_the_cli_process_freezes_what_it_imports() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(None)
     )
     assert proc.stdout.split() == ["0", "True", "True", "True"], proc.stderr
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=4096))
+def test_the_builtin_sha256_gives_hashlibs_digests(data: bytes) -> None:
+    import hashlib
+
+    from aicli.digest import sha256_hex
+
+    assert sha256_hex(data) == hashlib.sha256(data).hexdigest()

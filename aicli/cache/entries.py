@@ -6,12 +6,12 @@ interchangeable and a tampered store can at worst produce a miss.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from aicli.digest import sha256_hex
 from aicli.types import Message, Usage
 
 KEY_VERSION = 1  # bump when the key's inputs change: old entries then simply stop matching
@@ -114,4 +114,4 @@ def cache_key(
         "template_checksum": template_checksum,
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_hex(text.encode("utf-8"))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aicli.digest import sha256_hex
 from aicli.errors import AicliError, SuiteError, UsageError
 from aicli.suites.model import Suite, display_path, suite_error
 from aicli.suites.parse import load_suite_file
@@ -83,7 +83,7 @@ def matches(case_id: str, pattern: str) -> bool:
 
 def shard_of(case_id: str, total: int) -> int:
     """SPEC's shard of a `suite/case` id, 1..total: adding a case never moves another."""
-    return int(hashlib.sha256(case_id.encode("utf-8")).hexdigest(), 16) % total + 1
+    return int(sha256_hex(case_id.encode("utf-8")), 16) % total + 1
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aicli import yamlsafe
+from aicli.digest import sha256_hex
 from aicli.errors import TemplateError
 from aicli.types import TemplateRef
 
@@ -80,7 +80,7 @@ def checksum(
     content: dict[str, Any] = {"template": template, "system": system, "variables": variables}
     if includes:
         content["includes"] = dict(includes)
-    return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()[:12]
+    return sha256_hex(canonical_json(content).encode("utf-8"))[:12]
 
 
 @dataclass(frozen=True)
