@@ -288,3 +288,54 @@ def test_bad_config_is_an_error_not_a_traceback(cli: Any, make_config: Any) -> N
     done = cli("cache", "stats")
     assert done.exit_code == 2, done
     assert "cache.size_limit_mb" in done.stderr
+
+
+WITHOUT_REDIS = (
+    "import sys; sys.modules['redis'] = None; sys.argv = ['aicli', *sys.argv[1:]];"
+    " from aicli.cli.app import main; main()"
+)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["generate", "-t", "echo", "hi"],
+        ["cache", "stats"],
+        ["serve", "--port", "1"],
+    ],
+)
+def test_the_redis_backend_without_its_extra_is_exit_2_naming_it(
+    make_config: Any, args: list[str]
+) -> None:
+    """A missing package never fixes itself: exit 2 with the install command, no traceback."""
+    import subprocess
+    import sys
+
+    from tests.conftest import _child_env
+
+    make_config(cache={"backend": "redis", "url": "redis://127.0.0.1:9/0"})
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_REDIS, *args],
+        capture_output=True, text=True, env=_child_env(None), stdin=subprocess.DEVNULL,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("aicli: error: the redis cache backend"), proc.stderr
+    assert "pip install 'aicli[redis]'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_doctor_reports_the_missing_redis_extra_as_a_config_failure(make_config: Any) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import _child_env
+
+    make_config(cache={"backend": "redis", "url": "redis://127.0.0.1:9/0"})
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_REDIS, "doctor", "--offline", "--json"],
+        capture_output=True, text=True, env=_child_env(None), stdin=subprocess.DEVNULL,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    (cache,) = [c for c in json.loads(proc.stdout)["checks"] if c["name"] == "cache"]
+    assert cache["status"] == "fail" and "aicli[redis]" in cache["hint"]

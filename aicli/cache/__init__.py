@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from aicli.cache.disk import DiskBackend, resolve_cache_dir
 from aicli.cache.entries import CacheEntry, cache_key
 from aicli.cache.response import ResponseCache
-from aicli.errors import ConfigError
+from aicli.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from aicli.cache.backend import CacheBackend
@@ -38,6 +38,22 @@ def backend_name(cfg: Config) -> str:
     return env.lower()
 
 
+def require_backend_package(cfg: Config) -> str:
+    """The backend's name; raises UsageError (exit 2) when the Redis backend is chosen and the
+    `redis` package (the aicli[redis] extra) is not installed: that never fixes itself."""
+    name = backend_name(cfg)
+    if name == "redis":
+        from importlib.util import find_spec
+
+        if find_spec("redis") is None:
+            chosen = "$AICLI_CACHE_BACKEND" if os.environ.get("AICLI_CACHE_BACKEND") else "cache"
+            raise UsageError(
+                f"the redis cache backend ({chosen}) needs the 'redis' extra (redis not installed)",
+                "pip install 'aicli[redis]', or use the disk cache (cache.backend: disk)",
+            )
+    return name
+
+
 def open_cache(cfg: Config, *, retry_after_s: float | None = None) -> ResponseCache:
     """The configured cache; nothing is opened or connected until its first use.
 
@@ -46,7 +62,7 @@ def open_cache(cfg: Config, *, retry_after_s: float | None = None) -> ResponseCa
     """
     backend: CacheBackend
     stale_for: float | None = None
-    if backend_name(cfg) == "redis":
+    if require_backend_package(cfg) == "redis":
         from aicli.cache.redis import RedisBackend, redis_url
 
         backend = RedisBackend(redis_url(cfg), timeout_s=cfg.cache.timeout_seconds)

@@ -54,7 +54,10 @@ def serve(
                 f"aicli serve needs the 'serve' extra ({', '.join(missing)} not installed)",
                 "pip install 'aicli[serve]'",
             )
+        from aicli.cache import require_backend_package
         from aicli.serve.runner import check_bind, run
+
+        require_backend_package(cfg)  # a worker would fail at start-up instead
 
         check_bind(cfg, host)
         if asked is None:

@@ -20,7 +20,7 @@ def cache_checks(cfg: Config) -> list[Check]:
     import asyncio
 
     from aicli.cache import backend_name, open_cache, resolve_cache_dir
-    from aicli.errors import CacheUnavailable
+    from aicli.errors import CacheUnavailable, UsageError
 
     disk = backend_name(cfg) == "disk"
     if disk:
@@ -29,7 +29,10 @@ def cache_checks(cfg: Config) -> list[Check]:
         problem = _unwritable(directory)
         if problem:
             return [Check("cache", "fail", f"disk cache at {directory}: {problem}", hint, "cache")]
-    cache = open_cache(cfg)
+    try:
+        cache = open_cache(cfg)
+    except UsageError as exc:  # the backend's package is missing: what the CLI exits 2 for
+        return [Check("cache", "fail", exc.message, exc.hint, "config")]
 
     async def probe() -> dict[str, Any]:
         try:
