@@ -8,6 +8,7 @@ keywords run with a time limit, like every regex from a file.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -193,6 +194,7 @@ class _BoundedRe:
         return _search(pattern, text)
 
 
+@functools.cache  # once per process: the modules stay patched
 def _bound_jsonschema_regexes() -> None:
     import jsonschema._keywords
     import jsonschema._legacy_keywords

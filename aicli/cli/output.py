@@ -130,10 +130,6 @@ def stdout_console() -> Any:
     return _console(sys.stdout, soft_wrap=True)
 
 
-EXIT_INTERRUPTED = ExitCode.INTERRUPTED
-EXIT_TERMINATED = ExitCode.TERMINATED
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a cancelled CI job, `timeout`, Kubernetes): handled exactly like Ctrl-C."""
 
@@ -160,7 +156,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def interrupted_code(exc: BaseException | None = None, terminated: bool = False) -> int:
-    return EXIT_TERMINATED if terminated or isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    if terminated or isinstance(exc, Terminated):
+        return ExitCode.TERMINATED
+    return ExitCode.INTERRUPTED
 
 
 def interrupted_message(exc: BaseException | None = None, terminated: bool = False) -> str:

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,15 +15,13 @@ from aicli.cli.output import (
     info,
     interrupted_code,
     interrupted_message,
-    is_tty,
 )
+from aicli.cli.progress import progress
 from aicli.cli.startup import long_lived
 
 if TYPE_CHECKING:
     from aicli.reports.results import CaseResult
     from aicli.suites.runner import Job, RunOptions
-
-HEARTBEAT_S = 10.0  # a CI log (stderr not a terminal) gets a progress line this often
 
 
 def test_prompts(
@@ -246,7 +238,7 @@ def _main(
         info(f"aicli: info: {len(jobs)} runs of {cases} cases; answers from {source}")
     writers, json_on_stdout = report_view.open_outputs(outputs, json_out)
     budget = Budget(max_cost if max_cost is not None else cfg.budget.max_cost_usd)
-    with _progress(len(jobs)) as advance:
+    with progress(len(jobs)) as advance:
         outcome = run_suite(
             cfg, store, jobs, opts, writers=writers, budget=budget, record=record,
             replay=replay_store, baseline=base, on_result=advance,
@@ -324,84 +316,3 @@ def _warn_if_nothing_matched(results: list[CaseResult], replay: Path) -> None:
 
 def _order(jobs: list[Job]) -> dict[tuple[str, str, str, int], int]:
     return {(j.suite.name, j.case.name, j.tier, j.repeat_index): i for i, j in enumerate(jobs)}
-
-
-@contextlib.contextmanager
-def _progress(total: int) -> Iterator[Callable[[CaseResult], None]]:
-    """A progress bar when stderr is a terminal; in a CI log, a heartbeat line now and then."""
-    from aicli.logs import current_format
-
-    if total == 0 or current_format() == "json":  # JSON logs: stderr is for log objects only
-        yield lambda r: None
-    elif is_tty(sys.stderr) and "NO_COLOR" not in os.environ:
-        with _bar(total) as advance:
-            yield advance
-    else:
-        with _heartbeat(total) as advance:
-            yield advance
-
-
-@dataclass
-class _Tally:
-    done: int = 0
-    failed: int = 0
-    cost: float = 0.0
-
-    def add(self, r: CaseResult) -> None:
-        self.done += 1
-        self.failed += r.status in ("failed", "error")
-        self.cost += r.cost_usd
-
-
-def _heartbeat_seconds() -> float:
-    """$AICLI_PROGRESS_SECONDS (at least 1), else HEARTBEAT_S."""
-    raw = os.environ.get("AICLI_PROGRESS_SECONDS", "")
-    try:
-        return max(1.0, float(raw)) if raw else HEARTBEAT_S
-    except ValueError:
-        return HEARTBEAT_S
-
-
-@contextlib.contextmanager
-def _heartbeat(total: int) -> Iterator[Callable[[CaseResult], None]]:
-    """`120/400 done, 3 failed, $0.41` on stderr every HEARTBEAT_S while the run lasts."""
-    tally = _Tally()
-    stop = threading.Event()
-    every = _heartbeat_seconds()
-
-    def beat() -> None:
-        while not stop.wait(every):
-            info(f"{tally.done}/{total} done, {tally.failed} failed, ${tally.cost:.2f}")
-
-    thread = threading.Thread(target=beat, name="aicli-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield tally.add
-    finally:
-        stop.set()
-        thread.join()
-
-
-@contextlib.contextmanager
-def _bar(total: int) -> Iterator[Callable[[CaseResult], None]]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from aicli.cli.output import stderr_console
-
-    with Progress(
-        TextColumn("testing prompts"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[failed]} failed"),
-        TimeElapsedColumn(),
-        console=stderr_console(),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("run", total=total, failed=0)
-        tally = _Tally()
-
-        def advance(r: CaseResult) -> None:
-            tally.add(r)
-            bar.update(task, advance=1, failed=tally.failed)
-
-        yield advance

@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING
 from aicli.errors import AicliError, ConfigError
 from aicli.health.model import (
     DEFAULT_TIMEOUT_S,
-    EXIT_INVALID,
-    EXIT_UNREACHABLE,
     STATUSES,
     Area,
     Check,
@@ -33,8 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
-    "EXIT_INVALID",
-    "EXIT_UNREACHABLE",
     "STATUSES",
     "Area",
     "Check",

@@ -14,8 +14,6 @@ Overall = Literal["ok", "warn", "fail"]
 # provider/cache check is something that cannot be reached or refuses us (exit 3).
 Area = Literal["config", "provider", "cache", "prompts"]
 STATUSES: tuple[str, ...] = get_args(Status)
-EXIT_INVALID = ExitCode.USAGE
-EXIT_UNREACHABLE = ExitCode.NO_ANSWER
 DEFAULT_TIMEOUT_S = 5.0
 
 
@@ -42,5 +40,5 @@ def exit_code(checks: Iterable[Check]) -> int:
     or cache, or a refused key."""
     failed = {c.area for c in checks if c.status == "fail"}
     if failed & {"config", "prompts"}:
-        return EXIT_INVALID
-    return EXIT_UNREACHABLE if failed else ExitCode.OK
+        return ExitCode.USAGE
+    return ExitCode.NO_ANSWER if failed else ExitCode.OK

@@ -1,4 +1,4 @@
-"""Finding templates under prompts_dir, resolving NAME[@VERSION], and the checksum lock file.
+"""Finding templates under prompts_dir, resolving NAME[@VERSION], and what the lock records.
 
 Start-up time: every file is read and schema-checked, but the Jinja work is done only where
 needed: for the name asked for, and for a locked version whose checksum may not match (or may
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aicli import yamlsafe
 from aicli.errors import TemplateError
+from aicli.templates.lockfile import LOCK_NAME, read_lock_file, write_lock_file
 from aicli.templates.model import (
     VERSION_RE,
     Template,
@@ -25,20 +25,13 @@ from aicli.templates.model import (
     display,
     is_prerelease,
     is_template_data,
-    load_yaml,
     parse_template,
     read_yaml_file,
     semver_key,
 )
 from aicli.templates.sandbox import analyze, may_include
 
-LOCK_NAME = "prompts.lock"
 SKIP_DIRS = {"node_modules", "__pycache__", "venv"}
-LOCK_HEADER = """\
-# aicli prompt lock: the checksum of every released template version (name@version: checksum).
-# A locked version must never change. To edit a template, add a new version (a new file with a
-# higher `version:`), then run `aicli render --lock` to record it, and commit this file.
-"""
 
 
 def build_template(fields: dict[str, Any], path: Path, root: Path) -> Template:
@@ -307,25 +300,7 @@ class TemplateStore:
 
     def read_lock(self) -> dict[str, str]:
         """name@version -> checksum as recorded; a missing lock file records nothing."""
-        path = self.lock_path
-        where = display(path)
-        try:
-            text = yamlsafe.read_text(path)
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise TemplateError(f"{where}: cannot read the lock file: {exc.strerror}") from None
-        data = load_yaml(text, where)
-        if data is None:
-            return {}
-        if not isinstance(data, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-        ):
-            raise TemplateError(
-                f"{where}: expected lines of `name@version: checksum`",
-                "regenerate it with `aicli render --lock`",
-            )
-        return data
+        return read_lock_file(self.lock_path)
 
     def lock_status(self) -> dict[str, str]:
         """name@version -> 'locked' | 'new' | 'changed' for every template version."""
@@ -385,24 +360,5 @@ class TemplateStore:
             for t in templates
             if t.key not in locked
         ]
-        entries = dict(locked)
-        entries.update({t.key: t.checksum for t in templates})
-
-        def order(key: str) -> tuple[object, ...]:
-            name, _, version = key.partition("@")
-            try:
-                return (name, 0, semver_key(version))
-            except ValueError:
-                return (name, 1, version)
-
-        body = "".join(f'{key}: "{entries[key]}"\n' for key in sorted(entries, key=order))
-        text = LOCK_HEADER + body
-        try:
-            if not self.lock_path.exists() or self.lock_path.read_text(encoding="utf-8") != text:
-                tmp = self.lock_path.with_name(f".{LOCK_NAME}.tmp")
-                tmp.write_text(text, encoding="utf-8")
-                os.replace(tmp, self.lock_path)
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise TemplateError(f"cannot write {display(self.lock_path)}: {reason}") from None
+        write_lock_file(self.lock_path, {**locked, **{t.key: t.checksum for t in templates}})
         return added
