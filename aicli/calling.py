@@ -51,6 +51,7 @@ class Outcome:
     tried: list[str] = field(default_factory=list)
     stale: tuple[Plan, CacheEntry] | None = None
     last_error: str = ""
+    batch_saved_usd: float = 0.0  # what answering through a batch saved against the tier's price
 
 
 class TierCaller:
@@ -89,8 +90,11 @@ class TierCaller:
         redactor: Redactor | None,
         on_delta: Callable[[str], None] | None,
         outcome: Outcome,
+        *,
+        direct: bool = False,
     ) -> CacheEntry | None:
-        """Call one tier; return the answer as a cache entry, or None to fall back."""
+        """Call one tier; return the answer as a cache entry, or None to fall back. `direct`:
+        past a batch provider, to the tier's own (what a batch did not answer)."""
         import asyncio  # loaded already (this is a coroutine); not at the top: see the docstring
 
         from aicli.cache import CacheEntry
@@ -99,7 +103,11 @@ class TierCaller:
         tier = plan.tier
         max_tokens = max_tokens_for(request, tier)
         provider = self.provider(tier.provider)
-        worst = worst_case_cost(plan.messages, max_tokens, tier.price, request.schema)
+        if direct:
+            provider = getattr(provider, "direct", provider)
+        batched = bool(getattr(provider, "batch", False))  # reserved at the batch price
+        price = tier.price_for(batched)
+        worst = worst_case_cost(plan.messages, max_tokens, price, request.schema)
         budget = outcome.budget
         if budget.cap is not None and worst == 0 and plan.name not in self._unpriced:
             self._unpriced.add(plan.name)
@@ -133,13 +141,17 @@ class TierCaller:
             timeout_seconds=float(tier.timeout_seconds or 30),
             max_retries=int(tier.max_retries if tier.max_retries is not None else 3),
             stream=on_delta is not None,
+            key=plan.key,
+            tier=plan.name,
         )
-        outcome.tried.append(plan.name)
+        if not direct:  # a resend past a batch is the same tier's turn
+            outcome.tried.append(plan.name)
+        resend = False
         charged = 0.0
         sent = False
         gate = None
         try:
-            if self.cfg.provider(tier.provider).type != "echo":  # offline: nothing to protect
+            if getattr(provider, "gated", True):  # echo (offline), a batch: nothing to pace
                 tier_gate = self.concurrency.get(plan.name)
                 started = await tier_gate.acquire()
                 gate = tier_gate  # released below, also when the call is cancelled
@@ -155,7 +167,9 @@ class TierCaller:
                 answer = await provider.complete(call, sink)
             latency_ms = (time.monotonic() - called) * 1000
             usage = answer.usage or estimate_usage(plan.messages, answer.content)
-            actual = cost_of(usage, tier.price)
+            actual = cost_of(usage, tier.price_for(answer.batched))
+            if answer.batched:
+                outcome.batch_saved_usd += max(0.0, cost_of(usage, tier.price) - actual)
             # Without reported usage the whole reservation counts: the bound is all we know.
             charged = actual if answer.usage is not None else max(actual, reserved)
             if not answer.content.strip():  # paid for, but nothing to use: the next tier may be
@@ -165,18 +179,25 @@ class TierCaller:
                     attempts=answer.attempts,
                 )
         except ProviderFailure as failure:
-            outcome.attempts += failure.attempts
-            outcome.last_error = failure.message
-            if outcome.observer is not None:
-                outcome.observer.failed(plan.name, failure)
-            if not failure.retryable:
-                raise NoAnswerError(failure.message, failure.hint) from None
-            self.cooldowns.failed(plan.name)
-            log.info(
-                "tier '%s' failed: %s", plan.name, failure.message,
-                extra={"event": "tier.failed", "tier": plan.name, "status": failure.status},
-            )  # fmt: skip
-            return None
+            if failure.resend and not direct:  # nothing was spent; the usual path's turn
+                log.info(
+                    "%s", failure.message,
+                    extra={"event": "batch.unanswered", "tier": plan.name},
+                )  # fmt: skip
+                resend = True
+            else:
+                outcome.attempts += failure.attempts
+                outcome.last_error = failure.message
+                if outcome.observer is not None:
+                    outcome.observer.failed(plan.name, failure)
+                if not failure.retryable:
+                    raise NoAnswerError(failure.message, failure.hint) from None
+                self.cooldowns.failed(plan.name)
+                log.info(
+                    "tier '%s' failed: %s", plan.name, failure.message,
+                    extra={"event": "tier.failed", "tier": plan.name, "status": failure.status},
+                )  # fmt: skip
+                return None
         except asyncio.CancelledError:
             # Stopped mid-call (a client that left a stream): the provider may bill what it
             # generated, and no usage came back, so the whole reservation counts.
@@ -191,6 +212,8 @@ class TierCaller:
             budget.settle(reserved, charged, what)
             if outcome.quota is not None and ticket is not None:
                 await outcome.quota.settle(ticket, charged)
+        if resend:
+            return await self.call(request, plan, redactor, on_delta, outcome, direct=True)
         self.cooldowns.succeeded(plan.name)
         if restorer is not None and on_delta is not None:
             on_delta(restorer.flush())

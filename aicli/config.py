@@ -60,6 +60,7 @@ class ProviderConfig:
     base_url: str | None = None
     api_key_env: str | None = None
     local: bool = False  # a local server (Ollama, vLLM on localhost): prompts are not redacted
+    batch: bool = False  # it speaks OpenAI's Batch API (test-prompts --batch uses it)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,6 +95,17 @@ class TierConfig(TierSettings):
     provider: str = "openai"
     fallback: list[str] = field(default_factory=list)  # a single name is made a list first
     price: Price = field(default_factory=Price)
+    batch_price: Price | None = None  # through the Batch API; None: half of `price`
+
+    def price_for(self, batched: bool) -> Price:
+        """The price of a call, direct or through a batch (default: half the direct price)."""
+        if not batched:
+            return self.price
+        if self.batch_price is not None:
+            return self.batch_price
+        return Price(
+            input_per_1m=self.price.input_per_1m / 2, output_per_1m=self.price.output_per_1m / 2
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

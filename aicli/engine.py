@@ -337,6 +337,7 @@ class Engine:
             # what was done: an unredacted (local) tier's prompt had nothing replaced
             redactions=dict(redactor.counts) if redactor is not None and plan.redacted else {},
             cache_key=plan.key,
+            batch_saved_usd=0.0 if cached else outcome.batch_saved_usd,
         )
 
     async def _count_hit(self, entry: CacheEntry) -> None:

@@ -74,6 +74,7 @@ class Result:
     tiers_tried: list[str] = field(default_factory=list)
     redactions: dict[str, int] = field(default_factory=dict)  # kind -> count, never values
     cache_key: str = ""
+    batch_saved_usd: float = 0.0  # answered through a batch: the price difference it saved
 
     @property
     def tokens_used(self) -> int:

@@ -25,6 +25,8 @@ DEFAULT_MODELS = ("premium-model", "standard-model", "economy-model")
 _STATUS_RE = re.compile(r"^([1-5]\d\d)(?::(\d+(?:\.\d+)?))?$")
 _SIMPLE = {"ok", "hang", "malformed", "bad-shape", "empty", "null", "stream-cut", "stream-junk"}
 
+_BATCH_PATHS = ("/v1/files", "/v1/batches")
+
 _ERRORS: dict[int, tuple[str, str, str | None]] = {
     400: ("Invalid request: told to reject this.", "invalid_request_error", None),
     401: ("Incorrect API key provided: {key}.", "invalid_request_error", "invalid_api_key"),
@@ -180,6 +182,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         fake = self.server.fake
+        if self.path.startswith(_BATCH_PATHS):  # the Batch API: tests/fake_batch.py
+            fake.batch.handle(self, "GET", b"")
+            return
         if self.path.rstrip("/") != "/v1/models":
             self._send_json(404, _error_body(404, "Not found", "invalid_request_error", None))
             return
@@ -198,6 +203,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         fake = self.server.fake
         raw = self._read_body()
+        if self.path.startswith(_BATCH_PATHS):
+            fake.batch.handle(self, "POST", raw)
+            return
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._send_json(
                 404, _error_body(404, f"Unknown path {self.path}", "invalid_request_error", None)
@@ -372,6 +380,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._write_chunk(b"")
 
 
+def _batches(fake: FakeOpenAI) -> Any:
+    try:
+        from tests.fake_batch import FakeBatches
+    except ImportError:  # run standalone from tests/
+        from fake_batch import FakeBatches  # type: ignore[no-redef]
+    return FakeBatches(fake)
+
+
 def _error_body(status: int, message: str, etype: str, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": etype, "param": None, "code": code}}
 
@@ -406,6 +422,7 @@ class FakeOpenAI:
         self.max_in_flight = 0
         self.throttled = 0  # 429s sent because of `rate_limit`
         self.model_lists = 0  # GET /v1/models answered (health probes)
+        self.batch = _batches(self)  # the Batch API: files and batches in memory
         self._defaults()
 
     def _defaults(self) -> None:
@@ -474,6 +491,7 @@ class FakeOpenAI:
             self.model_lists = 0
             self._accepted.clear()
         self._defaults()
+        self.batch = _batches(self)
 
     @property
     def requests(self) -> list[dict[str, Any]]:

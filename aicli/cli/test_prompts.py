@@ -20,7 +20,10 @@ from aicli.cli.progress import progress
 from aicli.cli.startup import long_lived
 
 if TYPE_CHECKING:
+    from aicli.batch.run import BatchSettings
+    from aicli.config import Config
     from aicli.reports.results import CaseResult
+    from aicli.suites.model import Suite
     from aicli.suites.runner import Job, RunOptions
 
 
@@ -132,6 +135,26 @@ def test_prompts(
         help="Tier that judges llm-rubric assertions (default: an assertion's own `grader`, "
         "else a tier named 'grader', else default_tier).",
     ),
+    batch: bool = typer.Option(
+        False,
+        "--batch",
+        help="Send the calls of tiers whose provider sets `batch: true` through its Batch API "
+        "(the batch price, answers within 24 h), grader calls in a second batch. Run the same "
+        "command again to pick up batches of a killed run; nothing is submitted twice.",
+    ),
+    batch_only: bool = typer.Option(
+        False,
+        "--batch-only",
+        help="With --batch: a request the batch does not answer is an error, instead of "
+        "taking the usual path (retries, fallback) at the normal price.",
+    ),
+    batch_timeout: str = typer.Option(
+        "24h",
+        "--batch-timeout",
+        metavar="DURATION",
+        help="With --batch: how long to wait for a batch (90s, 30m, 24h); then it is "
+        "cancelled and what it did not answer takes the usual path.",
+    ),
     no_redact: bool = typer.Option(False, "--no-redact", help="Send prompts unredacted."),
     verbose: bool = typer.Option(
         False, "--verbose", "-v", help="List passed cases in every table; info lines on stderr."
@@ -165,6 +188,10 @@ def test_prompts(
                 "record once with --record FILE, then run with --replay FILE",
             )
         _check_distinct_files(list(output), record, replay)
+        if (batch_only or batch_timeout != "24h") and not batch:
+            raise UsageError(
+                "--batch-only and --batch-timeout need --batch", "add --batch, or drop them"
+            )
         from aicli.suites.load import parse_shard
 
         opts = RunOptions(
@@ -179,6 +206,7 @@ def test_prompts(
             redact=False if no_redact else None,
             shard=parse_shard(shard) if shard is not None else None,
             fallback=True if fallback else None,
+            batch=_batch_settings(batch_timeout, batch_only) if batch else None,
         )
         code = _main(
             list(paths or []), opts, pass_rate=pass_rate, record=record, replay=replay,
@@ -238,10 +266,12 @@ def _main(
         info(f"aicli: info: {len(jobs)} runs of {cases} cases; answers from {source}")
     writers, json_on_stdout = report_view.open_outputs(outputs, json_out)
     budget = Budget(max_cost if max_cost is not None else cfg.budget.max_cost_usd)
+    fingerprint = _fingerprint(cfg, suites, opts) if opts.batch is not None else None
     with progress(len(jobs)) as advance:
         outcome = run_suite(
             cfg, store, jobs, opts, writers=writers, budget=budget, record=record,
-            replay=replay_store, baseline=base, on_result=advance,
+            replay=replay_store, baseline=base, on_result=advance, fingerprint=fingerprint,
+            on_progress=lambda text: info(f"aicli: {text}"),
         )  # fmt: skip
 
     summary, results = outcome.summary, outcome.results
@@ -312,6 +342,54 @@ def _warn_if_nothing_matched(results: list[CaseResult], replay: Path) -> None:
             f"no request matched an answer in {replay}: keys include each tier's endpoint and "
             "model, so a config or $OPENAI_BASE_URL other than the recording's changes them all"
         )
+
+
+def _batch_settings(timeout: str, only: bool) -> BatchSettings:
+    import os
+    import re
+
+    from aicli.batch.run import BatchSettings
+    from aicli.errors import UsageError
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", timeout)
+    if m is None or float(m.group(1)) <= 0:
+        raise UsageError(
+            f"--batch-timeout: expected a duration such as 90s, 30m or 24h, got {timeout[:40]!r}",
+            "a number with s, m, h or d (seconds when there is no unit)",
+        )
+    scale = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    settings = BatchSettings(timeout_s=float(m.group(1)) * scale, only=only)
+    poll = os.environ.get("AICLI_BATCH_POLL_SECONDS", "").strip()
+    if poll:
+        try:
+            settings.poll_max_s = max(0.01, float(poll))
+        except ValueError:
+            raise UsageError(
+                f"$AICLI_BATCH_POLL_SECONDS: expected seconds, got {poll[:40]!r}",
+                "unset it for the default (polls back off from 1 s to 60 s)",
+            ) from None
+        settings.poll_first_s = min(settings.poll_first_s, settings.poll_max_s)
+    return settings
+
+
+def _fingerprint(cfg: Config, suites: list[Suite], opts: RunOptions) -> dict[str, object]:
+    """What names a batch run: its suite files, config, tiers, model and parameters."""
+    from aicli.digest import sha256_hex
+
+    def digest(path: Path) -> str:
+        try:
+            return sha256_hex(path.read_bytes())
+        except OSError:
+            return ""
+
+    config = Path(cfg.source)
+    return {
+        "suites": sorted(digest(s.file) for s in suites),
+        "config": digest(config) if config.is_file() else "built-in",
+        "tiers": sorted(opts.tiers), "model": opts.model, "repeat": opts.repeat,
+        "filter": opts.filter, "shard": opts.shard, "grader": opts.grader,
+        "fallback": opts.fallback, "redact": opts.redact, "only": bool(opts.batch and opts.batch.only),
+    }  # fmt: skip
 
 
 def _order(jobs: list[Job]) -> dict[tuple[str, str, str, int], int]:

@@ -27,6 +27,8 @@ class ProviderCall:
     max_retries: int
     stream: bool = False
     on_response: ResponseObserver | None = None
+    key: str | None = None  # the request's cache key (a batch line's custom_id)
+    tier: str | None = None  # the tier it is sent for
 
 
 @dataclass
@@ -37,6 +39,7 @@ class ProviderAnswer:
     usage: Usage | None  # None when the server reported none
     model: str
     attempts: int  # HTTP requests made, retries included
+    batched: bool = False  # answered through a batch: costs the tier's batch price
 
 
 class ProviderFailure(Exception):
@@ -51,6 +54,7 @@ class ProviderFailure(Exception):
         status: int | None = None,
         hint: str | None = None,
         partial_output: bool = False,
+        resend: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -59,9 +63,14 @@ class ProviderFailure(Exception):
         self.status = status
         self.hint = hint
         self.partial_output = partial_output  # streamed text already reached the user
+        self.resend = resend  # a batch did not answer: send it to the tier's own provider
 
 
 class Provider(Protocol):
+    """What the engine calls. Traits a provider may set (read with getattr and a default):
+    `gated` (True: calls pass the tier's concurrency gate and rate limit), `batch` (answers
+    cost the tier's batch price), `direct` (the provider to send a call it could not answer)."""
+
     name: str
 
     async def complete(self, call: ProviderCall, on_delta: DeltaSink | None) -> ProviderAnswer:

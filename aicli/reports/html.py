@@ -344,6 +344,7 @@ class HtmlWriter:
             _row(["skipped", str(s.skipped)]),
             _row(["pass rate", rate(s.pass_rate)]),
             _row(["cost", f"${s.cost_usd:.6f}"]),
+            _row(["batch saved", f"${s.batch_saved_usd:.6f}"]),
             _row(["tokens", str(s.usage.total_tokens)]),
             _row(["cache hits", str(s.cache_hits)]),
             _row(["duration", duration]),

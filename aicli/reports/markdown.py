@@ -76,6 +76,8 @@ class MarkdownWriter:
             f"**{s.total} results** · {s.passed} passed · {s.failed} failed · {s.errors} errors"
             f" · {s.skipped} skipped · pass rate {rate(s.pass_rate)} · cost ${s.cost_usd:.4f}"
         )
+        if s.batch_saved_usd:
+            totals += f" · batch saved ${s.batch_saved_usd:.4f}"
         if s.duration_s is not None:
             totals += f" · {s.duration_s:.1f} s"
         if s.shard:

@@ -165,6 +165,7 @@ def result_from_dict(d: Any) -> CaseResult:
         latency_ms=float(_get(d, "latency_ms", (int, float), 0.0)),
         usage=Usage.from_dict(usage),
         cost_usd=float(_get(d, "cost_usd", (int, float), 0.0)),
+        batch_saved_usd=float(_get(d, "batch_saved_usd", (int, float), 0.0)),
         cached=_get(d, "cached", bool, False),
         model_used=_get(d, "model_used", str, ""),
         template=template,

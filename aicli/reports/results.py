@@ -82,6 +82,7 @@ class CaseResult:
     latency_ms: float = 0.0
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
+    batch_saved_usd: float = 0.0  # answered through a batch: saved against the tier's price
     cached: bool = False
     model_used: str = ""
     template: TemplateRef | None = None
@@ -139,6 +140,7 @@ class CaseResult:
             "usage": asdict(self.usage),
             "tokens_used": self.usage.total_tokens,
             "cost_usd": round(self.cost_usd, 8),
+            "batch_saved_usd": round(self.batch_saved_usd, 8),
             "cached": self.cached,
             "model_used": self.model_used,
             "fallback_used": self.fallback_used,
@@ -158,6 +160,7 @@ class TierStats:
     errors: int = 0
     skipped: int = 0
     cost_usd: float = 0.0
+    batch_saved_usd: float = 0.0
     tokens: int = 0
     cache_hits: int = 0
     mean_latency_ms: float | None = None  # over runs that produced an answer
@@ -172,6 +175,7 @@ class TierStats:
         d = asdict(self)
         d["pass_rate"] = None if self.pass_rate is None else round(self.pass_rate, 4)
         d["cost_usd"] = round(self.cost_usd, 8)
+        d["batch_saved_usd"] = round(self.batch_saved_usd, 8)
         for k in ("mean_latency_ms", "p95_latency_ms"):
             d[k] = None if d[k] is None else round(d[k], 1)
         return d
@@ -314,6 +318,7 @@ class Summary:
     errors: int = 0
     skipped: int = 0
     cost_usd: float = 0.0
+    batch_saved_usd: float = 0.0
     usage: Usage = field(default_factory=Usage)
     cache_hits: int = 0
     duration_s: float | None = None
@@ -344,6 +349,7 @@ class Summary:
             "skipped": self.skipped,
             "pass_rate": round(self.pass_rate, 4),
             "cost_usd": round(self.cost_usd, 8),
+            "batch_saved_usd": round(self.batch_saved_usd, 8),
             "usage": asdict(self.usage),
             "tokens_used": self.usage.total_tokens,
             "cache_hits": self.cache_hits,

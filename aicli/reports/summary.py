@@ -39,6 +39,7 @@ class SummaryBuilder:
         for stats in (s, t):
             stats.total += 1
             stats.cost_usd += r.cost_usd
+            stats.batch_saved_usd += r.batch_saved_usd
             stats.cache_hits += int(r.cached)
         s.usage = Usage(
             s.usage.prompt_tokens + r.usage.prompt_tokens,
@@ -86,6 +87,7 @@ class SummaryBuilder:
             errors=s.errors,
             skipped=s.skipped,
             cost_usd=s.cost_usd,
+            batch_saved_usd=s.batch_saved_usd,
             usage=s.usage,
             cache_hits=s.cache_hits,
             duration_s=duration_s,

@@ -213,6 +213,8 @@ def render_terminal(
     )
     console.print(Text(line))
     extra = f"cost ${s.cost_usd:.6f} · {s.usage.total_tokens:,} tokens · {s.cache_hits} cache hits"
+    if s.batch_saved_usd:
+        extra += f" · batch saved ${s.batch_saved_usd:.6f}"
     if s.duration_s is not None:
         extra += f" · {s.duration_s:.1f} s"
     if s.flaky:

@@ -31,6 +31,8 @@ from aicli.suites.model import Assertion, Case, Suite, display_path, suite_error
 from aicli.types import CacheMode, Request
 
 if TYPE_CHECKING:
+    from aicli.batch.run import BatchSettings
+    from aicli.batch.scheduler import BatchScheduler
     from aicli.config import Config
     from aicli.engine import Engine
     from aicli.templates import Rendered, TemplateStore
@@ -56,6 +58,7 @@ class RunOptions:
     redact: bool | None = None  # None: the config's redact.enabled
     shard: tuple[int, int] | None = None  # --shard K/N: (K, N)
     fallback: bool | None = None  # None: on for one tier, off when tiers are compared (-t a -t b)
+    batch: BatchSettings | None = None  # --batch: batch-enabled tiers answer through batches
 
     @property
     def uses_fallback(self) -> bool:
@@ -210,10 +213,14 @@ class Runner:
         self._rendered: dict[str, Rendered | AicliError] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._unhook: Callable[[], None] = lambda: None
+        # --batch: every job starts at once and parks its calls until the batch is sent
+        self.scheduler: BatchScheduler | None = None
 
     async def run(self, jobs: list[Job]) -> None:
         pending = iter(jobs)
         count = max(1, min(self.opts.concurrency, len(jobs)))
+        if self.scheduler is not None:  # tiers keep their -j gate; a batch waits for all jobs
+            count = max(1, len(jobs))
         self._workers = [asyncio.create_task(self._worker(pending)) for _ in range(count)]
         self._unhook = _on_signals(self.interrupt)
         try:
@@ -243,6 +250,8 @@ class Runner:
     def _stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+        if self.scheduler is not None:  # nothing more goes into a batch
+            self.scheduler.stop(self.stop_reason)
 
     def _emit(self, result: CaseResult) -> None:
         self.on_result(result)
@@ -254,11 +263,16 @@ class Runner:
             if self.stop_reason is not None:
                 self._emit(self._skipped(job, self.stop_reason))
                 continue
+            if self.scheduler is not None:
+                self.scheduler.job_started()
             try:
                 result = await self._run_job(job)
             except asyncio.CancelledError:
                 self._emit(self._skipped(job, STOP_INTERRUPTED))
                 raise
+            finally:
+                if self.scheduler is not None:
+                    self.scheduler.job_finished()
             self._emit(result)
 
     def _base(self, job: Job) -> CaseResult:
@@ -304,6 +318,8 @@ class Runner:
         try:
             result = await self.engine.run(build_request(job, rendered, self.opts))
         except NoAnswerError as exc:
+            if self.stop_reason is not None and self.scheduler is not None:
+                return self._skipped(job, self.stop_reason)  # its batch was never sent
             r = self._error(job, "api_error", exc.message)
             r.latency_ms = (time.monotonic() - started) * 1000  # what the failed tries took
             return r
@@ -335,12 +351,13 @@ class Runner:
             for a in reversed(case.asserts)
             if a.base_type == "llm-rubric"
         }
-        spent = [0.0]
+        spent = [0.0, 0.0]  # grading: cost, batch savings
 
         async def grade(rubric: str, output: str) -> tuple[bool, float, str]:
             tier = graders.get(rubric) or self.opts.grader or self.cfg.default_tier
             answer = await self.engine.run(grader_request(rubric, output, tier, self.opts))
             spent[0] += answer.cost_usd
+            spent[1] += answer.batch_saved_usd
             return parse_grader_answer(answer.content)
 
         r = self._base(job)
@@ -362,6 +379,7 @@ class Runner:
         except AicliError as exc:
             return self._abort(job, exc)
         r.cost_usd = result.cost_usd + spent[0]  # what this run spent, grading included
+        r.batch_saved_usd = result.batch_saved_usd + spent[1]
         r.assertions = [a.record() for a in checked]
         if r.status in ("error", "skipped"):
             return r

@@ -70,6 +70,8 @@ def run_suite(
     replay: ReplayStore | None = None,
     baseline: Report | None = None,
     on_result: Callable[[CaseResult], None] = lambda r: None,
+    fingerprint: dict[str, object] | None = None,
+    on_progress: Callable[[str], None] = lambda text: None,
 ) -> RunOutcome:
     """Run `jobs`; the writers are closed with the summary, or with what completed on a crash."""
     from aicli.engine import Engine
@@ -103,10 +105,21 @@ def run_suite(
             results.append(r)
             on_result(r)
 
+        scheduler = None
+        providers = None
+        if opts.batch is not None and replay is None:
+            from aicli.batch.run import open_batch
+
+            scheduler, providers = open_batch(
+                cfg, {j.tier for j in jobs} | set(graders(cfg, jobs, opts)), opts.batch,
+                dict(fingerprint or {}), on_progress,
+            )  # fmt: skip
         engine = Engine(
-            cfg, recorder=recorder, replay=replay, budget=budget, concurrency=opts.concurrency
-        )
+            cfg, recorder=recorder, replay=replay, budget=budget, concurrency=opts.concurrency,
+            providers=providers or None,
+        )  # fmt: skip
         runner = Runner(engine, store, opts, add)
+        runner.scheduler = scheduler if providers else None
         started = time.monotonic()
         stopped_by: KeyboardInterrupt | None = None
         try:
@@ -133,5 +146,22 @@ async def _run(runner: Runner, engine: Engine, jobs: list[Job]) -> None:
     try:
         await runner.run(jobs)
     finally:
+        if runner.scheduler is not None:
+            with contextlib.suppress(Exception):
+                await runner.scheduler.aclose()
         with contextlib.suppress(Exception):
             await engine.aclose()
+
+
+def graders(cfg: Config, jobs: list[Job], opts: RunOptions) -> list[str]:
+    """The tiers that judge the llm-rubric assertions of these jobs."""
+    from aicli.suites.runner import grader_tier
+
+    return sorted(
+        {
+            grader_tier(cfg, a, opts)
+            for j in {id(j.case): j for j in jobs}.values()
+            for a in j.case.asserts
+            if a.base_type == "llm-rubric"
+        }
+    )
