@@ -68,7 +68,9 @@ class FakeBatches:
             else:
                 self._advance(batch)
                 h._send_json(200, self._view(batch))
-        elif method == "POST" and len(parts) == 3 and parts[0] == "batches" and parts[2] == "cancel":
+        elif (
+            method == "POST" and len(parts) == 3 and parts[0] == "batches" and parts[2] == "cancel"
+        ):
             batch = self.batches.get(parts[1])
             if batch is None:
                 self._missing(h, "batch", parts[1])
@@ -105,16 +107,33 @@ class FakeBatches:
             if isinstance(name, str) and isinstance(payload, bytes):
                 fields[name] = payload
         if fields.get("purpose") != b"batch" or "file" not in fields:
-            h._send_json(400, {"error": {"message": "purpose=batch and a file are required",
-                                         "type": "invalid_request_error", "code": None}})
+            h._send_json(
+                400,
+                {
+                    "error": {
+                        "message": "purpose=batch and a file are required",
+                        "type": "invalid_request_error",
+                        "code": None,
+                    }
+                },
+            )
             return
         file_id = self._new_id("file")
         with self._lock:
             self.files[file_id] = fields["file"]
             self.uploads += 1
-        h._send_json(200, {"id": file_id, "object": "file", "bytes": len(fields["file"]),
-                           "created_at": int(time.time()), "filename": "batch.jsonl",
-                           "purpose": "batch", "status": "processed"})
+        h._send_json(
+            200,
+            {
+                "id": file_id,
+                "object": "file",
+                "bytes": len(fields["file"]),
+                "created_at": int(time.time()),
+                "filename": "batch.jsonl",
+                "purpose": "batch",
+                "status": "processed",
+            },
+        )
 
     def _create(self, h: _Handler, raw: bytes) -> None:
         body = json.loads(raw or b"{}")
@@ -151,8 +170,12 @@ class FakeBatches:
                 return
             if batch["_fail"]:
                 batch["status"], batch["_done"] = "failed", True
-                batch["errors"] = {"object": "list", "data": [
-                    {"code": "invalid_request", "message": "fake: told to fail", "line": 1}]}
+                batch["errors"] = {
+                    "object": "list",
+                    "data": [
+                        {"code": "invalid_request", "message": "fake: told to fail", "line": 1}
+                    ],
+                }
                 return
             total = batch["request_counts"]["total"]
             if self.hold or elapsed < self.validating_seconds + self.progress_seconds:

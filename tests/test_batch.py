@@ -158,9 +158,7 @@ def test_a_whole_failed_batch_falls_back_to_direct_calls(
 
 def test_max_cost_refuses_before_submitting(server: FakeOpenAI, batch_config: Path) -> None:
     suite()
-    done = run_aicli(
-        "test-prompts", "s.test.yaml", "--batch", "--max-cost", "0.0000001", env=FAST
-    )
+    done = run_aicli("test-prompts", "s.test.yaml", "--batch", "--max-cost", "0.0000001", env=FAST)
     assert done.exit_code == 4, done
     assert server.batch.uploads == 0 and server.batch.creates == 0
     assert server.requests == []
@@ -169,10 +167,11 @@ def test_max_cost_refuses_before_submitting(server: FakeOpenAI, batch_config: Pa
 def test_bad_and_foreign_result_lines_lose_nothing_that_parsed(
     server: FakeOpenAI, batch_config: Path
 ) -> None:
-    text = SUITE + "".join(
-        f"  - name: extra{i}\n    vars: {{word: w{i}}}\n    assert: [{{type: icontains, value: w{i}}}]\n"
-        for i in range(5)
+    case = (
+        "  - name: extra{0}\n    vars: {{word: w{0}}}\n"
+        "    assert: [{{type: icontains, value: w{0}}}]\n"
     )
+    text = SUITE + "".join(case.format(i) for i in range(5))
     suite(text)
     server.batch.bad_line = True
     server.batch.foreign_line = True
@@ -236,3 +235,43 @@ def test_batch_flags_need_batch(batch_config: Path) -> None:
     assert "need --batch" in done.stderr
     bad = run_aicli("test-prompts", "s.test.yaml", "--batch", "--batch-timeout", "soon")
     assert bad.exit_code == 2 and "--batch-timeout" in bad.stderr
+
+
+def test_batch_list_and_cancel(server: FakeOpenAI, batch_config: Path) -> None:
+    suite()
+    server.batch.hold = True
+    done = run_aicli(
+        "test-prompts", "s.test.yaml", "--batch", "--batch-timeout", "1s", env=FAST
+    )
+    # the held batch was cancelled at the timeout; its requests took the usual path
+    assert done.exit_code == 0, done
+    assert "--batch-timeout passed" in done.stderr
+    assert len(chat_requests(server, batch=False)) == 3
+    listed = run_aicli("batch", "list", "--json")
+    assert listed.exit_code == 0, listed
+    rows = json.loads(listed.stdout)["batches"]
+    assert [(r["tier"], r["status"], r["requests"]) for r in rows] == [
+        ("standard", "cancelled", 3)
+    ]
+
+    # a second run's batch, held, then cancelled by id from another process
+    Path("s.test.yaml").write_text(SUITE.replace("alpha", "delta"), encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aicli", "test-prompts", "s.test.yaml", "--batch"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=_child_env(FAST), cwd=os.getcwd(),
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while server.batch.creates < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    text = run_aicli("batch", "list")
+    assert "in_progress" in text.stdout, text
+    new_id = [b for b in server.batch.batches if b != rows[0]["id"]][0]
+    stopped = run_aicli("batch", "cancel", new_id)
+    assert stopped.exit_code == 0, stopped
+    assert f"{new_id}  cancelled" in stopped.stdout
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err  # the cancelled requests went the usual path
+    assert run_aicli("batch", "cancel", "nope").exit_code == 2
+    assert run_aicli("batch", "cancel").exit_code == 2

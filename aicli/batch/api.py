@@ -13,11 +13,8 @@ from typing import Any
 
 import openai
 
-from aicli.batch.files import ENDPOINT
 from aicli.providers.openai import OpenAIProvider
 from aicli.security import safe_line
-
-COMPLETION_WINDOW = "24h"
 
 
 class BatchAPIError(Exception):
@@ -58,8 +55,8 @@ class BatchAPI:
         try:
             made = await self.client.batches.create(
                 input_file_id=file_id,
-                endpoint=ENDPOINT,
-                completion_window=COMPLETION_WINDOW,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
                 metadata=metadata,
             )
         except openai.OpenAIError as exc:

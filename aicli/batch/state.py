@@ -79,7 +79,9 @@ class RunState:
 
 def read_state(path: Path) -> list[BatchRecord]:
     """The batches a state file holds; UsageError (exit 2) naming the file when it is not one."""
-    hint = "it is not a batch state file aicli wrote; move it aside (its batches may still be billed)"
+    hint = (
+        "it is not a batch state file aicli wrote; move it aside (its batches may still be billed)"
+    )
     try:
         if not path.is_file():
             raise UsageError(f"batch state {path} is not a regular file", hint)
@@ -87,7 +89,9 @@ def read_state(path: Path) -> list[BatchRecord]:
             raise UsageError(f"batch state {path} is larger than {MAX_STATE_BYTES} bytes", hint)
         data: Any = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise UsageError(f"cannot read the batch state {path}: {type(exc).__name__}", hint) from None
+        raise UsageError(
+            f"cannot read the batch state {path}: {type(exc).__name__}", hint
+        ) from None
     try:
         if data.get("version") != STATE_VERSION:
             raise ValueError("version")

@@ -239,6 +239,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "cache": ("cache:cache_app", "Inspect and tidy the answer cache."),
     "config": ("config:config_app", "Show the config file in use and its content."),
     "report": ("report:report_app", "Merge JSON reports of shards."),
+    "batch": ("batch:batch_app", "Show and stop the batches of test-prompts --batch."),
 }
 
 

@@ -388,7 +388,8 @@ def _fingerprint(cfg: Config, suites: list[Suite], opts: RunOptions) -> dict[str
         "config": digest(config) if config.is_file() else "built-in",
         "tiers": sorted(opts.tiers), "model": opts.model, "repeat": opts.repeat,
         "filter": opts.filter, "shard": opts.shard, "grader": opts.grader,
-        "fallback": opts.fallback, "redact": opts.redact, "only": bool(opts.batch and opts.batch.only),
+        "fallback": opts.fallback, "redact": opts.redact,
+        "only": bool(opts.batch and opts.batch.only),
     }  # fmt: skip
 
 

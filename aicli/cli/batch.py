@@ -1,0 +1,209 @@
+"""`aicli batch list | cancel`: the batches `test-prompts --batch` submitted, and stopping them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from aicli.cli import options
+from aicli.cli.output import handle_errors, info, out, print_json
+
+if TYPE_CHECKING:
+    from aicli.batch.state import BatchRecord, RunState
+    from aicli.config import Config
+
+batch_app = typer.Typer(no_args_is_help=True)
+JSON = typer.Option(False, "--json", help="Print one JSON object instead of text.")
+
+
+@batch_app.callback()
+def _group(
+    ctx: typer.Context,
+    config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+) -> None:
+    """Show and stop the batches of `test-prompts --batch` runs.
+
+    Their state lives beside the disk cache, in <cache dir>/batches/<run fingerprint>.json.
+    """
+    options.pass_config_down(ctx, config, log_format)
+
+
+@batch_app.command("list", short_help="Each batch: id, tier, counts, age and state.")
+def list_batches(
+    offline: bool = typer.Option(
+        False, "--offline", help="Show what the state files say; ask no server."
+    ),
+    json_out: bool = JSON,
+    config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+    debug: bool = options.DEBUG,
+) -> None:
+    """List the batches of every batch run, newest last, with their state on the server (or as
+    last seen, with --offline)."""
+    with handle_errors(debug, log_format=log_format):
+        cfg, states = _states(config)
+        records = [(s, b) for s in states for b in s.batches if b.id is not None]
+        if not offline and records:
+            _run(_refresh(cfg, [b for _, b in records if b.status not in _FINAL]))
+            for state in states:
+                state.save()
+        now = time.time()
+        rows = [_row(s, b, now) for s, b in records]
+        if json_out:
+            print_json({"batches": rows})
+            return
+        if not rows:
+            info("aicli: no batches (test-prompts --batch makes them)")
+            return
+        for r in rows:
+            counts = r["counts"]
+            done = f"{counts.get('completed', 0)}/{counts.get('total', r['requests'])}"
+            failed = counts.get("failed", 0)
+            out(
+                f"{r['id']}  tier {r['tier']}  {r['status']}  {done} done, {failed} failed"
+                f"  {_age(r['age_s'])} old  run {r['run']}"
+            )
+
+
+@batch_app.command("cancel", short_help="Stop a batch, or every unfinished one.")
+def cancel(
+    batch_id: str | None = typer.Argument(None, metavar="ID", help="The batch to stop."),
+    all_: bool = typer.Option(False, "--all", help="Stop every batch that has not ended."),
+    config: Path | None = options.CONFIG,
+    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+    debug: bool = options.DEBUG,
+) -> None:
+    """Ask the provider to stop a batch (the requests it already answered stay billed; the next
+    batch run sends what it did not answer the usual way)."""
+    with handle_errors(debug, log_format=log_format):
+        from aicli.errors import UsageError
+
+        if (batch_id is None) == (not all_):
+            raise UsageError("give a batch ID or --all (not both)", "aicli batch list shows ids")
+        cfg, states = _states(config)
+        chosen = [
+            (s, b)
+            for s in states
+            for b in s.batches
+            if b.id is not None
+            and (b.id == batch_id if batch_id is not None else b.status not in _FINAL)
+        ]
+        if batch_id is not None and not chosen:
+            raise UsageError(
+                f"no batch {batch_id[:80]!r} in the batch state files",
+                "aicli batch list shows the batches aicli submitted",
+            )
+        _run(_cancel(cfg, [b for _, b in chosen]))
+        for state in {id(s): s for s, _ in chosen}.values():
+            state.save()
+        for _, b in chosen:
+            out(f"{b.id}  {b.status}")
+        if all_ and not chosen:
+            info("aicli: no unfinished batches")
+
+
+_FINAL = frozenset({"completed", "failed", "expired", "cancelled", "not_submitted"})
+
+
+def _states(config: Path | None) -> tuple[Config, list[RunState]]:
+    from aicli.batch.state import all_states, state_dir
+    from aicli.cache import resolve_cache_dir
+    from aicli.config import load_config
+
+    cfg = load_config(config)
+    return cfg, all_states(state_dir(resolve_cache_dir(cfg)))
+
+
+def _row(state: RunState, b: BatchRecord, now: float) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "tier": b.tier,
+        "provider": b.provider,
+        "model": b.model,
+        "status": b.status,
+        "counts": b.counts,
+        "requests": len(b.custom_ids),
+        "age_s": round(max(0.0, now - b.submitted), 1),
+        "run": state.fingerprint,
+        "collected": b.collected,
+    }
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _apis(cfg: Config) -> Any:
+    from aicli.providers import import_shallow
+
+    import_shallow("aicli.batch.api")
+    from aicli.batch.api import BatchAPI
+    from aicli.providers.openai import OpenAIProvider
+
+    made: dict[str, BatchAPI] = {}
+
+    def api_for(name: str) -> BatchAPI:
+        from aicli.errors import ConfigError
+
+        if name not in made:
+            if name not in cfg.providers:
+                raise ConfigError(
+                    f"provider '{name}' of a batch is not in the config",
+                    "use the config the batch run used (--config)",
+                )
+            direct = OpenAIProvider(name, cfg.provider(name), cfg.base_url(name))
+            made[name] = BatchAPI(direct)
+        return made[name]
+
+    return api_for, made
+
+
+async def _refresh(cfg: Config, records: list[BatchRecord]) -> None:
+    from aicli.batch.api import BatchAPIError
+    from aicli.cli.output import warn
+
+    api_for, made = _apis(cfg)
+    try:
+        for b in records:
+            assert b.id is not None
+            try:
+                seen = await api_for(b.provider).retrieve(b.id)
+            except BatchAPIError as exc:
+                warn(f"{exc}; showing its last known state")
+                continue
+            b.status, b.counts = seen.status, seen.counts
+    finally:
+        for api in made.values():
+            await api.provider.aclose()
+
+
+async def _cancel(cfg: Config, records: list[BatchRecord]) -> None:
+    from aicli.batch.api import BatchAPIError
+    from aicli.errors import NoAnswerError
+
+    api_for, made = _apis(cfg)
+    try:
+        for b in records:
+            assert b.id is not None
+            try:
+                seen = await api_for(b.provider).cancel(b.id)
+            except BatchAPIError as exc:
+                raise NoAnswerError(str(exc), "try again, or check the provider") from None
+            b.status, b.counts = seen.status, seen.counts
+    finally:
+        for api in made.values():
+            await api.provider.aclose()
+
+
+def _run(coro: Any) -> Any:
+    import asyncio  # not at the top: every command imports this module (start-up time)
+
+    return asyncio.run(coro)
