@@ -275,3 +275,30 @@ def test_batch_list_and_cancel(server: FakeOpenAI, batch_config: Path) -> None:
     assert proc.returncode == 0, err  # the cancelled requests went the usual path
     assert run_aicli("batch", "cancel", "nope").exit_code == 2
     assert run_aicli("batch", "cancel").exit_code == 2
+
+
+def test_max_cost_submits_only_what_fits_under_the_cap(
+    server: FakeOpenAI, batch_config: Path
+) -> None:
+    suite()
+    # worst case of one call at the batch price: (prompt + 2000 tokens) at $0.30/1M out, half
+    # of standard's $0.60: ~$0.0006; a cap of $0.0013 holds two of the three
+    done = run_aicli(
+        "test-prompts", "s.test.yaml", "--batch", "--max-cost", "0.0013", "-o", "r.json",
+        env=FAST,
+    )  # fmt: skip
+    assert done.exit_code == 4, done
+    assert server.batch.creates == 1
+    assert len(server.batch.in_batches()) == 2
+    assert chat_requests(server, batch=False) == []
+    statuses = sorted(r["status"] for r in report()["results"])
+    assert statuses == ["passed", "passed", "skipped"]
+
+
+def test_a_failed_line_takes_the_usual_path(server: FakeOpenAI, batch_config: Path) -> None:
+    suite()
+    server.script("standard-model", ["ok", "500", "ok"])  # the batch's second line fails
+    done = run_aicli("test-prompts", "s.test.yaml", "--batch", "-o", "r.json", env=FAST)
+    assert done.exit_code == 0, done
+    assert len(chat_requests(server, batch=True)) == 3
+    assert len(chat_requests(server, batch=False)) == 1

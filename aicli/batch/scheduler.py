@@ -91,11 +91,10 @@ class BatchScheduler:
         self._check()
 
     def stop(self, reason: str) -> None:
-        """The run stops (budget, Ctrl-C): what was not sent yet never is."""
+        """The run stops (the budget, a fatal error, Ctrl-C): no new call is taken. Calls
+        already parked hold their reservations, so they still go in the batch."""
         self.stopped = reason
-        queued, self._queue = self._queue, {}
-        for parked in queued.values():
-            _settle(parked.futures, Settled(error=f"not sent: {reason}"))
+        self._check()
 
     async def aclose(self) -> None:
         for task in [*self._pollers.values(), *self._adopting.values()]:
@@ -181,7 +180,13 @@ class BatchScheduler:
         api = self.api_for(provider)
         by_id = {p.custom_id: p for p in items}
         with tempfile.TemporaryDirectory(prefix="aicli-batch-") as tmp:
-            files = write_request_files(((p.custom_id, p.body) for p in items), Path(tmp))
+            try:
+                files = write_request_files(((p.custom_id, p.body) for p in items), Path(tmp))
+            except (OSError, ValueError) as exc:  # no room for the file, a giant request
+                why = f"the batch file could not be written ({type(exc).__name__}: {exc})"
+                for p in items:
+                    _settle(p.futures, Settled(error=why))
+                return
             for index, f in enumerate(files):
                 record = BatchRecord(
                     chunk=chunk_name(self.state.fingerprint, tier, len(self.state.batches) + index),
