@@ -51,6 +51,9 @@ class Engine:
         self.replay = replay
         self.budget = budget or Budget(cfg.budget.max_cost_usd)
         self.calls = TierCaller(cfg, providers, concurrency)
+        # Cache keys whose entries this invocation paid for through a batch (the batch's
+        # savings): their hits are reported as answers bought now, at their cost.
+        self.bought: dict[str, float] = {}
 
     @property
     def cache(self) -> ResponseCache | None:
@@ -319,6 +322,9 @@ class Engine:
             on_delta(content)  # a cache hit or replay streams at once
         if self.recorder is not None:
             self.recorder.write(plan.key, entry, request.template)
+        saved = outcome.batch_saved_usd
+        if cached and plan.key in self.bought:  # paid by this run (a batch), not a hit
+            cached, saved = False, self.bought[plan.key]
         return Result(
             content=content,
             tier=plan.name,
@@ -337,7 +343,7 @@ class Engine:
             # what was done: an unredacted (local) tier's prompt had nothing replaced
             redactions=dict(redactor.counts) if redactor is not None and plan.redacted else {},
             cache_key=plan.key,
-            batch_saved_usd=0.0 if cached else outcome.batch_saved_usd,
+            batch_saved_usd=0.0 if cached else saved,
         )
 
     async def _count_hit(self, entry: CacheEntry) -> None:

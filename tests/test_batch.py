@@ -240,9 +240,7 @@ def test_batch_flags_need_batch(batch_config: Path) -> None:
 def test_batch_list_and_cancel(server: FakeOpenAI, batch_config: Path) -> None:
     suite()
     server.batch.hold = True
-    done = run_aicli(
-        "test-prompts", "s.test.yaml", "--batch", "--batch-timeout", "1s", env=FAST
-    )
+    done = run_aicli("test-prompts", "s.test.yaml", "--batch", "--batch-timeout", "1s", env=FAST)
     # the held batch was cancelled at the timeout; its requests took the usual path
     assert done.exit_code == 0, done
     assert "--batch-timeout passed" in done.stderr
@@ -250,9 +248,7 @@ def test_batch_list_and_cancel(server: FakeOpenAI, batch_config: Path) -> None:
     listed = run_aicli("batch", "list", "--json")
     assert listed.exit_code == 0, listed
     rows = json.loads(listed.stdout)["batches"]
-    assert [(r["tier"], r["status"], r["requests"]) for r in rows] == [
-        ("standard", "cancelled", 3)
-    ]
+    assert [(r["tier"], r["status"], r["requests"]) for r in rows] == [("standard", "cancelled", 3)]
 
     # a second run's batch, held, then cancelled by id from another process
     Path("s.test.yaml").write_text(SUITE.replace("alpha", "delta"), encoding="utf-8")
@@ -267,11 +263,11 @@ def test_batch_list_and_cancel(server: FakeOpenAI, batch_config: Path) -> None:
     time.sleep(0.3)
     text = run_aicli("batch", "list")
     assert "in_progress" in text.stdout, text
-    new_id = [b for b in server.batch.batches if b != rows[0]["id"]][0]
+    new_id = next(b for b in server.batch.batches if b != rows[0]["id"])
     stopped = run_aicli("batch", "cancel", new_id)
     assert stopped.exit_code == 0, stopped
     assert f"{new_id}  cancelled" in stopped.stdout
-    out, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err  # the cancelled requests went the usual path
     assert run_aicli("batch", "cancel", "nope").exit_code == 2
     assert run_aicli("batch", "cancel").exit_code == 2

@@ -56,11 +56,20 @@ def test_result_lines_keep_what_parsed(caplog: pytest.LogCaptureFixture) -> None
     expired = {"id": "r3", "custom_id": "c", "response": None,
                "error": {"code": "batch_expired", "message": "too late"}}  # fmt: skip
     deep = b"[" * 100_000 + b"]" * 100_000
-    lines = [json.dumps(good).encode(), b"{not json", deep, json.dumps(failed).encode(),
-             b'{"custom_id": 5}', json.dumps(expired).encode()[:20], json.dumps(expired).encode()]
+    lines = [
+        json.dumps(good).encode(),
+        b"{not json",
+        deep,
+        json.dumps(failed).encode(),
+        b'{"custom_id": 5}',
+        json.dumps(expired).encode()[:20],
+        json.dumps(expired).encode(),
+    ]
     got = list(parse_lines(lines, "batch x"))
     assert [(r.custom_id, r.body is not None) for r in got] == [
-        ("a", True), ("b", False), ("c", False)
+        ("a", True),
+        ("b", False),
+        ("c", False),
     ]
     assert got[1].error == "HTTP 400: bad \\x1b[31mthing" or "\x1b" not in (got[1].error or "")
     assert got[2].error == "batch_expired: too late"

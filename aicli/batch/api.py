@@ -39,7 +39,13 @@ class BatchAPI:
 
     def __init__(self, provider: OpenAIProvider, *, timeout_s: float = 60.0, retries: int = 3):
         self.provider = provider
-        self.client = provider._variant(timeout_s, retries)
+        self.timeout_s = timeout_s
+        self.retries = retries
+
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        # asked each time: a round's engine closes the provider's client, which then makes anew
+        return self.provider._variant(self.timeout_s, self.retries)
 
     async def upload(self, path: Path) -> str:
         try:

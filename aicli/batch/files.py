@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 1024 * 1024
@@ -31,6 +31,56 @@ def request_line(custom_id: str, body: dict[str, Any]) -> bytes:
     return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
+class RequestFiles:
+    """Lines appended one at a time to as many files as the limits need; only one line is held
+    in memory. `close()` returns the files; the caller removes them once uploaded."""
+
+    def __init__(
+        self, directory: Path, *, max_requests: int = MAX_REQUESTS, max_bytes: int = MAX_BYTES
+    ) -> None:
+        self.directory = directory
+        self.max_requests = max_requests
+        self.max_bytes = max_bytes
+        self.files: list[RequestFile] = []
+        self._fh: IO[bytes] | None = None
+
+    def add(self, custom_id: str, body: dict[str, Any]) -> None:
+        line = request_line(custom_id, body)
+        if len(line) > self.max_bytes:
+            raise ValueError(f"one request is larger than {self.max_bytes} bytes")
+        current = self.files[-1] if self.files else None
+        if (
+            current is None
+            or self._fh is None
+            or len(current.custom_ids) >= self.max_requests
+            or current.size + len(line) > self.max_bytes
+        ):
+            self._close_file()
+            fd, name = tempfile.mkstemp(prefix="aicli-batch-", suffix=".jsonl", dir=self.directory)
+            self._fh = os.fdopen(fd, "wb")
+            current = RequestFile(Path(name))
+            self.files.append(current)
+        assert self._fh is not None
+        self._fh.write(line)
+        current.custom_ids.append(custom_id)
+        current.size += len(line)
+
+    def _close_file(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def close(self) -> list[RequestFile]:
+        self._close_file()
+        return self.files
+
+    def discard(self) -> None:
+        self._close_file()
+        for f in self.files:
+            f.path.unlink(missing_ok=True)
+        self.files = []
+
+
 def write_request_files(
     requests: Iterable[tuple[str, dict[str, Any]]],
     directory: Path,
@@ -38,36 +88,12 @@ def write_request_files(
     max_requests: int = MAX_REQUESTS,
     max_bytes: int = MAX_BYTES,
 ) -> list[RequestFile]:
-    """Write (custom_id, body) pairs to as many files as the limits need, streaming: only one
-    line is held at a time. The caller removes the files once they are uploaded."""
-    files: list[RequestFile] = []
-    current: RequestFile | None = None
-    fh = None
+    """Write (custom_id, body) pairs to as many files as the limits need, streaming."""
+    files = RequestFiles(directory, max_requests=max_requests, max_bytes=max_bytes)
     try:
         for custom_id, body in requests:
-            line = request_line(custom_id, body)
-            if len(line) > max_bytes:
-                raise ValueError(f"one request is larger than {max_bytes} bytes")
-            full = current is not None and (
-                len(current.custom_ids) >= max_requests or current.size + len(line) > max_bytes
-            )
-            if current is None or full:
-                if fh is not None:
-                    fh.close()
-                fd, name = tempfile.mkstemp(prefix="aicli-batch-", suffix=".jsonl", dir=directory)
-                fh = os.fdopen(fd, "wb")
-                current = RequestFile(Path(name))
-                files.append(current)
-            assert fh is not None and current is not None
-            fh.write(line)
-            current.custom_ids.append(custom_id)
-            current.size += len(line)
+            files.add(custom_id, body)
     except BaseException:
-        if fh is not None:
-            fh.close()
-        for f in files:
-            f.path.unlink(missing_ok=True)
+        files.discard()
         raise
-    if fh is not None:
-        fh.close()
-    return files
+    return files.close()

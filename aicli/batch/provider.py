@@ -1,62 +1,126 @@
-"""The stand-in for a tier's provider in a batch run: a call's answer is a future a batch fills.
+"""The stand-ins for a tier's provider in a batch run.
 
-What the batch cannot answer (a failed or expired line, a batch that failed as a whole, one
-still running at --batch-timeout) raises a failure that sends the call through the tier's own
-provider, the usual path with its retries, reservation and price, unless --batch-only."""
+`BatchProvider` answers a batch tier's call with the answer its batch brought, or, in a round
+that collects, takes the call into the batch and ends it at once. In the last round a call no
+batch answered (a failed or expired line, a failed batch, one still running at
+--batch-timeout) goes to the tier's own provider, the usual path with its retries, reservation
+and price, unless --batch-only. `HeldProvider` stands in for a tier without batches while
+rounds collect: its calls wait for the last round, so nothing is paid twice."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aicli.batch.scheduler import BatchScheduler
-from aicli.providers.base import DeltaSink, ProviderAnswer, ProviderCall, ProviderFailure
+from aicli.errors import BudgetError
+from aicli.providers.base import DeltaSink, Provider, ProviderAnswer, ProviderCall, ProviderFailure
 from aicli.providers.openai import OpenAIProvider
+
+if TYPE_CHECKING:
+    from aicli.config import Config
+
+HELD = "held for the batch run's last round"
 
 
 class BatchProvider:
-    """Answers a tier's calls through the run's BatchScheduler, at the batch price."""
+    """A batch tier's provider in a batch run."""
 
-    gated = False  # no per-tier concurrency gate or rate limit: one batch holds every call
-    batch = True  # answers cost the tier's batch_price
+    gated = False  # no concurrency gate or rate limit: nothing goes out per call
+    batch = True  # answers cost the tier's batch price
 
-    def __init__(self, direct: OpenAIProvider, scheduler: BatchScheduler, *, only: bool) -> None:
+    def __init__(
+        self, cfg: Config, direct: OpenAIProvider, scheduler: BatchScheduler, *, only: bool
+    ) -> None:
+        self.cfg = cfg
         self.name = direct.name
         self.direct = direct  # the usual path, for what a batch does not answer
         self.scheduler = scheduler
         self.only = only  # --batch-only: what a batch does not answer is an error
 
     async def complete(self, call: ProviderCall, on_delta: DeltaSink | None) -> ProviderAnswer:
-        if call.key is None or call.tier is None:
-            return await self.direct.complete(call, on_delta)  # nothing to name it by
-        settled = await self.scheduler.answer(
-            call.key, call.tier, self.name, call.model, chat_body(call)
-        )
-        if settled.body is not None:
-            from openai._models import construct_type
-            from openai.types.chat import ChatCompletion
-
-            try:
-                response = construct_type(type_=ChatCompletion, value=settled.body)
-                answer = self.direct._answer(response, call.model, 0)
-            except ProviderFailure as failure:
-                settled.error = failure.message
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                settled.error = f"malformed result line ({type(exc).__name__})"
-            else:
-                answer.batched = True
+        key, tier = call.key, call.tier
+        if key is None or tier is None:  # nothing to name it by: the usual path
+            raise ProviderFailure(HELD, retryable=True, attempts=0, resend=True)
+        sched = self.scheduler
+        settled = sched.answer(key)
+        if settled is None:
+            if sched.refused(key):
+                raise BudgetError(
+                    f"not submitted: a batch call to tier '{tier}' could pass the budget",
+                    "raise --max-cost (or budget.max_cost_usd)",
+                )
+            if not sched.final:
+                sched.collect(key, tier, self.name, call.model, chat_body(call), self._worst(call))
+                raise ProviderFailure(HELD, retryable=False, attempts=0)
+            why = "no batch answered it"
+        elif settled.body is not None:
+            answer = self._answer(settled.body, call.model)
+            if isinstance(answer, ProviderAnswer):
+                sched.bought[key] = self._saved(tier, answer)
                 return answer
-        why = f"provider '{self.name}': the batch did not answer ({settled.error})"
-        if self.scheduler.stopped is not None:  # the run stopped: no call of any kind now
-            raise ProviderFailure(why, retryable=False, attempts=0)
+            why = answer
+        else:
+            why = settled.error or "failed"
+        if not sched.final:  # the last round sends it the usual way
+            raise ProviderFailure(HELD, retryable=False, attempts=0)
+        message = f"provider '{self.name}': the batch did not answer ({why})"
         if self.only:
             raise ProviderFailure(
-                why, retryable=False, attempts=0, hint="run without --batch-only to let"
-                " unanswered requests take the usual path",
+                message, retryable=False, attempts=0,
+                hint="run without --batch-only to let it take the usual path",
             )  # fmt: skip
-        raise ProviderFailure(why, retryable=True, attempts=0, resend=True)
+        raise ProviderFailure(message, retryable=True, attempts=0, resend=True)
+
+    def _answer(self, body: dict[str, Any], model: str) -> ProviderAnswer | str:
+        """A result line's chat completion, checked and cleaned as a direct answer is."""
+        from openai._models import construct_type
+        from openai.types.chat import ChatCompletion
+
+        try:
+            response = construct_type(type_=ChatCompletion, value=body)
+            answer = self.direct._answer(response, model, 0)
+        except ProviderFailure as failure:
+            return failure.message
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            return f"malformed result line ({type(exc).__name__})"
+        answer.batched = True
+        return answer
+
+    def _saved(self, tier: str, answer: ProviderAnswer) -> float:
+        from aicli.cost import cost_of
+
+        if answer.usage is None:
+            return 0.0
+        settings = self.cfg.tier(tier)
+        return max(
+            0.0,
+            cost_of(answer.usage, settings.price) - cost_of(answer.usage, settings.price_for(True)),
+        )
+
+    def _worst(self, call: ProviderCall) -> float:
+        from aicli.cost import worst_case_cost
+
+        assert call.tier is not None
+        price = self.cfg.tier(call.tier).price_for(True)
+        return worst_case_cost(call.messages, call.max_tokens or 0, price, call.schema)
 
     async def aclose(self) -> None:
         await self.direct.aclose()
+
+
+class HeldProvider:
+    """A tier without batches while rounds collect: its calls wait for the last round."""
+
+    gated = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def complete(self, call: ProviderCall, on_delta: DeltaSink | None) -> ProviderAnswer:
+        raise ProviderFailure(HELD, retryable=False, attempts=0)
+
+    async def aclose(self) -> None:
+        return None
 
 
 def chat_body(call: ProviderCall) -> dict[str, Any]:
@@ -74,3 +138,6 @@ def chat_body(call: ProviderCall) -> dict[str, Any]:
             "json_schema": {"name": "response", "schema": call.schema, "strict": False},
         }
     return body
+
+
+__all__ = ["BatchProvider", "HeldProvider", "Provider", "chat_body"]

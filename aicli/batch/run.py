@@ -3,12 +3,12 @@ BatchProvider for every provider that sets `batch: true` (the others answer as u
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aicli.batch.scheduler import BatchOptions, BatchScheduler
+from aicli.batch.scheduler import MAX_ROUNDS, BatchOptions, BatchScheduler
 from aicli.batch.state import RunState, run_fingerprint, state_dir
 
 if TYPE_CHECKING:
@@ -43,14 +43,16 @@ def open_batch(
     settings: BatchSettings,
     fingerprint_parts: dict[str, Any],
     on_progress: Callable[[str], None],
-) -> tuple[BatchScheduler, dict[str, Provider]]:
-    """The run's scheduler and the providers that stand in for the batch ones."""
+    cap_usd: float | None,
+) -> tuple[BatchScheduler, dict[str, Provider], dict[str, Provider]]:
+    """The run's scheduler, the providers that stand in for the batch ones, and those that hold
+    every other network provider's calls while rounds collect."""
     from aicli.cache import resolve_cache_dir
     from aicli.providers import import_shallow
 
     import_shallow("aicli.batch.provider")
     from aicli.batch.api import BatchAPI
-    from aicli.batch.provider import BatchProvider
+    from aicli.batch.provider import BatchProvider, HeldProvider
     from aicli.providers.openai import OpenAIProvider
 
     fingerprint = run_fingerprint(fingerprint_parts)
@@ -70,12 +72,17 @@ def open_batch(
         poll_first_s=settings.poll_first_s,
         poll_max_s=settings.poll_max_s,
     )
-    scheduler = BatchScheduler(state, api_for, opts, on_progress)
+    scheduler = BatchScheduler(state, api_for, opts, on_progress, cap_usd=cap_usd)
     providers: dict[str, Provider] = {}
     for name in batch_providers(cfg, tiers):
         directs[name] = OpenAIProvider(name, cfg.provider(name), cfg.base_url(name))
-        providers[name] = BatchProvider(directs[name], scheduler, only=settings.only)
-    return scheduler, providers
+        providers[name] = BatchProvider(cfg, directs[name], scheduler, only=settings.only)
+    held: dict[str, Provider] = {
+        name: HeldProvider(name)
+        for name, p in cfg.providers.items()
+        if name not in providers and p.type != "echo"  # echo is offline and free: it answers
+    }
+    return scheduler, providers, held
 
 
 def _private(directory: Path) -> None:
@@ -86,3 +93,20 @@ def _private(directory: Path) -> None:
         "batch state", "$AICLI_CACHE_DIR or cache.dir", "batch ids", error=CacheError
     )
     prepare_private_dir(directory, rules)
+
+
+async def collect_rounds(
+    scheduler: BatchScheduler,
+    run_round: Callable[[], Awaitable[bool]],
+    on_progress: Callable[[str], None],
+) -> None:
+    """Run the suite in collecting rounds until one collects nothing, settling the batches
+    after each; `run_round` runs the suite once and says whether it was interrupted."""
+    for number in range(1, MAX_ROUNDS + 1):
+        if await run_round():
+            raise KeyboardInterrupt  # Ctrl-C in a round: the batches go on, the state is kept
+        if not scheduler.pending:
+            return
+        on_progress(f"batch round {number}: waiting for the batches")
+        await scheduler.settle_round()
+    on_progress(f"batch: still collecting after {MAX_ROUNDS} rounds; the rest goes the usual way")

@@ -32,7 +32,6 @@ from aicli.types import CacheMode, Request
 
 if TYPE_CHECKING:
     from aicli.batch.run import BatchSettings
-    from aicli.batch.scheduler import BatchScheduler
     from aicli.config import Config
     from aicli.engine import Engine
     from aicli.templates import Rendered, TemplateStore
@@ -213,14 +212,10 @@ class Runner:
         self._rendered: dict[str, Rendered | AicliError] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._unhook: Callable[[], None] = lambda: None
-        # --batch: every job starts at once and parks its calls until the batch is sent
-        self.scheduler: BatchScheduler | None = None
 
     async def run(self, jobs: list[Job]) -> None:
         pending = iter(jobs)
         count = max(1, min(self.opts.concurrency, len(jobs)))
-        if self.scheduler is not None:  # tiers keep their -j gate; a batch waits for all jobs
-            count = max(1, len(jobs))
         self._workers = [asyncio.create_task(self._worker(pending)) for _ in range(count)]
         self._unhook = _on_signals(self.interrupt)
         try:
@@ -250,8 +245,6 @@ class Runner:
     def _stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
-        if self.scheduler is not None:  # nothing more goes into a batch
-            self.scheduler.stop(self.stop_reason)
 
     def _emit(self, result: CaseResult) -> None:
         self.on_result(result)
@@ -263,16 +256,11 @@ class Runner:
             if self.stop_reason is not None:
                 self._emit(self._skipped(job, self.stop_reason))
                 continue
-            if self.scheduler is not None:
-                self.scheduler.job_started()
             try:
                 result = await self._run_job(job)
             except asyncio.CancelledError:
                 self._emit(self._skipped(job, STOP_INTERRUPTED))
                 raise
-            finally:
-                if self.scheduler is not None:
-                    self.scheduler.job_finished()
             self._emit(result)
 
     def _base(self, job: Job) -> CaseResult:
@@ -318,8 +306,6 @@ class Runner:
         try:
             result = await self.engine.run(build_request(job, rendered, self.opts))
         except NoAnswerError as exc:
-            if self.stop_reason is not None and self.scheduler is not None:
-                return self._skipped(job, self.stop_reason)  # its batch was never sent
             r = self._error(job, "api_error", exc.message)
             r.latency_ms = (time.monotonic() - started) * 1000  # what the failed tries took
             return r

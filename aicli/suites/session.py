@@ -21,10 +21,12 @@ from aicli.reports.summary import SummaryBuilder
 from aicli.suites.runner import STOP_INTERRUPTED, Job, Runner, RunOptions
 
 if TYPE_CHECKING:
+    from aicli.batch.scheduler import BatchScheduler
     from aicli.config import Config
     from aicli.cost import Budget
     from aicli.engine import Engine
     from aicli.errors import BudgetError
+    from aicli.providers.base import Provider
     from aicli.recording import ReplayStore
     from aicli.reports.read import Report
     from aicli.templates import TemplateStore
@@ -106,23 +108,28 @@ def run_suite(
             on_result(r)
 
         scheduler = None
-        providers = None
+        providers: dict[str, Provider] = {}
+        held: dict[str, Provider] = {}
         if opts.batch is not None and replay is None:
             from aicli.batch.run import open_batch
 
-            scheduler, providers = open_batch(
+            scheduler, providers, held = open_batch(
                 cfg, {j.tier for j in jobs} | set(graders(cfg, jobs, opts)), opts.batch,
-                dict(fingerprint or {}), on_progress,
+                dict(fingerprint or {}), on_progress, budget.cap,
             )  # fmt: skip
+            stack.callback(scheduler.close)
         engine = Engine(
             cfg, recorder=recorder, replay=replay, budget=budget, concurrency=opts.concurrency,
             providers=providers or None,
         )  # fmt: skip
         runner = Runner(engine, store, opts, add)
-        runner.scheduler = scheduler if providers else None
         started = time.monotonic()
         stopped_by: KeyboardInterrupt | None = None
         try:
+            if scheduler is not None and providers:
+                asyncio.run(_rounds(cfg, store, jobs, opts, scheduler, {**held, **providers}))
+                scheduler.final = True
+                engine.bought = scheduler.bought  # cached by a round: bought in this run
             asyncio.run(_run(runner, engine, jobs))
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM outside the runner's handler
             stopped_by = exc
@@ -146,11 +153,32 @@ async def _run(runner: Runner, engine: Engine, jobs: list[Job]) -> None:
     try:
         await runner.run(jobs)
     finally:
-        if runner.scheduler is not None:
-            with contextlib.suppress(Exception):
-                await runner.scheduler.aclose()
         with contextlib.suppress(Exception):
             await engine.aclose()
+
+
+async def _rounds(
+    cfg: Config,
+    store: TemplateStore,
+    jobs: list[Job],
+    opts: RunOptions,
+    scheduler: BatchScheduler,
+    providers: dict[str, Provider],
+) -> None:
+    """--batch: the collecting rounds before the last one (their results are not kept)."""
+    from aicli.batch.run import collect_rounds
+    from aicli.cost import Budget
+    from aicli.engine import Engine
+
+    async def one_round() -> bool:
+        # No recorder, no budget to spend: a round that collects makes no paid call.
+        engine = Engine(cfg, budget=Budget(None), providers=providers,
+                        concurrency=opts.concurrency)  # fmt: skip
+        runner = Runner(engine, store, opts, lambda r: None)
+        await _run(runner, engine, jobs)
+        return runner.interrupted
+
+    await collect_rounds(scheduler, one_round, scheduler.on_progress)
 
 
 def graders(cfg: Config, jobs: list[Job], opts: RunOptions) -> list[str]:
