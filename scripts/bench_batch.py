@@ -91,12 +91,14 @@ def cost(server: FakeOpenAI, tmp: Path) -> None:
 def memory(server: FakeOpenAI, tmp: Path, n: int) -> None:
     server.reset()
     server.batch.progress_seconds = 0.5
-    suite = tmp / "big.test.yaml"
-    with suite.open("w") as fh:
-        fh.write('suite: big\nprompt: "Reply with {{ word }}"\ncases:\n')
-        for i in range(n):
-            fh.write(f"  - {{name: c{i}, vars: {{word: w{i}}}, assert: [{{type: icontains,"
-                     f" value: w{i}}}]}}\n")  # fmt: skip
+    suite = tmp / "big"  # files of 5,000 cases: a suite file holds at most 250,000 values
+    suite.mkdir()
+    for first in range(0, n, 5000):
+        with (suite / f"part{first}.test.yaml").open("w") as fh:
+            fh.write(f'suite: big{first}\nprompt: "Reply with {{{{ word }}}}"\ncases:\n')
+            for i in range(first, min(n, first + 5000)):
+                fh.write(f"  - {{name: c{i}, vars: {{word: w{i}}}, assert: [{{type: icontains,"
+                         f" value: w{i}}}]}}\n")  # fmt: skip
     env = {**os.environ, KEY_ENV: "sk-bench", "AICLI_CACHE_DIR": str(tmp / "cache-big"),
            "AICLI_BATCH_POLL_SECONDS": "1", "PYTHONPATH": str(REPO)}  # fmt: skip
     started = time.monotonic()
