@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from aicli.config import Config
 from aicli.cost import Budget, cost_of, estimate_usage, worst_case_cost
-from aicli.errors import NoAnswerError
-from aicli.planning import Plan, max_tokens_for, temperature_for
-from aicli.providers.base import Provider, ProviderCall, ProviderFailure
+from aicli.errors import NoAnswerError, RejectedError
+from aicli.planning import Plan, max_tokens_for
+from aicli.providers.base import Provider, ProviderCall, ProviderFailure, request_refused
 from aicli.resilience import Cooldowns, TierConcurrency, TierLimiters
-from aicli.types import Request
+from aicli.types import EventSink, Request, StreamEvent
 
 if TYPE_CHECKING:
     from aicli.cache import CacheEntry
@@ -33,7 +33,7 @@ class RunObserver(Protocol):
     """What a caller may want to see of one run while it happens (the service's metrics and
     stream headers); every method is optional to act on."""
 
-    def answering(self, tier: str, model: str, cached: bool) -> None:
+    def answering(self, tier: str, model: str, cached: bool, stale: bool = False) -> None:
         """A tier is about to answer: called before its first streamed delta."""
 
     def failed(self, tier: str, failure: ProviderFailure) -> None:
@@ -87,7 +87,7 @@ class TierCaller:
         request: Request,
         plan: Plan,
         redactor: Redactor | None,
-        on_delta: Callable[[str], None] | None,
+        on_delta: EventSink | None,
         outcome: Outcome,
     ) -> CacheEntry | None:
         """Call one tier; return the answer as a cache entry, or None to fall back."""
@@ -99,7 +99,9 @@ class TierCaller:
         tier = plan.tier
         max_tokens = max_tokens_for(request, tier)
         provider = self.provider(tier.provider)
-        worst = worst_case_cost(plan.messages, max_tokens, tier.price, request.schema)
+        worst = worst_case_cost(
+            plan.messages, max_tokens, tier.price, request.schema, extra=request.extra
+        )
         budget = outcome.budget
         if budget.cap is not None and worst == 0 and plan.name not in self._unpriced:
             self._unpriced.add(plan.name)
@@ -121,18 +123,14 @@ class TierCaller:
         sink = on_delta
         restorer = None
         if on_delta is not None and redactor is not None and plan.redacted:
-            restorer = redactor.stream_restorer()
-            sink = lambda text: on_delta(restorer.feed(text))  # noqa: E731
+            restorer = redactor.event_restorer()
+            sink = _restoring(restorer.feed, on_delta)
         call = ProviderCall(
-            model=plan.model,
-            messages=plan.messages,
-            max_tokens=max_tokens,  # always sent: the answer's cost is bounded
-            temperature=temperature_for(request, tier),
-            seed=request.seed,
-            schema=request.schema,
+            body=plan.body,  # the body the cache key hashes; max_tokens always set in it
             timeout_seconds=float(tier.timeout_seconds or 30),
             max_retries=int(tier.max_retries if tier.max_retries is not None else 3),
             stream=on_delta is not None,
+            format_optional=request.schema is not None and "response_format" not in request.extra,
         )
         outcome.tried.append(plan.name)
         charged = 0.0
@@ -158,7 +156,7 @@ class TierCaller:
             actual = cost_of(usage, tier.price)
             # Without reported usage the whole reservation counts: the bound is all we know.
             charged = actual if answer.usage is not None else max(actual, reserved)
-            if not answer.content.strip():  # paid for, but nothing to use: the next tier may be
+            if not answer.content.strip() and not answer.tool_calls:  # paid for, nothing to use
                 raise ProviderFailure(
                     f"tier '{plan.name}' returned an empty answer",
                     retryable=not (on_delta and answer.content),  # printed: no second answer
@@ -169,6 +167,11 @@ class TierCaller:
             outcome.last_error = failure.message
             if outcome.observer is not None:
                 outcome.observer.failed(plan.name, failure)
+            if not failure.retryable and request_refused(failure.status) and failure.status:
+                raise RejectedError(
+                    failure.message, failure.hint, status=failure.status,
+                    detail=failure.detail, code=failure.code, param=failure.param,
+                ) from None  # fmt: skip
             if not failure.retryable:
                 raise NoAnswerError(failure.message, failure.hint) from None
             self.cooldowns.failed(plan.name)
@@ -193,11 +196,24 @@ class TierCaller:
                 await outcome.quota.settle(ticket, charged)
         self.cooldowns.succeeded(plan.name)
         if restorer is not None and on_delta is not None:
-            on_delta(restorer.flush())
-        if request.schema is not None:
+            for event in restorer.flush():
+                on_delta(event)
+        if request.schema is not None and not answer.tool_calls:
             from aicli.jsontext import check_answer_schema
 
-            check_answer_schema(request.schema, answer.content, plan.name)
+            try:
+                check_answer_schema(request.schema, answer.content, plan.name, _label(request))
+            except NoAnswerError as broken:
+                # The request made this answer unusable, not the provider: a failed attempt
+                # (the next tier may do better) that never trips the tier's cooldown.
+                if on_delta is not None:  # streamed already: no second answer
+                    raise
+                outcome.last_error = broken.message
+                log.info(
+                    "tier '%s' answer rejected: %s", plan.name, broken.message,
+                    extra={"event": "tier.failed", "tier": plan.name, "status": None},
+                )  # fmt: skip
+                return None
         now = time.time()
         return CacheEntry(
             content=answer.content,
@@ -210,4 +226,22 @@ class TierCaller:
             created=now,
             expires=now + tier.cache_ttl if tier.cache_ttl else now,
             template_checksum=request.template.checksum if request.template else None,
+            tool_calls=answer.tool_calls,
+            finish_reason=answer.finish_reason,
+            logprobs=answer.logprobs,
         )
+
+
+def _label(request: Request) -> str:
+    """How an error names the schema: the CLI flag, or the HTTP request's field."""
+    if request.front == "cli":
+        return "--schema"
+    return "`response_format`" if "response_format" in request.extra else "`schema`"
+
+
+def _restoring(feed: Callable[[StreamEvent], list[StreamEvent]], sink: EventSink) -> EventSink:
+    def restored(event: StreamEvent) -> None:
+        for out in feed(event):
+            sink(out)
+
+    return restored

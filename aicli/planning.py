@@ -1,13 +1,13 @@
 """What each tier of a request's fallback chain would be sent: redaction, model, parameters, key.
 
 The engine asks for a plan before it looks anything up, so the cache key, the recording key and
-the request a provider gets are all built from the same messages (redacted unless the tier's
-provider is local)."""
+the request a provider gets are all one body (providers.body.chat_body), with the messages
+redacted unless the tier's provider is local."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aicli.config import Config, TierConfig
 from aicli.cost import DEFAULT_MAX_TOKENS
@@ -27,6 +27,7 @@ class Plan:
     messages: list[Message]
     key: str
     redacted: bool
+    body: dict[str, Any]  # exactly what the provider is sent (before `stream`); `key` hashes it
 
 
 def make_redactor(cfg: Config, request: Request) -> Redactor | None:
@@ -51,6 +52,7 @@ def temperature_for(request: Request, tier: TierConfig) -> float | None:
 def plan_request(cfg: Config, request: Request, redactor: Redactor | None) -> list[Plan]:
     """One Plan per tier the request may be answered by, first tier first."""
     from aicli.cache import cache_key
+    from aicli.providers.body import chat_body
 
     first = request.tier or cfg.default_tier
     redacted_messages = redactor.redact_messages(request.messages) if redactor is not None else None
@@ -66,15 +68,20 @@ def plan_request(cfg: Config, request: Request, redactor: Redactor | None) -> li
             if use_redacted and redacted_messages is not None
             else request.messages
         )
-        key = cache_key(
-            base_url=cfg.base_url(tier.provider),
+        body = chat_body(
             model=model,
             messages=messages,
             max_tokens=max_tokens_for(request, tier),
+            max_tokens_field=request.max_tokens_field,
             temperature=temperature_for(request, tier),
             seed=request.seed,
             schema=request.schema,
+            extra=request.extra,
+        )
+        key = cache_key(
+            base_url=cfg.base_url(tier.provider),
+            body=body,
             template_checksum=request.template.checksum if request.template else None,
         )
-        plans.append(Plan(name, tier, model, messages, key, use_redacted))
+        plans.append(Plan(name, tier, model, messages, key, use_redacted, body))
     return plans
