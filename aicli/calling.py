@@ -51,6 +51,7 @@ class Outcome:
     tried: list[str] = field(default_factory=list)
     stale: tuple[Plan, CacheEntry] | None = None
     last_error: str = ""
+    last_hint: str | None = None  # what fixes last_error when the answer, not the provider, failed
 
 
 class TierCaller:
@@ -164,7 +165,7 @@ class TierCaller:
                 )
         except ProviderFailure as failure:
             outcome.attempts += failure.attempts
-            outcome.last_error = failure.message
+            outcome.last_error, outcome.last_hint = failure.message, None
             if outcome.observer is not None:
                 outcome.observer.failed(plan.name, failure)
             if not failure.retryable and request_refused(failure.status) and failure.status:
@@ -208,7 +209,7 @@ class TierCaller:
                 # (the next tier may do better) that never trips the tier's cooldown.
                 if on_delta is not None:  # streamed already: no second answer
                     raise
-                outcome.last_error = broken.message
+                outcome.last_error, outcome.last_hint = broken.message, broken.hint
                 log.info(
                     "tier '%s' answer rejected: %s", plan.name, broken.message,
                     extra={"event": "tier.failed", "tier": plan.name, "status": None},

@@ -235,9 +235,12 @@ class Engine:
             )
         raise NoAnswerError(
             f"no answer from tiers {', '.join(outcome.tried)}: {outcome.last_error}",
-            "check the endpoint and your network, or use --cache-only / -t echo"
-            if request.front == "cli"
-            else "the providers behind this tier failed; try again later",
+            outcome.last_hint
+            or (
+                "check the endpoint and your network, or use --cache-only / -t echo"
+                if request.front == "cli"
+                else "the providers behind this tier failed; try again later"
+            ),
         )
 
     async def aclose(self) -> None:

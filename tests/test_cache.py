@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from aicli.cache import CacheEntry, ResponseCache, cache_key, resolve_cache_dir
-from aicli.providers.body import chat_body
 from aicli.cache.disk import DiskBackend
 from aicli.errors import CacheError
+from aicli.providers.body import chat_body
 from aicli.types import Usage
 from tests.fakes import MemoryBackend
 from tests.test_cache_cli import STATS_FIELDS
