@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aicli.config import Config, TierConfig
 from aicli.cost import DEFAULT_MAX_TOKENS
+from aicli.errors import UsageError
 from aicli.types import Message, Request
 
 if TYPE_CHECKING:
@@ -55,19 +56,25 @@ def plan_request(cfg: Config, request: Request, redactor: Redactor | None) -> li
     from aicli.providers.body import chat_body
 
     first = request.tier or cfg.default_tier
-    redacted_messages = redactor.redact_messages(request.messages) if redactor is not None else None
+    redacted: list[Message] | UsageError | None = None  # redacted once, when a tier needs it
     plans = []
     chain = cfg.fallback_chain(first) if request.fallback else [first]
     for position, name in enumerate(chain):
         tier = cfg.tier(name)
         model = request.model if (request.model and position == 0) else tier.model
-        local = cfg.provider(tier.provider).local
-        use_redacted = redacted_messages is not None and not local
-        messages = (
-            redacted_messages
-            if use_redacted and redacted_messages is not None
-            else request.messages
-        )
+        use_redacted = redactor is not None and not cfg.provider(tier.provider).local
+        messages = request.messages
+        if use_redacted and redactor is not None:
+            if redacted is None:
+                try:
+                    redacted = redactor.redact_messages(request.messages)
+                except UsageError as refused:  # a shape redaction cannot read
+                    redacted = refused
+            if isinstance(redacted, UsageError):
+                if position == 0:
+                    raise redacted
+                continue  # never sent unredacted: this fallback tier is left out
+            messages = redacted
         body = chat_body(
             model=model,
             messages=messages,

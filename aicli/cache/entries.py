@@ -86,13 +86,13 @@ class CacheEntry:
             created=float(_typed(data, "created", num)),
             expires=None if expires is None else float(expires),
             template_checksum=_typed(data, "template_checksum", str, optional=True),
-            tool_calls=_tool_calls(data.get("tool_calls")),
+            tool_calls=tool_calls_of(data.get("tool_calls")),
             finish_reason=_typed(data, "finish_reason", str, optional=True),
             logprobs=_typed(data, "logprobs", dict, optional=True),
         )
 
 
-def _tool_calls(value: Any) -> list[ToolCall] | None:
+def tool_calls_of(value: Any) -> list[ToolCall] | None:
     """Stored tool calls, checked field by field (a tampered entry is a miss, never a crash)."""
     if value is None:
         return None

@@ -84,7 +84,7 @@ def _content(copy: dict[str, Any], where: str, slots: list[Slot]) -> None:
         at = f"{where}.content[{j}]"
         if not isinstance(part, dict) or part.get("type") != "text":
             kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-            _refuse(at, f"is a {kind!r} part, which redaction cannot read")
+            _refuse(at, f"is a part of type {kind!r}, which redaction cannot read")
         if set(part) - _TEXT_PART_FIELDS or not isinstance(part.get("text"), str):
             _refuse(at, "is a text part in a shape redaction does not know")
         part = dict(part)
