@@ -191,7 +191,30 @@ def test_streamed_tool_call_deltas_and_cached_replays(
     plain = sdk.chat.completions.create(model="plain", messages=messages, tools=tools)
     assert plain.choices[0].finish_reason == "tool_calls"
     assert [c.model_dump() for c in plain.choices[0].message.tool_calls or []] == expected
+    # the SDK's own stream helper puts the deltas back together into the same tool calls
+    with sdk.chat.completions.stream(model="plain", messages=messages, tools=tools) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].finish_reason == "tool_calls"
+    rebuilt = [
+        {
+            "id": c.id,
+            "type": c.type,
+            "function": {"name": c.function.name, "arguments": c.function.arguments},
+        }
+        for c in final.choices[0].message.tool_calls or []
+    ]
+    assert rebuilt == expected
     assert len(chat_bodies(server)) == 1
+    # and from a fresh (uncached) stream, whose arguments arrive in pieces of 4 characters
+    fresh: Any = [{"role": "user", "content": unique("fresh weather")}]
+    with sdk.chat.completions.stream(model="plain", messages=fresh, tools=tools) as stream:
+        final = stream.get_final_completion()
+    calls = final.choices[0].message.tool_calls or []
+    assert [(c.id, c.function.name, c.function.arguments) for c in calls] == [
+        (c["id"], c["function"]["name"], c["function"]["arguments"])
+        for c in tool_calls_for({"messages": fresh, "tools": tools}) or []
+    ]
+    assert len(chat_bodies(server)) == 2
 
 
 # ---- every field reaches the provider, and the key -----------------------------------------
