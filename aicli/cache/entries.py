@@ -146,10 +146,15 @@ def cache_key(*, base_url: str, body: dict[str, Any], template_checksum: str | N
 
 def _canonical(value: Any) -> Any:
     """The same value for the same meaning: 1 and 1.0 are one number (temperature: 1 or 1.0)."""
+    kind = type(value)
+    if kind is str:  # the most common by far: checked first (a cache hit's start-up)
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): _canonical(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_canonical(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
         return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
     return value
