@@ -19,7 +19,6 @@ from aicli.stats import (
     wilson,
 )
 
-
 counts = st.integers(min_value=0, max_value=60)
 
 
