@@ -107,9 +107,11 @@ def show_report(
     from aicli.suites.runner import STOP_INTERRUPTED
 
     rank = order or {}
+    # a case's runs stay together, those --repeat auto added after the planned ones included
     ranked = sorted(
-        results, key=lambda r: rank.get((r.suite, r.case, r.tier, r.repeat_index), len(rank))
-    )
+        results,
+        key=lambda r: (rank.get((r.suite, r.case, r.tier, 0), len(rank)), r.repeat_index),
+    ) if rank else list(results)  # fmt: skip
     if hide_unstarted:  # Ctrl-C: one line says how far it got, not a row per unstarted case
         ranked = [r for r in ranked if not (r.status == "skipped" and r.reason == STOP_INTERRUPTED)]
     show_passed = verbose or len(ranked) <= _SHOW_ALL_UP_TO
