@@ -129,7 +129,7 @@ def test_repeat_auto_stops_decided_cases_early_and_runs_m_on_a_coin(
 ) -> None:
     write("prompts/v.test.yaml", suite({"sure": 1.0, "never": 0.0, "coin": 0.5}))
     args = ["--repeat", "auto", "--pass-rate", "50", "--max-repeat", "10", "-o", "r.json"]
-    res = cli("test-prompts", *args)
+    res = cli("test-prompts", *args, "--record", "rec.jsonl")
     runs = {i: c["runs"] for i, c in cases_of(report()).items()}
     # 4 of 4 passes: the interval starts at 0.51, wholly above 50%; none of 4: ends at 0.49
     assert runs == {"v/sure": 4, "v/never": 4, "v/coin": 10}, res
@@ -142,6 +142,8 @@ def test_repeat_auto_stops_decided_cases_early_and_runs_m_on_a_coin(
     server.reset()
     again = cli("test-prompts", *args[:-2], "-o", "s.json")
     assert server.requests == [] and cases_of(report("s.json")) == cases_of(report()), again
+    replayed = cli("test-prompts", *args[:-2], "--replay", "rec.jsonl", "-o", "t.json")
+    assert server.requests == [] and cases_of(report("t.json")) == cases_of(report()), replayed
 
 
 def test_repeat_auto_at_100_percent_a_failure_decides_after_three_runs(
