@@ -50,6 +50,17 @@ def temperature_for(request: Request, tier: TierConfig) -> float | None:
     return request.temperature if request.temperature is not None else tier.temperature
 
 
+def repeat_key(key: str, repeat: int) -> str:
+    """The key of a suite case's run `repeat + 1`: each repeat is its own cache and recording
+    entry, so a second run of a suite costs nothing. Run 1 keeps the request's own key, so
+    caches and recordings made before repeats were keyed still match."""
+    if repeat <= 0:
+        return key
+    from aicli.digest import sha256_hex
+
+    return sha256_hex(f"{key}/repeat/{repeat}".encode())
+
+
 def plan_request(cfg: Config, request: Request, redactor: Redactor | None) -> list[Plan]:
     """One Plan per tier the request may be answered by, first tier first."""
     from aicli.cache import cache_key
@@ -90,5 +101,6 @@ def plan_request(cfg: Config, request: Request, redactor: Redactor | None) -> li
             body=body,
             template_checksum=request.template.checksum if request.template else None,
         )
+        key = repeat_key(key, request.repeat)  # a separate input: run 1 keeps its key
         plans.append(Plan(name, tier, model, messages, key, use_redacted, body))
     return plans

@@ -156,6 +156,8 @@ class Request:
     cache_mode: CacheMode = "use"
     redact: bool | None = None  # None: the config's redact.enabled
     fallback: bool = True  # False: only `tier` may answer (tier comparisons)
+    # a suite case's run 1, 2, ... as 0, 1, ...: runs after the first are keyed apart
+    repeat: int = 0
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 

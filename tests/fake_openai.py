@@ -738,6 +738,49 @@ class FakeOpenAI:
         return usage
 
 
+# ---- a model that answers right with a set probability, reproducibly (issue 26) --------------
+
+
+class ChanceAnswer:
+    """An answer for `set_answer`: `right` with probability `chance`, else `wrong`.
+
+    The n-th request carrying the same prompt always gets the same outcome for the same seed,
+    whatever order concurrent requests arrive in, so a case's k of n is reproducible. With
+    `chance=None` each prompt sets its own: `chance=0.5` anywhere in its last user message
+    (none: 1.0). `calls` counts the requests answered.
+    """
+
+    def __init__(
+        self, chance: float | None = None, *, seed: int = 0, right: str = "right",
+        wrong: str = "wrong",
+    ) -> None:  # fmt: skip
+        self.chance, self.seed, self.right, self.wrong = chance, seed, right, wrong
+        self._seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def chance_for(self, prompt: str) -> float:
+        if self.chance is not None:
+            return self.chance
+        m = re.search(r"chance=([0-9.]+)", prompt)
+        return float(m.group(1)) if m else 1.0
+
+    def outcome(self, prompt: str, n: int) -> bool:
+        """Whether the n-th (0-based) request with this prompt is answered right."""
+        import hashlib
+
+        digest = hashlib.sha256(f"{self.seed}/{n}/{prompt}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < self.chance_for(prompt)
+
+    def __call__(self, body: dict[str, Any]) -> str:
+        prompt = echo_answer(body)
+        with self._lock:
+            n = self._seen.get(prompt, 0)
+            self._seen[prompt] = n + 1
+            self.calls += 1
+        return self.right if self.outcome(prompt, n) else self.wrong
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
