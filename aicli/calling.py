@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from aicli.config import Config
 from aicli.cost import Budget, cost_of, estimate_usage, worst_case_cost
-from aicli.errors import NoAnswerError
-from aicli.planning import Plan, max_tokens_for, temperature_for
-from aicli.providers.base import Provider, ProviderCall, ProviderFailure
+from aicli.errors import NoAnswerError, RejectedError
+from aicli.planning import Plan, max_tokens_for
+from aicli.providers.base import Provider, ProviderCall, ProviderFailure, request_refused
 from aicli.resilience import Cooldowns, TierConcurrency, TierLimiters
-from aicli.types import Request
+from aicli.types import EventSink, Request, StreamEvent
 
 if TYPE_CHECKING:
     from aicli.cache import CacheEntry
@@ -33,7 +33,7 @@ class RunObserver(Protocol):
     """What a caller may want to see of one run while it happens (the service's metrics and
     stream headers); every method is optional to act on."""
 
-    def answering(self, tier: str, model: str, cached: bool) -> None:
+    def answering(self, tier: str, model: str, cached: bool, stale: bool = False) -> None:
         """A tier is about to answer: called before its first streamed delta."""
 
     def failed(self, tier: str, failure: ProviderFailure) -> None:
@@ -51,6 +51,7 @@ class Outcome:
     tried: list[str] = field(default_factory=list)
     stale: tuple[Plan, CacheEntry] | None = None
     last_error: str = ""
+    last_hint: str | None = None  # what fixes last_error when the answer, not the provider, failed
     batch_saved_usd: float = 0.0  # what answering through a batch saved against the tier's price
 
 
@@ -88,7 +89,7 @@ class TierCaller:
         request: Request,
         plan: Plan,
         redactor: Redactor | None,
-        on_delta: Callable[[str], None] | None,
+        on_delta: EventSink | None,
         outcome: Outcome,
         *,
         direct: bool = False,
@@ -107,7 +108,9 @@ class TierCaller:
             provider = getattr(provider, "direct", provider)
         batched = bool(getattr(provider, "batch", False))  # reserved at the batch price
         price = tier.price_for(batched)
-        worst = worst_case_cost(plan.messages, max_tokens, price, request.schema)
+        worst = worst_case_cost(
+            plan.messages, max_tokens, price, request.schema, extra=request.extra
+        )
         budget = outcome.budget
         if budget.cap is not None and worst == 0 and plan.name not in self._unpriced:
             self._unpriced.add(plan.name)
@@ -129,18 +132,14 @@ class TierCaller:
         sink = on_delta
         restorer = None
         if on_delta is not None and redactor is not None and plan.redacted:
-            restorer = redactor.stream_restorer()
-            sink = lambda text: on_delta(restorer.feed(text))  # noqa: E731
+            restorer = redactor.event_restorer()
+            sink = _restoring(restorer.feed, on_delta)
         call = ProviderCall(
-            model=plan.model,
-            messages=plan.messages,
-            max_tokens=max_tokens,  # always sent: the answer's cost is bounded
-            temperature=temperature_for(request, tier),
-            seed=request.seed,
-            schema=request.schema,
+            body=plan.body,  # the body the cache key hashes; max_tokens always set in it
             timeout_seconds=float(tier.timeout_seconds or 30),
             max_retries=int(tier.max_retries if tier.max_retries is not None else 3),
             stream=on_delta is not None,
+            format_optional=request.schema is not None and "response_format" not in request.extra,
             key=plan.key,
             tier=plan.name,
         )
@@ -172,7 +171,7 @@ class TierCaller:
                 outcome.batch_saved_usd += max(0.0, cost_of(usage, tier.price) - actual)
             # Without reported usage the whole reservation counts: the bound is all we know.
             charged = actual if answer.usage is not None else max(actual, reserved)
-            if not answer.content.strip():  # paid for, but nothing to use: the next tier may be
+            if not answer.content.strip() and not answer.tool_calls:  # paid for, nothing to use
                 raise ProviderFailure(
                     f"tier '{plan.name}' returned an empty answer",
                     retryable=not (on_delta and answer.content),  # printed: no second answer
@@ -187,9 +186,14 @@ class TierCaller:
                 resend = True
             else:
                 outcome.attempts += failure.attempts
-                outcome.last_error = failure.message
+                outcome.last_error, outcome.last_hint = failure.message, None
                 if outcome.observer is not None:
                     outcome.observer.failed(plan.name, failure)
+                if not failure.retryable and request_refused(failure.status) and failure.status:
+                    raise RejectedError(
+                        failure.message, failure.hint, status=failure.status,
+                        detail=failure.detail, code=failure.code, param=failure.param,
+                    ) from None  # fmt: skip
                 if not failure.retryable:
                     raise NoAnswerError(failure.message, failure.hint) from None
                 self.cooldowns.failed(plan.name)
@@ -216,11 +220,24 @@ class TierCaller:
             return await self.call(request, plan, redactor, on_delta, outcome, direct=True)
         self.cooldowns.succeeded(plan.name)
         if restorer is not None and on_delta is not None:
-            on_delta(restorer.flush())
-        if request.schema is not None:
+            for event in restorer.flush():
+                on_delta(event)
+        if request.schema is not None and not answer.tool_calls:
             from aicli.jsontext import check_answer_schema
 
-            check_answer_schema(request.schema, answer.content, plan.name)
+            try:
+                check_answer_schema(request.schema, answer.content, plan.name, _label(request))
+            except NoAnswerError as broken:
+                # The request made this answer unusable, not the provider: a failed attempt
+                # (the next tier may do better) that never trips the tier's cooldown.
+                if on_delta is not None:  # streamed already: no second answer
+                    raise
+                outcome.last_error, outcome.last_hint = broken.message, broken.hint
+                log.info(
+                    "tier '%s' answer rejected: %s", plan.name, broken.message,
+                    extra={"event": "tier.failed", "tier": plan.name, "status": None},
+                )  # fmt: skip
+                return None
         now = time.time()
         return CacheEntry(
             content=answer.content,
@@ -233,4 +250,22 @@ class TierCaller:
             created=now,
             expires=now + tier.cache_ttl if tier.cache_ttl else now,
             template_checksum=request.template.checksum if request.template else None,
+            tool_calls=answer.tool_calls,
+            finish_reason=answer.finish_reason,
+            logprobs=answer.logprobs,
         )
+
+
+def _label(request: Request) -> str:
+    """How an error names the schema: the CLI flag, or the HTTP request's field."""
+    if request.front == "cli":
+        return "--schema"
+    return "`response_format`" if "response_format" in request.extra else "`schema`"
+
+
+def _restoring(feed: Callable[[StreamEvent], list[StreamEvent]], sink: EventSink) -> EventSink:
+    def restored(event: StreamEvent) -> None:
+        for out in feed(event):
+            sink(out)
+
+    return restored

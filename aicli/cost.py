@@ -9,7 +9,7 @@ from typing import Any
 
 from aicli.config import Price
 from aicli.errors import BudgetError
-from aicli.types import Message, Usage
+from aicli.types import Message, Usage, message_text
 
 log = logging.getLogger("aicli")
 
@@ -33,26 +33,46 @@ def estimate_tokens(text: str) -> int:
 
 def estimate_usage(messages: list[Message], answer: str) -> Usage:
     """Usage for a provider that reports none (the echo provider, some local servers)."""
-    prompt = sum(estimate_tokens(m["content"]) + 4 for m in messages)
+    prompt = sum(estimate_tokens(message_text(m)) + 4 for m in messages)
     completion = estimate_tokens(answer) if answer else 0
     return Usage(prompt, completion, prompt + completion)
 
 
-def prompt_token_bound(messages: list[Message], schema: dict[str, Any] | None = None) -> int:
+def prompt_token_bound(
+    messages: list[Message],
+    schema: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> int:
     """Tokens the prompt cannot exceed, with no tokenizer: every token of a byte-level BPE or
     SentencePiece tokenizer stands for at least one UTF-8 byte, so the byte count bounds the
-    text, plus the chat format's fixed tokens (and the --schema sent as response_format)."""
-    text = sum(len(m["content"].encode("utf-8")) for m in messages)
+    text, plus the chat format's fixed tokens (and the --schema sent as response_format). A
+    message with more than text (tool calls, parts) and the request's other fields (tools,
+    response_format) count with their whole JSON, an over-estimate: money fails closed."""
+    text = sum(_message_bytes(m) for m in messages)
     if schema is not None:
         text += len(json.dumps(schema).encode("utf-8"))
+    if extra:
+        text += len(json.dumps(extra, ensure_ascii=False).encode("utf-8", "surrogatepass"))
     return text + MESSAGE_OVERHEAD_TOKENS * len(messages) + REPLY_OVERHEAD_TOKENS
 
 
+def _message_bytes(message: Message) -> int:
+    content = message.get("content")
+    if isinstance(content, str) and len(message) == 2:  # role and text: the common case
+        return len(content.encode("utf-8", "surrogatepass"))
+    return len(json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
 def worst_case_cost(
-    messages: list[Message], max_tokens: int, price: Price, schema: dict[str, Any] | None = None
+    messages: list[Message],
+    max_tokens: int,
+    price: Price,
+    schema: dict[str, Any] | None = None,
+    *,
+    extra: dict[str, Any] | None = None,
 ) -> float:
     """What one call can cost at most: the prompt's token bound plus a full max_tokens answer."""
-    prompt = prompt_token_bound(messages, schema)
+    prompt = prompt_token_bound(messages, schema, extra)
     return cost_of(Usage(prompt, max_tokens, prompt + max_tokens), price)
 
 

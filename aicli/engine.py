@@ -8,7 +8,6 @@ never imports it (start-up time)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aicli.calling import Outcome, RunObserver, TierCaller
@@ -17,7 +16,7 @@ from aicli.cost import Budget
 from aicli.errors import AicliError, NoAnswerError
 from aicli.planning import Plan, make_redactor, plan_request
 from aicli.providers.base import Provider
-from aicli.types import Request, Result
+from aicli.types import EventSink, Request, Result, answer_events
 
 if TYPE_CHECKING:
     from aicli.cache import CacheEntry, ResponseCache
@@ -65,7 +64,7 @@ class Engine:
 
     # -- public API --------------------------------------------------------------------------
 
-    def run_sync(self, request: Request, on_delta: Callable[[str], None] | None = None) -> Result:
+    def run_sync(self, request: Request, on_delta: EventSink | None = None) -> Result:
         """`run` for a caller without an event loop, then `aclose`. A fresh cache hit of the
         first tier asked is answered without one (its cost is a CLI command's start-up)."""
         try:
@@ -90,7 +89,7 @@ class Engine:
     async def run(
         self,
         request: Request,
-        on_delta: Callable[[str], None] | None = None,
+        on_delta: EventSink | None = None,
         *,
         budget: Budget | None = None,
         quota: DailyQuota | None = None,
@@ -131,7 +130,7 @@ class Engine:
                 extra={"event": "request", **result.log_fields()},
             )  # fmt: skip
 
-    def _hit_now(self, request: Request, on_delta: Callable[[str], None] | None) -> Result | None:
+    def _hit_now(self, request: Request, on_delta: EventSink | None) -> Result | None:
         """`_run`'s answer when it is a fresh cache hit of the first tier it would look up, read
         without an event loop; None when `_run` must decide (a miss, a stale or unreadable
         entry, replay, --refresh/--no-cache, a backend that cannot answer synchronously)."""
@@ -177,7 +176,7 @@ class Engine:
     async def _run(
         self,
         request: Request,
-        on_delta: Callable[[str], None] | None,
+        on_delta: EventSink | None,
         *,
         budget: Budget | None,
         quota: DailyQuota | None,
@@ -239,7 +238,12 @@ class Engine:
             )
         raise NoAnswerError(
             f"no answer from tiers {', '.join(outcome.tried)}: {outcome.last_error}",
-            "check the endpoint and your network, or use --cache-only / -t echo",
+            outcome.last_hint
+            or (
+                "check the endpoint and your network, or use --cache-only / -t echo"
+                if request.front == "cli"
+                else "the providers behind this tier failed; try again later"
+            ),
         )
 
     async def aclose(self) -> None:
@@ -256,7 +260,7 @@ class Engine:
         request: Request,
         plan: Plan,
         redactor: Redactor | None,
-        on_delta: Callable[[str], None] | None,
+        on_delta: EventSink | None,
         outcome: Outcome,
     ) -> tuple[CacheEntry | None, bool]:
         """Call one tier, sharing the call with identical requests in flight (single-flight);
@@ -282,7 +286,7 @@ class Engine:
         request: Request,
         plans: list[Plan],
         redactor: Redactor | None,
-        on_delta: Callable[[str], None] | None,
+        on_delta: EventSink | None,
     ) -> Result:
         assert self.replay is not None
         for index, plan in enumerate(plans):
@@ -306,20 +310,25 @@ class Engine:
         plan: Plan,
         entry: CacheEntry,
         redactor: Redactor | None,
-        on_delta: Callable[[str], None] | None,
+        on_delta: EventSink | None,
         index: int,
         outcome: Outcome,
         *,
         cached: bool = False,
         stale: bool = False,
     ) -> Result:
-        content = entry.content
+        content, tool_calls = entry.content, entry.tool_calls
         if redactor is not None and plan.redacted:
+            from aicli.redact.walk import restore_tool_calls
+
             content = redactor.restore(content)
-        if on_delta is not None and content:
+            if tool_calls:
+                tool_calls = restore_tool_calls(tool_calls, redactor.restore)
+        if on_delta is not None and (content or tool_calls):
             if outcome.observer is not None:
-                outcome.observer.answering(plan.name, entry.model_used, cached)
-            on_delta(content)  # a cache hit or replay streams at once
+                outcome.observer.answering(plan.name, entry.model_used, cached, stale)
+            for event in answer_events(content, tool_calls, entry.finish_reason):
+                on_delta(event)  # a cache hit or replay streams at once
         if self.recorder is not None:
             self.recorder.write(plan.key, entry, request.template)
         saved = outcome.batch_saved_usd
@@ -344,6 +353,9 @@ class Engine:
             redactions=dict(redactor.counts) if redactor is not None and plan.redacted else {},
             cache_key=plan.key,
             batch_saved_usd=0.0 if cached else saved,
+            tool_calls=tool_calls,
+            finish_reason=entry.finish_reason or ("tool_calls" if tool_calls else "stop"),
+            logprobs=entry.logprobs,
         )
 
     async def _count_hit(self, entry: CacheEntry) -> None:

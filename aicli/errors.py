@@ -86,6 +86,25 @@ class NoAnswerError(AicliError):
     exit_code: int = ExitCode.NO_ANSWER
 
 
+class RejectedError(NoAnswerError):
+    """The provider refused the request itself (an HTTP 4xx such as 400: a field it does not
+    accept, a prompt over the context window): sent again, it is refused again (exit 3; the
+    service answers with that status)."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        status: int,
+        detail: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.status, self.detail, self.code, self.param = status, detail, code, param
+
+
 class BudgetError(AicliError):
     """The cost cap would be exceeded; nothing past the cap was spent (exit 4)."""
 

@@ -262,21 +262,25 @@ def _additional_properties(validator: Any, extra: Any, instance: Any, schema: An
         yield ValidationError(f"Additional properties are not allowed ({shown} unexpected)")
 
 
-def check_answer_schema(schema: dict[str, Any], content: str, tier: str) -> None:
-    """`generate --schema`: the answer must be JSON valid against the schema (else exit 3)."""
+def check_answer_schema(
+    schema: dict[str, Any], content: str, tier: str, label: str = "--schema"
+) -> None:
+    """The answer must be JSON valid against the schema (else NoAnswerError, exit 3); `label`
+    names where the schema came from (`--schema`, or an HTTP request's `response_format`)."""
     from aicli.errors import NoAnswerError
 
+    breaks = "breaks" if label == "--schema" else "does not match"
     try:
         value = loads_answer(content)
     except ValueError as exc:
         raise NoAnswerError(
-            f"the answer from tier '{tier}' is not JSON ({exc}), so it breaks --schema",
+            f"the answer from tier '{tier}' is not JSON ({exc}), so it {breaks} {label}",
             "ask for JSON explicitly in the prompt, or use a model with structured output",
         ) from None
     errors = schema_errors(value, schema)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise NoAnswerError(
-            f"the answer from tier '{tier}' breaks --schema: {errors[0]}{more}",
+            f"the answer from tier '{tier}' {breaks} {label}: {errors[0]}{more}",
             "the answer was not cached; refine the prompt or the schema",
         )

@@ -38,7 +38,7 @@ def entry_to_line(
         if template
         else ({"name": None, "version": None, "checksum": checksum} if checksum else None)
     )
-    return {
+    line: dict[str, Any] = {
         "key": key,
         "tier": entry.tier,
         "model": entry.model_used,
@@ -54,6 +54,9 @@ def entry_to_line(
         "latency_ms": entry.latency_ms,
         "created": entry.created,
     }
+    if entry.tool_calls:  # only then: a plain answer's line keeps its shape
+        line["tool_calls"], line["finish_reason"] = entry.tool_calls, entry.finish_reason
+    return line
 
 
 class Recorder:
@@ -179,6 +182,7 @@ def _num(line: dict[str, Any], name: str, default: float) -> float:
 def line_to_entry(data: Any) -> tuple[str, CacheEntry]:
     """A parsed recording line -> (key, CacheEntry); ValueError says what is wrong."""
     from aicli.cache import CacheEntry
+    from aicli.cache.entries import tool_calls_of
 
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object")
@@ -214,6 +218,8 @@ def line_to_entry(data: Any) -> tuple[str, CacheEntry]:
         created=_num(data, "created", time.time()),
         expires=None,  # a recording never expires
         template_checksum=checksum,
+        tool_calls=tool_calls_of(data.get("tool_calls")),
+        finish_reason=data["finish_reason"] if isinstance(data.get("finish_reason"), str) else None,
     )
     return key, entry
 

@@ -1,13 +1,112 @@
-"""The data that flows through aicli, defined once: Request, Result, Usage, TemplateRef."""
+"""The data that flows through aicli, defined once: Request, Result, Message, stream events."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 CacheMode = Literal["use", "off", "refresh", "only"]
-Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
+
+
+class ToolFunction(TypedDict):
+    """The function a tool call names, with its arguments as the JSON text the model wrote."""
+
+    name: str
+    arguments: str
+
+
+class ToolCall(TypedDict):
+    """One tool call in OpenAI's shape: `{"id", "type": "function", "function": {...}}`."""
+
+    id: str
+    type: str
+    function: ToolFunction
+
+
+class _MessageRole(TypedDict):
+    role: str  # system | developer | user | assistant | tool (any other is refused upstream)
+
+
+class Message(_MessageRole, total=False):
+    """One chat message as it is sent to a provider. A template or the CLI makes only `role`
+    and a string `content`; an OpenAI client may also send content parts, an assistant's
+    `tool_calls`, a tool result's `tool_call_id`, a `name`, and fields aicli does not know,
+    which travel unchanged."""
+
+    content: str | list[dict[str, Any]] | None
+    name: str
+    tool_calls: list[ToolCall]
+    tool_call_id: str
+    refusal: str | None
+
+
+def message_text(message: Message) -> str:
+    """The message's text: string content or its text parts (what the echo provider and the
+    usage estimate read)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+# ---- what a stream delivers, in order: text and tool-call pieces, then the finish reason ----
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the answer's text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of tool call `index`: its first piece carries `id` and `name`, every piece may
+    carry more of its `arguments` (OpenAI's streamed tool-call deltas)."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
+class FinishEvent:
+    """Why the answer ended: stop, length, tool_calls, content_filter."""
+
+    reason: str
+
+
+StreamEvent = TextDelta | ToolCallDelta | FinishEvent
+EventSink = Callable[[StreamEvent], None]
+
+
+def text_sink(on_text: Callable[[str], None]) -> EventSink:
+    """An EventSink for a caller that shows only text (the CLI)."""
+
+    def sink(event: StreamEvent) -> None:
+        if isinstance(event, TextDelta) and event.text:
+            on_text(event.text)
+
+    return sink
+
+
+def answer_events(
+    content: str, tool_calls: list[ToolCall] | None, finish_reason: str | None
+) -> list[StreamEvent]:
+    """A whole answer (a cache hit, a replay) as the events a stream of it delivers."""
+    events: list[StreamEvent] = [TextDelta(content)] if content else []
+    for index, call in enumerate(tool_calls or []):
+        function = call["function"]
+        events.append(ToolCallDelta(index, call["id"], function["name"], function["arguments"]))
+    events.append(FinishEvent(finish_reason or ("tool_calls" if tool_calls else "stop")))
+    return events
 
 
 @dataclass
@@ -47,10 +146,18 @@ class Request:
     temperature: float | None = None
     seed: int | None = None
     schema: dict[str, Any] | None = None  # JSON Schema the answer must satisfy
+    # The rest of the provider's body, sent as given and keyed (an OpenAI client's tools, stop,
+    # top_p, response_format, ... and fields aicli does not know); never model or messages.
+    extra: dict[str, Any] = field(default_factory=dict)
+    # Which field carries the token limit: newer OpenAI models take only max_completion_tokens.
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    front: Literal["cli", "http"] = "cli"  # whose words errors use: flags, or HTTP/JSON fields
     template: TemplateRef | None = None
     cache_mode: CacheMode = "use"
     redact: bool | None = None  # None: the config's redact.enabled
     fallback: bool = True  # False: only `tier` may answer (tier comparisons)
+    # a suite case's run 1, 2, ... as 0, 1, ...: runs after the first are keyed apart
+    repeat: int = 0
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -75,6 +182,9 @@ class Result:
     redactions: dict[str, int] = field(default_factory=dict)  # kind -> count, never values
     cache_key: str = ""
     batch_saved_usd: float = 0.0  # answered through a batch: the price difference it saved
+    tool_calls: list[ToolCall] | None = None  # restored like content; not in to_json()
+    finish_reason: str | None = None
+    logprobs: dict[str, Any] | None = None  # as the provider reported them, when asked for
 
     @property
     def tokens_used(self) -> int:

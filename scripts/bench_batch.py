@@ -1,7 +1,7 @@
 """Batch runs: what `test-prompts --batch` saves, and the memory of a large batch.
 
 Usage (from the repo root):
-    python scripts/bench_batch.py                    # cost on the shipped suites + a 50,000-request batch
+    python scripts/bench_batch.py                # cost on the shipped suites, then 50,000 requests
     python scripts/bench_batch.py --memory 5000      # a smaller batch
     python scripts/bench_batch.py --memory 0         # cost only
 

@@ -45,11 +45,11 @@ async def timed(fn: Callable[[], Awaitable[object]], n: int) -> list[float]:
 
 
 async def in_process(name: str, cache: ResponseCache, n: int) -> None:
-    key = cache_key(
-        base_url="https://api.openai.com/v1", model="gpt-4o-mini",
-        messages=[{"role": "user", "content": "bench " + "x" * 500}],
-        max_tokens=2000, temperature=0.3, seed=None, schema=None, template_checksum=None,
-    )  # fmt: skip
+    body = {
+        "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "bench " + "x" * 500}],
+        "max_tokens": 2000, "temperature": 0.3,
+    }  # fmt: skip
+    key = cache_key(base_url="https://api.openai.com/v1", body=body, template_checksum=None)
     now = time.time()
     entry = CacheEntry("y" * 1500, "gpt-4o-mini", "openai", "standard", Usage(120, 400, 520),
                        0.00026, 900.0, now, now + 3600, None)  # fmt: skip

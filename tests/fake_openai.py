@@ -283,6 +283,12 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             answer = fake._answer_for(model, body)
         answer = fake._bounded(body, answer)
+        calls = tool_calls_for(body) if behaviour == "ok" else None
+        if calls is not None:
+            self._tool_answer(fake, body, model, calls, stream, generation)
+            return
+        if behaviour == "ok" and body.get("tools") and _last_role(body) == "tool":
+            answer = tool_result_answer(body)
         if stream:
             broken = behaviour if behaviour in ("stream-cut", "stream-junk") else None
             self._stream(fake, body, model, answer, broken=broken, generation=generation)
@@ -378,6 +384,102 @@ class _Handler(BaseHTTPRequestHandler):
         self._release()
         self._write_chunk(b"data: [DONE]\n\n")
         self._write_chunk(b"")
+
+    # ---- tools: a request offering tools is answered with a call of them --------------------
+
+    def _tool_answer(
+        self,
+        fake: FakeOpenAI,
+        body: dict[str, Any],
+        model: str,
+        calls: list[dict[str, Any]],
+        stream: bool,
+        generation: int,
+    ) -> None:
+        """OpenAI's answer with `message.tool_calls` and finish_reason "tool_calls"; streamed,
+        its tool-call deltas: index, id, type and name first, then the arguments in pieces."""
+        text = "".join(c["function"]["arguments"] for c in calls)
+        if not stream:
+            completion = fake._completion(body, model, text)
+            message = completion["choices"][0]["message"]
+            message["content"], message["tool_calls"] = None, calls
+            completion["choices"][0]["finish_reason"] = "tool_calls"
+            self._send_json(200, completion, fake._id_headers())
+            return
+        cid, created = fake._new_id(), int(time.time())
+        size = max(1, int(fake.chunk_size))
+
+        def chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> bytes:
+            choices = (
+                [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+            )
+            obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+            return f"data: {json.dumps({**obj, 'choices': choices, **extra})}\n\n".encode()
+
+        self._start_sse(fake._id_headers())
+        self._write_chunk(chunk({"role": "assistant", "content": None}))
+        for index, call in enumerate(calls):
+            first = {"index": index, "id": call["id"], "type": "function"}
+            name = call["function"]["name"]
+            self._write_chunk(
+                chunk({"tool_calls": [{**first, "function": {"name": name, "arguments": ""}}]})
+            )
+            args = call["function"]["arguments"]
+            for i in range(0, len(args), size):
+                if fake.chunk_delay and not fake._sleep(fake.chunk_delay, generation):
+                    self.close_connection = True
+                    return
+                piece = {"index": index, "function": {"arguments": args[i : i + size]}}
+                self._write_chunk(chunk({"tool_calls": [piece]}))
+        self._write_chunk(chunk({}, "tool_calls"))
+        opts = body.get("stream_options") or {}
+        if isinstance(opts, dict) and opts.get("include_usage"):
+            self._write_chunk(chunk(None, usage=fake._usage(body, text)))
+        self._release()
+        self._write_chunk(b"data: [DONE]\n\n")
+        self._write_chunk(b"")
+
+
+def _last_role(body: dict[str, Any]) -> Any:
+    messages = body.get("messages") or []
+    return messages[-1].get("role") if messages and isinstance(messages[-1], dict) else None
+
+
+def tool_calls_for(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The tool calls a request offering tools is answered with (None: answer with text).
+
+    Each offered function is called (at most two; one when `parallel_tool_calls` is false or
+    `tool_choice` names a function) with `{"input": <the last user message's text>}`, so a
+    test sees its own words, placeholders and all, in the arguments. No call when tool_choice
+    is "none" or the last message is a tool's result (then the final answer follows)."""
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
+    choice = body.get("tool_choice")
+    if not tools or choice == "none" or _last_role(body) == "tool":
+        return None
+    names = [str((t.get("function") or {}).get("name", "")) for t in tools]
+    if isinstance(choice, dict):
+        names = [str((choice.get("function") or {}).get("name", ""))]
+    elif body.get("parallel_tool_calls") is False:
+        names = names[:1]
+    arguments = json.dumps({"input": echo_answer(body)})
+    return [
+        {
+            "id": f"call_{i}_{abs(hash((name, arguments))) % 10**8:08d}",
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }
+        for i, name in enumerate(names[:2])
+    ]
+
+
+def tool_result_answer(body: dict[str, Any]) -> str:
+    """The final answer after tool results: what each tool returned, in order."""
+    results = [
+        _content_text(m.get("content"))
+        for m in body.get("messages") or []
+        if isinstance(m, dict) and m.get("role") == "tool"
+    ]
+    return "tools said: " + " | ".join(results)
 
 
 def _batches(fake: FakeOpenAI) -> Any:
@@ -652,6 +754,49 @@ class FakeOpenAI:
                     entry["usage"] = usage
                     break
         return usage
+
+
+# ---- a model that answers right with a set probability, reproducibly (issue 26) --------------
+
+
+class ChanceAnswer:
+    """An answer for `set_answer`: `right` with probability `chance`, else `wrong`.
+
+    The n-th request carrying the same prompt always gets the same outcome for the same seed,
+    whatever order concurrent requests arrive in, so a case's k of n is reproducible. With
+    `chance=None` each prompt sets its own: `chance=0.5` anywhere in its last user message
+    (none: 1.0). `calls` counts the requests answered.
+    """
+
+    def __init__(
+        self, chance: float | None = None, *, seed: int = 0, right: str = "right",
+        wrong: str = "wrong",
+    ) -> None:  # fmt: skip
+        self.chance, self.seed, self.right, self.wrong = chance, seed, right, wrong
+        self._seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def chance_for(self, prompt: str) -> float:
+        if self.chance is not None:
+            return self.chance
+        m = re.search(r"chance=([0-9.]+)", prompt)
+        return float(m.group(1)) if m else 1.0
+
+    def outcome(self, prompt: str, n: int) -> bool:
+        """Whether the n-th (0-based) request with this prompt is answered right."""
+        import hashlib
+
+        digest = hashlib.sha256(f"{self.seed}/{n}/{prompt}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < self.chance_for(prompt)
+
+    def __call__(self, body: dict[str, Any]) -> str:
+        prompt = echo_answer(body)
+        with self._lock:
+            n = self._seen.get(prompt, 0)
+            self._seen[prompt] = n + 1
+            self.calls += 1
+        return self.right if self.outcome(prompt, n) else self.wrong
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ import pytest
 from aicli.cache import CacheEntry, ResponseCache, cache_key, resolve_cache_dir
 from aicli.cache.disk import DiskBackend
 from aicli.errors import CacheError
+from aicli.providers.body import chat_body
 from aicli.types import Usage
 from tests.fakes import MemoryBackend
 from tests.test_cache_cli import STATS_FIELDS
@@ -44,7 +45,10 @@ BASE: dict[str, Any] = {
 
 
 def key(**changes: Any) -> str:
-    return cache_key(**{**BASE, **changes})
+    """The key of the body a request with BASE's fields (and `changes`) sends."""
+    fields = {**BASE, **changes}
+    base_url, checksum = fields.pop("base_url"), fields.pop("template_checksum")
+    return cache_key(base_url=base_url, body=chat_body(**fields), template_checksum=checksum)
 
 
 def entry(content: str = "hello", *, ttl: float | None = 3600, **changes: Any) -> CacheEntry:
@@ -174,15 +178,14 @@ def test_key_ignores_dict_order_trailing_slash_and_int_floats() -> None:
     assert key(temperature=1) == key(temperature=1.0)
 
 
-def test_key_is_stable_hex_sha256_and_ignores_extra_message_fields() -> None:
+def test_key_is_stable_hex_sha256_of_the_body_sent() -> None:
     k = key()
     assert re.fullmatch(r"[0-9a-f]{64}", k)
-    # the request id (or anything else riding along on a message) is not part of the key
-    noisy = [{**m, "request_id": "abc", "name": "x"} for m in BASE["messages"]]
-    assert key(messages=noisy) == k
+    # what rides along on a message is sent to the provider, so it is part of the key
+    named = [{**m, "name": "x"} for m in BASE["messages"]]
+    assert key(messages=named) != k
     # a golden value: changing the serialisation silently would orphan every shared CI cache
-    assert k == cache_key(**BASE)
-    assert k == "7510acf80f15893572753a186a003d157030de04adc8dd27da99e46102862440"
+    assert k == "bf0f036537518a75890faaaa9c5de9cfb650b9bd521be3cc6138cdb783798552"
 
 
 def test_unicode_is_hashed_as_utf8() -> None:

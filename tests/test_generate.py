@@ -135,14 +135,19 @@ def test_schema_violation_is_exit_3_with_the_error(cli, server, make_config, tmp
     make_config()
     schema = tmp_path / "s.json"
     schema.write_text('{"type": "object", "required": ["name"]}')
-    server.set_answer("standard-model", '{"age": 3}')
+    # An answer that breaks the schema is a failed attempt: the fallback tier is asked too.
+    server.set_answer("*", '{"age": 3}')
     result = cli("generate", "--schema", str(schema), "who?")
     assert result.exit_code == 3, result
     assert "'name' is a required property" in result.stderr
-    server.set_answer("standard-model", "not json at all")
+    assert [r["model"] for r in server.requests] == ["standard-model", "economy-model"]
+    server.set_answer("*", "not json at all")
     result = cli("generate", "--schema", str(schema), "who?")
     assert result.exit_code == 3
     assert "not JSON" in result.stderr
+    server.set_answer("economy-model", '{"name": "Ada"}')
+    result = cli("generate", "--schema", str(schema), "who?")
+    assert result.exit_code == 0 and result.stdout.strip() == '{"name": "Ada"}', result
 
 
 def test_schema_falls_back_to_plain_json_when_structured_output_is_refused(

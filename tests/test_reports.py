@@ -183,8 +183,11 @@ def test_junit_keeps_failures_and_errors_apart(out: Path) -> None:
     # the broken assertion once: as the message, and once in the body (not twice there)
     assert body.count("expected output containing") == 1
     assert prem["apple"].find("system-out") is None  # the answer is not repeated
-    props = {p.get("name"): p.get("value") for p in eco.iter("property")}
-    assert props == {"tier": "economy", "template": "extraction@1.2.0 (abcdef123456)"}
+    found = eco.find("properties")
+    assert found is not None
+    props = {p.get("name"): p.get("value") for p in found.iter("property")}
+    assert props["tier"] == "economy" and props["template"] == "extraction@1.2.0 (abcdef123456)"
+    assert props["tier_runs"] == "3"  # k of n over the tier's runs (the skipped one is none)
 
 
 def test_junit_names_repeated_runs(out: Path) -> None:

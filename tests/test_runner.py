@@ -23,7 +23,6 @@ from aicli.suites.runner import (
     Runner,
     RunOptions,
     build_request,
-    cache_mode_for,
     grader_tier,
     plan_jobs,
     render_case,
@@ -170,11 +169,12 @@ def test_grader_tier_resolution(tmp_path: Path) -> None:
     assert grader_tier(cfg, plain, RunOptions()) == "standard"
 
 
-def test_repeats_after_the_first_skip_the_cache_read() -> None:
-    assert cache_mode_for(RunOptions(), 0) == "use"
-    assert cache_mode_for(RunOptions(), 1) == "refresh"
-    assert cache_mode_for(RunOptions(cache_mode="off"), 2) == "off"
-    assert cache_mode_for(RunOptions(cache_mode="only"), 2) == "only"
+def test_each_repeat_has_its_own_key_and_the_first_keeps_todays() -> None:
+    from aicli.planning import repeat_key
+
+    assert repeat_key("k", 0) == "k"  # run 1: existing caches and recordings still match
+    keys = {repeat_key("k", i) for i in range(1, 50)}
+    assert len(keys) == 49 and "k" not in keys
 
 
 def test_build_request_carries_everything(tmp_path: Path) -> None:
@@ -189,7 +189,7 @@ def test_build_request_carries_everything(tmp_path: Path) -> None:
     ]
     assert req.tier == "economy" and req.model == "custom" and req.redact is False
     assert req.template is not None and req.template.name == "greet"
-    assert req.cache_mode == "refresh"  # repeat_index 1
+    assert req.cache_mode == "use" and req.repeat == 1  # run 2: its own key, cached too
 
 
 def test_results_statuses_and_reasons(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ class BatchProvider:
                     "raise --max-cost (or budget.max_cost_usd)",
                 )
             if not sched.final:
-                sched.collect(key, tier, self.name, call.model, chat_body(call), self._worst(call))
+                sched.collect(key, tier, self.name, call.model, dict(call.body), self._worst(call))
                 raise ProviderFailure(HELD, retryable=False, attempts=0)
             why = "no batch answered it"
         elif settled.body is not None:
@@ -102,7 +102,11 @@ class BatchProvider:
 
         assert call.tier is not None
         price = self.cfg.tier(call.tier).price_for(True)
-        return worst_case_cost(call.messages, call.max_tokens or 0, price, call.schema)
+        body = call.body
+        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        rest = {k: v for k, v in body.items() if k not in ("model", "messages")}
+        max_tokens = limit if isinstance(limit, int) else 0
+        return worst_case_cost(call.messages, max_tokens, price, extra=rest)
 
     async def aclose(self) -> None:
         await self.direct.aclose()
@@ -123,21 +127,4 @@ class HeldProvider:
         return None
 
 
-def chat_body(call: ProviderCall) -> dict[str, Any]:
-    """The chat request body a batch line carries: what a direct call would post."""
-    body: dict[str, Any] = {"model": call.model, "messages": call.messages}
-    if call.max_tokens is not None:
-        body["max_tokens"] = call.max_tokens
-    if call.temperature is not None:
-        body["temperature"] = call.temperature
-    if call.seed is not None:
-        body["seed"] = call.seed
-    if call.schema is not None:
-        body["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": "response", "schema": call.schema, "strict": False},
-        }
-    return body
-
-
-__all__ = ["BatchProvider", "HeldProvider", "Provider", "chat_body"]
+__all__ = ["BatchProvider", "HeldProvider", "Provider"]

@@ -12,10 +12,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aicli.digest import sha256_hex
-from aicli.types import Message, Usage
+from aicli.errors import UsageError
+from aicli.types import ToolCall, Usage
 
-KEY_VERSION = 1  # bump when the key's inputs change: old entries then simply stop matching
+# Bump when the key's inputs change: old entries then simply stop matching. 2: the key is the
+# whole body sent to the provider (tools, stop, top_p, ...), not a hand-picked list of fields.
+KEY_VERSION = 2
 ENTRY_VERSION = 1
+# Body fields that do not change the answer: who asked, and how it is delivered or stored.
+NOT_IN_KEY = frozenset({"user", "stream", "stream_options", "store", "metadata"})
 
 
 @dataclass
@@ -32,6 +37,9 @@ class CacheEntry:
     created: float = field(default_factory=time.time)  # epoch seconds
     expires: float | None = None  # epoch seconds; None: never expires
     template_checksum: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    finish_reason: str | None = None
+    logprobs: dict[str, Any] | None = None
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires is not None and (time.time() if now is None else now) >= self.expires
@@ -78,7 +86,34 @@ class CacheEntry:
             created=float(_typed(data, "created", num)),
             expires=None if expires is None else float(expires),
             template_checksum=_typed(data, "template_checksum", str, optional=True),
+            tool_calls=tool_calls_of(data.get("tool_calls")),
+            finish_reason=_typed(data, "finish_reason", str, optional=True),
+            logprobs=_typed(data, "logprobs", dict, optional=True),
         )
+
+
+def tool_calls_of(value: Any) -> list[ToolCall] | None:
+    """Stored tool calls, checked field by field (a tampered entry is a miss, never a crash)."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError("field 'tool_calls' is not a list")
+    calls: list[ToolCall] = []
+    for call in value:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise ValueError("a stored tool call has no function")
+        calls.append(
+            {
+                "id": _typed(call, "id", str),
+                "type": _typed(call, "type", str),
+                "function": {
+                    "name": _typed(function, "name", str),
+                    "arguments": _typed(function, "arguments", str),
+                },
+            }
+        )
+    return calls
 
 
 def _typed(data: dict[str, Any], name: str, kind: Any, optional: bool = False) -> Any:
@@ -90,28 +125,36 @@ def _typed(data: dict[str, Any], name: str, kind: Any, optional: bool = False) -
     return value
 
 
-def cache_key(
-    *,
-    base_url: str,
-    model: str,
-    messages: list[Message],
-    max_tokens: int | None,
-    temperature: float | None,
-    seed: int | None,
-    schema: dict[str, Any] | None,
-    template_checksum: str | None,
-) -> str:
-    """SHA-256 hex of everything that changes the answer, and nothing else (never the API key)."""
+def cache_key(*, base_url: str, body: dict[str, Any], template_checksum: str | None) -> str:
+    """SHA-256 hex of exactly the body a provider is sent, in canonical JSON, minus the fields
+    that do not change the answer (NOT_IN_KEY), with the endpoint and the template's checksum;
+    never the API key. UsageError for a body nested too deeply to hash."""
     payload = {
         "v": KEY_VERSION,
         "base_url": (base_url or "").rstrip("/"),
-        "model": model,
-        "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
-        "max_tokens": None if max_tokens is None else int(max_tokens),
-        "temperature": None if temperature is None else float(temperature),  # 1 and 1.0 agree
-        "seed": None if seed is None else int(seed),
-        "schema": schema,
+        "body": {k: v for k, v in body.items() if k not in NOT_IN_KEY},
         "template_checksum": template_checksum,
     }
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return sha256_hex(text.encode("utf-8"))
+    try:
+        text = json.dumps(
+            _canonical(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+    except (RecursionError, ValueError):
+        raise UsageError("the request is nested too deeply to be keyed") from None
+    return sha256_hex(text.encode("utf-8", "surrogatepass"))
+
+
+def _canonical(value: Any) -> Any:
+    """The same value for the same meaning: 1 and 1.0 are one number (temperature: 1 or 1.0)."""
+    kind = type(value)
+    if kind is str:  # the most common by far: checked first (a cache hit's start-up)
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): _canonical(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    return value

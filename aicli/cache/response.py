@@ -186,7 +186,7 @@ class ResponseCache:
 
     async def set(self, key: str, entry: CacheEntry) -> None:
         """Store entry under key (replacing any older one). An empty answer is never cached."""
-        if not entry.content:
+        if not entry.content and not entry.tool_calls:
             return
         ttl_s = None
         if self.stale_for is not None and entry.expires is not None:

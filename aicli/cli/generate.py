@@ -20,6 +20,7 @@ from aicli.cli.output import (
     read_piped_stdin,
 )
 from aicli.cli.startup import long_lived
+from aicli.types import text_sink
 
 if TYPE_CHECKING:
     from aicli.config import Config
@@ -176,7 +177,7 @@ def generate(
                 sys.stdout.flush()
 
         try:
-            result = engine.run_sync(request, emit if streaming else None)
+            result = engine.run_sync(request, text_sink(emit) if streaming else None)
         except AicliError:
             if printed[0]:
                 out("")  # end the partial line so the error starts on its own

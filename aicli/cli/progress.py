@@ -19,8 +19,9 @@ HEARTBEAT_S = 10.0  # a CI log (stderr not a terminal) gets a progress line this
 
 
 @contextlib.contextmanager
-def progress(total: int) -> Iterator[Callable[[CaseResult], None]]:
-    """A progress bar when stderr is a terminal; in a CI log, a heartbeat line now and then."""
+def progress(total: int | None) -> Iterator[Callable[[CaseResult], None]]:
+    """A progress bar when stderr is a terminal; in a CI log, a heartbeat line now and then.
+    `total` None: not known up front (--repeat auto adds runs as it goes)."""
     from aicli.logs import current_format
 
     if total == 0 or current_format() == "json":  # JSON logs: stderr is for log objects only
@@ -55,7 +56,7 @@ def _heartbeat_seconds() -> float:
 
 
 @contextlib.contextmanager
-def _heartbeat(total: int) -> Iterator[Callable[[CaseResult], None]]:
+def _heartbeat(total: int | None) -> Iterator[Callable[[CaseResult], None]]:
     """`120/400 done, 3 failed, $0.41` on stderr every HEARTBEAT_S while the run lasts."""
     tally = _Tally()
     stop = threading.Event()
@@ -63,7 +64,8 @@ def _heartbeat(total: int) -> Iterator[Callable[[CaseResult], None]]:
 
     def beat() -> None:
         while not stop.wait(every):
-            info(f"{tally.done}/{total} done, {tally.failed} failed, ${tally.cost:.2f}")
+            of = "" if total is None else f"/{total}"
+            info(f"{tally.done}{of} done, {tally.failed} failed, ${tally.cost:.2f}")
 
     thread = threading.Thread(target=beat, name="aicli-heartbeat", daemon=True)
     thread.start()
@@ -75,7 +77,7 @@ def _heartbeat(total: int) -> Iterator[Callable[[CaseResult], None]]:
 
 
 @contextlib.contextmanager
-def _bar(total: int) -> Iterator[Callable[[CaseResult], None]]:
+def _bar(total: int | None) -> Iterator[Callable[[CaseResult], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from aicli.cli.output import stderr_console

@@ -26,6 +26,16 @@ def merge(
     json_out: bool = report_view.JSON,
     baseline: Path | None = report_view.BASELINE,
     fail_on: report_view.FailOn = report_view.FAIL_ON,
+    alpha: float = report_view.ALPHA,
+    pass_rate: float = typer.Option(
+        100.0,
+        "--pass-rate",
+        metavar="PCT",
+        min=0.0,
+        max=100.0,
+        help="Exit 0 when at least this percentage of the runs passed; also the pass rate a case "
+        "needs (give the run's own --pass-rate).",
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List passed cases too."),
     log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
@@ -40,6 +50,7 @@ def merge(
     Examples:
       aicli report merge shard-*.json -o report.html -o "$GITHUB_STEP_SUMMARY.md"
       aicli report merge shard-*.json --baseline main.json --fail-on regressions -o summary.md
+      aicli report merge shard-*.json --baseline main.json --fail-on significant -o pr.md
     """
     with handle_errors(debug, verbose=verbose, log_format=log_format):
         from aicli.reports import close_writers
@@ -51,12 +62,16 @@ def merge(
         loaded = [read_report(p) for p in reports]
         results = merge_reports(loaded)
         durations = [r.duration_s for r in loaded if r.duration_s is not None]
+        # Every figure is derived again from the runs the reports hold, never read back, so
+        # merged shards give exactly the intervals and p-values of one run.
         summary = summarize(
             results,
             interrupted=any(r.interrupted for r in loaded),
             duration_s=max(durations) if durations else None,  # shards run side by side
+            pass_threshold=pass_rate / 100,
+            max_repeat=max((r.max_repeat or 0 for r in loaded), default=0) or None,
         )
-        attach_baseline(summary, results, base, None)
+        attach_baseline(summary, results, base, None, alpha=alpha)
         writers, json_on_stdout = report_view.open_outputs(list(output), json_out)
         for r in results:
             for w in writers:
@@ -65,6 +80,6 @@ def merge(
         report_view.show_report(
             summary, results, order=None, verbose=verbose, to_stderr=json_on_stdout
         )
-        code = report_view.exit_code(summary, fail_on)
+        code = report_view.exit_code(summary, fail_on, pass_rate)
         if code:
             raise typer.Exit(code)

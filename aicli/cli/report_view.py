@@ -27,6 +27,7 @@ STDOUT = Path("-")  # `-o -`: the JSON report on stdout
 class FailOn(str, Enum):
     any = "any"
     regressions = "regressions"
+    significant = "significant"
 
 
 BASELINE = typer.Option(
@@ -40,7 +41,9 @@ FAIL_ON = typer.Option(
     FailOn.any,
     "--fail-on",
     help="any: exit 1 for any failure. regressions: exit 1 only for regressed cases and new "
-    "cases that fail (needs --baseline).",
+    "cases that fail. significant: exit 1 only when a case or a tier got significantly worse "
+    "(Fisher exact per case, Holm-corrected; exact McNemar per tier; a case that passed every "
+    "run before and fails every run now always counts). Both need --baseline.",
     case_sensitive=False,
 )
 OUTPUT = typer.Option(
@@ -54,15 +57,24 @@ OUTPUT = typer.Option(
     show_default=False,
 )
 JSON = typer.Option(False, "--json", help="Write the JSON report to stdout (same as -o -).")
+ALPHA = typer.Option(
+    0.05,
+    "--alpha",
+    metavar="P",
+    min=1e-9,
+    max=0.5,
+    help="Significance level of the comparison with --baseline (p-values are Holm-corrected "
+    "across cases).",
+)
 
 
 def read_baseline(path: Path | None, fail_on: FailOn) -> Report | None:
     from aicli.errors import UsageError
     from aicli.reports.read import read_report
 
-    if fail_on is FailOn.regressions and path is None:
+    if fail_on in (FailOn.regressions, FailOn.significant) and path is None:
         raise UsageError(
-            "--fail-on regressions needs --baseline REPORT.json",
+            f"--fail-on {fail_on.value} needs --baseline REPORT.json",
             "pass the JSON report of the run to compare with (e.g. the main branch's)",
         )
     return read_report(path) if path is not None else None
@@ -95,9 +107,11 @@ def show_report(
     from aicli.suites.runner import STOP_INTERRUPTED
 
     rank = order or {}
+    # a case's runs stay together, those --repeat auto added after the planned ones included
     ranked = sorted(
-        results, key=lambda r: rank.get((r.suite, r.case, r.tier, r.repeat_index), len(rank))
-    )
+        results,
+        key=lambda r: (rank.get((r.suite, r.case, r.tier, 0), len(rank)), r.repeat_index),
+    ) if rank else list(results)  # fmt: skip
     if hide_unstarted:  # Ctrl-C: one line says how far it got, not a row per unstarted case
         ranked = [r for r in ranked if not (r.status == "skipped" and r.reason == STOP_INTERRUPTED)]
     show_passed = verbose or len(ranked) <= _SHOW_ALL_UP_TO
@@ -120,7 +134,10 @@ def show_report(
 
 
 def exit_code(summary: Summary, fail_on: FailOn, pass_rate: float = 100.0) -> int:
-    """0 or 1: by --fail-on regressions when asked (with a baseline), else by the pass rate."""
+    """0 or 1: by --fail-on regressions or significant when asked (with a baseline), else by
+    the pass rate."""
     if fail_on is FailOn.regressions and summary.baseline is not None:
         return ExitCode.FAILED if summary.baseline.blocking else ExitCode.OK
+    if fail_on is FailOn.significant and summary.baseline is not None:
+        return ExitCode.FAILED if summary.baseline.significantly_worse else ExitCode.OK
     return ExitCode.OK if summary.pass_rate * 100 >= pass_rate - 1e-9 else ExitCode.FAILED

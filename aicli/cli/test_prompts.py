@@ -57,15 +57,23 @@ def test_prompts(
         max=1000,
         help="Model calls in flight at once.",
     ),
-    repeat: int = typer.Option(
-        1,
+    repeat: str = typer.Option(
+        "1",
         "--repeat",
-        metavar="N",
-        min=1,
+        metavar="N|auto",
+        help="Run each case N times: its pass rate with a 95% Wilson interval, flaky cases "
+        "listed. Each run is its own cache and recording entry, so running again costs nothing. "
+        "auto: at least 3 runs, then more until the interval lies wholly above or below "
+        "--pass-rate, at most --max-repeat.",
+    ),
+    max_repeat: int | None = typer.Option(
+        None,
+        "--max-repeat",
+        metavar="M",
+        min=3,
         max=1000,
-        help="Run each case N times and report its pass rate (flaky cases are flagged). Only "
-        "the first run may be answered from the cache; runs 2..N always call the model and "
-        "refresh the cache entry.",
+        help="With --repeat auto: the most runs a case gets.  [default: 10]",
+        show_default=False,
     ),
     filter_: str | None = typer.Option(
         None,
@@ -81,7 +89,8 @@ def test_prompts(
         metavar="PCT",
         min=0.0,
         max=100.0,
-        help="Exit 0 when at least this percentage of the cases that ran passed.",
+        help="Exit 0 when at least this percentage of the cases that ran passed; with repeats "
+        "also the pass rate a case needs (its verdict, and where --repeat auto decides).",
     ),
     fail_fast: bool = typer.Option(
         False, "--fail-fast", "-x", help="Start nothing new after the first failure or error."
@@ -121,6 +130,7 @@ def test_prompts(
     ),
     baseline: Path | None = report_view.BASELINE,
     fail_on: report_view.FailOn = report_view.FAIL_ON,
+    alpha: float = report_view.ALPHA,
     fallback: bool = typer.Option(
         False,
         "--fallback",
@@ -194,11 +204,14 @@ def test_prompts(
             )
         from aicli.suites.load import parse_shard
 
+        runs, most = _parse_repeat(repeat, max_repeat)
         opts = RunOptions(
             tiers=list(tier),
             model=model,
             concurrency=concurrency,
-            repeat=repeat,
+            repeat=runs,
+            max_repeat=most,
+            pass_threshold=pass_rate / 100,
             filter=filter_,
             fail_fast=fail_fast,
             cache_mode="off" if no_cache else "only" if cache_only else "use",
@@ -211,7 +224,7 @@ def test_prompts(
         code = _main(
             list(paths or []), opts, pass_rate=pass_rate, record=record, replay=replay,
             max_cost=max_cost, outputs=list(output), json_out=json_out, baseline=baseline,
-            fail_on=fail_on, verbose=verbose, config=config,
+            fail_on=fail_on, alpha=alpha, verbose=verbose, config=config,
         )  # fmt: skip
         if code:
             raise typer.Exit(code)
@@ -229,6 +242,7 @@ def _main(
     json_out: bool,
     baseline: Path | None,
     fail_on: report_view.FailOn,
+    alpha: float,
     verbose: bool,
     config: Path | None,
 ) -> int:
@@ -263,15 +277,16 @@ def _main(
         if replay_store is not None:
             source = f"the {len(replay_store)} answers in {replay} (no network, no cost)"
         cases = len({j.case.id for j in jobs})
-        info(f"aicli: info: {len(jobs)} runs of {cases} cases; answers from {source}")
+        more = f" (--repeat auto: up to {opts.max_repeat} each)" if opts.auto else ""
+        info(f"aicli: info: {len(jobs)} runs of {cases} cases{more}; answers from {source}")
     writers, json_on_stdout = report_view.open_outputs(outputs, json_out)
     budget = Budget(max_cost if max_cost is not None else cfg.budget.max_cost_usd)
     fingerprint = _fingerprint(cfg, suites, opts) if opts.batch is not None else None
-    with progress(len(jobs)) as advance:
+    with progress(None if opts.auto else len(jobs)) as advance:
         outcome = run_suite(
             cfg, store, jobs, opts, writers=writers, budget=budget, record=record,
-            replay=replay_store, baseline=base, on_result=advance, fingerprint=fingerprint,
-            on_progress=lambda text: info(f"aicli: {text}"),
+            replay=replay_store, baseline=base, alpha=alpha, on_result=advance,
+            fingerprint=fingerprint, on_progress=lambda text: info(f"aicli: {text}"),
         )  # fmt: skip
 
     summary, results = outcome.summary, outcome.results
@@ -301,6 +316,28 @@ def _main(
         error(f"budget reached, the remaining cases were skipped: {err.message}", err.hint)
         return err.exit_code
     return report_view.exit_code(summary, fail_on, pass_rate)
+
+
+def _parse_repeat(repeat: str, max_repeat: int | None) -> tuple[int, int | None]:
+    """`--repeat N` -> (N, None); `--repeat auto` -> (3, M): at least 3 runs, at most M."""
+    from aicli.errors import UsageError
+    from aicli.suites.repeats import DEFAULT_MAX, MIN_RUNS
+
+    text = repeat.strip().lower()
+    if text == "auto":
+        return MIN_RUNS, max_repeat if max_repeat is not None else DEFAULT_MAX
+    if max_repeat is not None:
+        raise UsageError("--max-repeat needs --repeat auto", "or give a fixed --repeat N alone")
+    try:
+        runs = int(text)
+    except ValueError:
+        runs = 0
+    if not 1 <= runs <= 1000:
+        raise UsageError(
+            f"--repeat {repeat!r}: expected a whole number from 1 to 1000, or auto",
+            "e.g. --repeat 5, or --repeat auto --max-repeat 10",
+        )
+    return runs, None
 
 
 def _check_distinct_files(

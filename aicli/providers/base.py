@@ -4,31 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from aicli.types import Message, Usage
+from aicli.types import EventSink, Message, ToolCall, Usage
 
-DeltaSink = Callable[[str], None]
+DeltaSink = EventSink  # a stream's typed events: text, tool-call pieces, the finish reason
 # Sees the status and headers of every HTTP response of a call, retries included.
 ResponseObserver = Callable[[int, Mapping[str, str]], None]
 
 
 @dataclass
 class ProviderCall:
-    """One call to a provider: the model, messages and sampling settings."""
+    """One call to a provider: the body to send (providers.body.chat_body) and how to send it."""
 
-    model: str
-    messages: list[Message]
-    max_tokens: int | None
-    temperature: float | None
-    seed: int | None
-    schema: dict[str, Any] | None
+    body: dict[str, Any]
     timeout_seconds: float
     max_retries: int
     stream: bool = False
     on_response: ResponseObserver | None = None
     key: str | None = None  # the request's cache key (a batch line's custom_id)
     tier: str | None = None  # the tier it is sent for
+    # The body's response_format came from a schema aicli checks itself: a server that refuses
+    # structured output may be asked once more without it.
+    format_optional: bool = False
+
+    @property
+    def model(self) -> str:
+        return str(self.body["model"])
+
+    @property
+    def messages(self) -> list[Message]:
+        return cast("list[Message]", self.body["messages"])
 
 
 @dataclass
@@ -40,6 +46,9 @@ class ProviderAnswer:
     model: str
     attempts: int  # HTTP requests made, retries included
     batched: bool = False  # answered through a batch: costs the tier's batch price
+    tool_calls: list[ToolCall] | None = None
+    finish_reason: str | None = None
+    logprobs: dict[str, Any] | None = None
 
 
 class ProviderFailure(Exception):
@@ -55,6 +64,9 @@ class ProviderFailure(Exception):
         hint: str | None = None,
         partial_output: bool = False,
         resend: bool = False,
+        detail: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -64,6 +76,16 @@ class ProviderFailure(Exception):
         self.hint = hint
         self.partial_output = partial_output  # streamed text already reached the user
         self.resend = resend  # a batch did not answer: send it to the tier's own provider
+        # The provider's own error (message, code, param), cleaned: what a 4xx for the request
+        # tells the service's caller, without aicli's provider names or URLs.
+        self.detail, self.code, self.param = detail, code, param
+
+
+def request_refused(status: int | None) -> bool:
+    """Whether an HTTP status says the request itself was refused (400, 413, 422, ...), not
+    the key (401, 403), the model's name (404) or the provider's load (408, 409, 429)."""
+    not_the_request = (401, 403, 404, 408, 409, 429)
+    return status is not None and 400 <= status < 500 and status not in not_the_request
 
 
 class Provider(Protocol):

@@ -25,8 +25,9 @@ from aicli.providers.base import (
     ProviderFailure,
     ResponseObserver,
 )
+from aicli.providers.tool_calls import StreamedToolCalls, dumped, finish_reason, parse_tool_calls
 from aicli.security import register_secret, safe_line
-from aicli.types import Usage
+from aicli.types import FinishEvent, TextDelta, Usage
 
 log = logging.getLogger(__name__)
 retries.install()
@@ -126,33 +127,22 @@ class OpenAIProvider:
 
     async def complete(self, call: ProviderCall, on_delta: DeltaSink | None) -> ProviderAnswer:
         client = self._variant(call.timeout_seconds, call.max_retries)
-        kwargs: dict[str, Any] = {"model": call.model, "messages": call.messages}
-        if call.max_tokens is not None:
-            kwargs["max_tokens"] = call.max_tokens
-        if call.temperature is not None:
-            kwargs["temperature"] = call.temperature
-        if call.seed is not None:
-            kwargs["seed"] = call.seed
-        if call.schema is not None:
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "response", "schema": call.schema, "strict": False},
-            }
+        body = dict(call.body)  # built once by providers.body.chat_body; the cache key hashes it
         counter = [0]
         token = _requests.set(counter)
         watching = _observer.set(call.on_response)
         emitted = [False]
         try:
             try:
-                return await self._once(client, kwargs, call, on_delta, counter, emitted)
+                return await self._once(client, body, call, on_delta, counter, emitted)
             except openai.BadRequestError:
-                if "response_format" not in kwargs or emitted[0]:
+                if not call.format_optional or "response_format" not in body or emitted[0]:
                     raise
                 # Many models and local servers reject structured output; the engine validates
-                # the answer against --schema anyway, so ask once more without it.
+                # the answer against the schema anyway, so ask once more without it.
                 log.info("%s refused response_format json_schema; retrying without", self.shown_url)
-                del kwargs["response_format"]
-                return await self._once(client, kwargs, call, on_delta, counter, emitted)
+                del body["response_format"]
+                return await self._once(client, body, call, on_delta, counter, emitted)
         except ProviderFailure:
             raise
         except openai.OpenAIError as exc:
@@ -172,33 +162,37 @@ class OpenAIProvider:
     async def _once(
         self,
         client: openai.AsyncOpenAI,
-        kwargs: dict[str, Any],
+        body: dict[str, Any],
         call: ProviderCall,
         on_delta: DeltaSink | None,
         counter: list[int],
         emitted: list[bool],
     ) -> ProviderAnswer:
         if call.stream and on_delta is not None:
-            return await self._stream(client, kwargs, on_delta, counter, emitted)
-        response = await client.post(CHAT_PATH, cast_to=ChatCompletion, body=kwargs)
+            return await self._stream(client, body, on_delta, counter, emitted)
+        response = await client.post(CHAT_PATH, cast_to=ChatCompletion, body=body)
         return self._answer(response, call.model, counter[0])
 
     async def _stream(
         self,
         client: openai.AsyncOpenAI,
-        kwargs: dict[str, Any],
+        body: dict[str, Any],
         on_delta: DeltaSink,
         counter: list[int],
         emitted: list[bool],
     ) -> ProviderAnswer:
         parts: list[str] = []
+        calls = StreamedToolCalls()
         usage: Usage | None = None
-        model = kwargs["model"]
-        body = {**kwargs, "stream": True, "stream_options": {"include_usage": True}}
+        finish: str | None = None
+        logprobs: list[Any] = []
+        model = body["model"]
+        options = body.get("stream_options")
+        options = {**(options if isinstance(options, dict) else {}), "include_usage": True}
         stream = await client.post(
             CHAT_PATH,
             cast_to=ChatCompletion,
-            body=body,
+            body={**body, "stream": True, "stream_options": options},  # usage: the cost
             stream=True,
             stream_cls=openai.AsyncStream[ChatCompletionChunk],
         )
@@ -207,16 +201,37 @@ class OpenAIProvider:
                 usage = _reported_usage(chunk.usage)
             model = getattr(chunk, "model", None) or model
             for choice in chunk.choices or []:
-                text = choice.delta.content if choice.delta else None
+                delta = choice.delta
+                text = delta.content if delta else None
                 if text:
                     parts.append(text)
                     emitted[0] = True
-                    on_delta(text)
-        return ProviderAnswer("".join(parts), usage, model, counter[0])
+                    on_delta(TextDelta(text))
+                for piece in (getattr(delta, "tool_calls", None) or []) if delta else []:
+                    event = calls.feed(piece)
+                    emitted[0] = True
+                    on_delta(event)
+                content = getattr(getattr(choice, "logprobs", None), "content", None)
+                if isinstance(content, list):
+                    logprobs.extend(dumped(item) for item in content)
+                finish = getattr(choice, "finish_reason", None) or finish
+        tool_calls = calls.result()
+        finish = finish_reason(finish, tool_calls)
+        on_delta(FinishEvent(finish))
+        return ProviderAnswer(
+            "".join(parts),
+            usage,
+            model,
+            counter[0],
+            tool_calls=tool_calls,
+            finish_reason=finish,
+            logprobs={"content": logprobs} if logprobs else None,
+        )
 
     def _answer(self, response: Any, model: str, attempts: int) -> ProviderAnswer:
         choices = getattr(response, "choices", None)
-        message = getattr(choices[0], "message", None) if choices else None
+        choice = choices[0] if choices else None
+        message = getattr(choice, "message", None)
         if message is None or not isinstance(getattr(message, "content", ""), (str, type(None))):
             raise ProviderFailure(
                 f"malformed response from {self.shown_url}: no choices[0].message in the body",
@@ -225,8 +240,16 @@ class OpenAIProvider:
             )
         usage_obj = getattr(response, "usage", None)
         usage = _reported_usage(usage_obj) if usage_obj is not None else None
+        tool_calls = parse_tool_calls(getattr(message, "tool_calls", None))
+        logprobs = getattr(choice, "logprobs", None)
         return ProviderAnswer(
-            message.content or "", usage, getattr(response, "model", None) or model, attempts
+            message.content or "",
+            usage,
+            getattr(response, "model", None) or model,
+            attempts,
+            tool_calls=tool_calls,
+            finish_reason=finish_reason(getattr(choice, "finish_reason", None), tool_calls),
+            logprobs=dumped(logprobs) if logprobs is not None else None,
         )
 
     def _failure(self, exc: openai.OpenAIError, attempts: int, emitted: bool) -> ProviderFailure:
@@ -250,12 +273,15 @@ class OpenAIProvider:
             status = exc.status_code
             detail = safe_line(_error_message(exc), 200)  # server text: one clean line
             what = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
+            failure = self._broken(what, status, _retryable(status), attempts, emitted)
+            failure.detail = detail or None
+            failure.code, failure.param = _error_field(exc, "code"), _error_field(exc, "param")
+            return failure
         elif isinstance(exc, openai.APIResponseValidationError):
             what, status = "malformed response", None
         else:
             what, status = safe_line(exc, 200), None
-        retryable = status is None or status in (408, 409, 429) or status >= 500
-        return self._broken(what, status, retryable, attempts, emitted)
+        return self._broken(what, status, _retryable(status), attempts, emitted)
 
     def _broken(
         self, what: str, status: int | None, retryable: bool, attempts: int, emitted: bool
@@ -290,6 +316,18 @@ def _reported_usage(obj: Any) -> Usage | None:
         )
         return None
     return usage
+
+
+def _retryable(status: int | None) -> bool:
+    return status is None or status in (408, 409, 429) or status >= 500
+
+
+def _error_field(exc: openai.APIStatusError, name: str) -> str | None:
+    """The provider error's `code` or `param`, as one clean short line (or None)."""
+    body = exc.body
+    err = body.get("error", body) if isinstance(body, dict) else None
+    value = err.get(name) if isinstance(err, dict) else None
+    return safe_line(value, 100) or None if isinstance(value, (str, int)) else None
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

@@ -14,9 +14,13 @@ from aicli.redact.patterns import (
     detect,
     earliest_longest,
 )
+from aicli.redact.walk import copy_with_slots
+from aicli.types import FinishEvent, StreamEvent, TextDelta, ToolCallDelta
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from aicli.types import Message
 
 
 class Redactor:
@@ -51,18 +55,19 @@ class Redactor:
         self._reserve(text)
         return self._replace(text, self._learn(text))
 
-    def redact_messages(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
-        contents = [m.get("content") for m in messages]
-        for content in contents:
-            self._reserve(content)
+    def redact_messages(self, messages: list[Message]) -> list[Message]:
+        """Copies of the messages with every text in them redacted: content and its text parts,
+        tool results, tool-call arguments (UsageError for a shape it cannot read)."""
+        copies, slots = copy_with_slots(messages)
+        texts = [slot.text for slot in slots]
+        for text in texts:
+            self._reserve(text)
         # Learn every value first (a later message may reveal one), detecting each text once.
-        found = [
-            self._learn(c) if isinstance(c, str) and c and self.kinds else None for c in contents
-        ]
-        return [
-            {**m, "content": self._replace(m["content"], seen)} if seen is not None else {**m}
-            for m, seen in zip(messages, found, strict=True)
-        ]
+        found = [self._learn(t) if t and self.kinds else None for t in texts]
+        for slot, text, seen in zip(slots, texts, found, strict=True):
+            if seen is not None:
+                slot.set(self._replace(text, seen))
+        return copies
 
     def _replace(self, text: str, found: list[Detection]) -> str:
         """`text` with `found` and every value hidden elsewhere in this request replaced."""
@@ -92,6 +97,9 @@ class Redactor:
 
     def stream_restorer(self) -> StreamRestorer:
         return StreamRestorer(self)
+
+    def event_restorer(self) -> EventRestorer:
+        return EventRestorer(self)
 
     def _reserve(self, text: object) -> None:
         """Placeholder look-alikes already in the input are never issued, so never restored."""
@@ -142,6 +150,44 @@ class StreamRestorer:
     def flush(self) -> str:
         text, self._pending = self._pending, ""
         return self._redactor.restore(text)
+
+
+class EventRestorer:
+    """Restores placeholders in a stream's text and in each tool call's arguments, holding the
+    finish event back until what was held back is out."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self._text = StreamRestorer(redactor)
+        self._calls: dict[int, StreamRestorer] = {}
+        self._finish: FinishEvent | None = None
+
+    def feed(self, event: StreamEvent) -> list[StreamEvent]:
+        if isinstance(event, TextDelta):
+            text = self._text.feed(event.text)
+            return [TextDelta(text)] if text else []
+        if isinstance(event, ToolCallDelta):
+            restorer = self._calls.setdefault(event.index, StreamRestorer(self._redactor))
+            args = restorer.feed(event.arguments)
+            if args or event.id is not None or event.name is not None:
+                return [ToolCallDelta(event.index, event.id, event.name, args)]
+            return []
+        self._finish = event
+        return []
+
+    def flush(self) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        text = self._text.flush()
+        if text:
+            out.append(TextDelta(text))
+        for index, restorer in sorted(self._calls.items()):
+            args = restorer.flush()
+            if args:
+                out.append(ToolCallDelta(index, arguments=args))
+        if self._finish is not None:
+            out.append(self._finish)
+            self._finish = None
+        return out
 
 
 def _could_be_placeholder(body: str) -> bool:

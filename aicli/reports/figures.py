@@ -1,4 +1,4 @@
-"""How numbers read in every report format: pass rates, milliseconds, signed changes."""
+"""How numbers read in every report format: pass rates, intervals, p-values, ms, signed changes."""
 
 from __future__ import annotations
 
@@ -14,3 +14,23 @@ def ms(x: float | None, *, grouped: bool = True) -> str:
 def signed(x: float | None, fmt: str, unit: str = "", scale: float = 1.0) -> str:
     """A change with its sign (a real minus), a dash when there is nothing to compare."""
     return "–" if x is None else ("+" if x >= 0 else "−") + format(abs(x) * scale, fmt) + unit
+
+
+def interval(bounds: tuple[float, float] | list[float] | None) -> str:
+    """A 95% interval of a pass rate: `78.6-95.7%` (an en dash between)."""
+    if bounds is None:
+        return "–"
+    low, high = bounds
+    return f"{low * 100:.1f}–{high * 100:.1f}%"
+
+
+def kn(passed: int, runs: int) -> str:
+    """`7/10`: passes of runs."""
+    return f"{passed}/{runs}"
+
+
+def pvalue(p: float | None) -> str:
+    """A p-value to three significant digits; tiny ones as `<0.0001`."""
+    if p is None:
+        return "–"
+    return "<0.0001" if p < 1e-4 else f"{p:.3g}"

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from aicli.reports.atomic import atomic_write
-from aicli.reports.figures import ms, rate, signed
-from aicli.reports.results import BaselineDiff, CaseResult, Summary, TierStats, cut, printable
+from aicli.reports.figures import interval, ms, rate
+from aicli.reports.html_verdicts import baseline_section, case_table
+from aicli.reports.results import CaseResult, Summary, TierStats, cut, printable
 
 _MAX_ANSWER = 20_000  # characters of an answer kept on the page
 _MAX_INPUT = 2_000  # characters of one variable or of the rendered prompt
@@ -175,7 +176,7 @@ class HtmlWriter:
     def _tiers(tiers: list[TierStats]) -> str:
         head = _row(
             [
-                *("tier", "pass rate", "passed", "failed", "errors", "skipped", "cost"),
+                *("tier", "pass rate", "95% CI", "passed", "failed", "errors", "skipped", "cost"),
                 *("mean latency", "p95 latency", "tokens", "cache hits"),
             ],
             "th",
@@ -185,6 +186,7 @@ class HtmlWriter:
                 [
                     escape(t.tier),
                     rate(t.pass_rate),
+                    interval(t.tally.interval) if t.tally.runs else "–",
                     str(t.passed),
                     str(t.failed),
                     str(t.errors),
@@ -199,49 +201,6 @@ class HtmlWriter:
             for t in tiers
         )
         return f"<table>{head}{rows}</table>"
-
-    @staticmethod
-    def _baseline(diff: BaselineDiff) -> str:
-        counts = " · ".join(
-            f"<span class='{name}'>{n} {name}</span>" for name, n in diff.counts().items()
-        )
-        parts = [f"<h2>Compared with {escape(diff.source)}</h2><p>{counts}</p>"]
-        changed = [c for c in diff.cases if c.change != "unchanged"]
-        if changed:
-            rows = "".join(
-                _row(
-                    [
-                        f"<span class='badge {c.change}'>{c.change}</span>",
-                        escape(c.case_id),
-                        escape(c.tier),
-                        escape(c.before or "–"),
-                        escape(c.after or "–"),
-                        escape(printable(cut(c.reason, 300))),
-                    ]
-                )
-                for c in changed
-            )
-            head = _row(["change", "case", "tier", "before", "now", "why it fails now"], "th")
-            parts.append(f"<table>{head}{rows}</table>")
-        head = _row(
-            ["tier", "pass rate", "change", "cost", "change", "p95 latency", "change"], "th"
-        )
-        rows = "".join(
-            _row(
-                [
-                    escape(t.tier),
-                    rate(t.pass_rate_after),
-                    signed(t.pass_rate_change, ".1f", " pts", 100),
-                    "–" if t.cost_after is None else f"${t.cost_after:.6f}",
-                    signed(t.cost_change, ".6f"),
-                    ms(t.p95_after, grouped=False),
-                    signed(t.p95_change, ".0f", " ms"),
-                ]
-            )
-            for t in diff.tiers
-        )
-        parts.append(f"<table>{head}{rows}</table>")
-        return "".join(parts)
 
     def _side_by_side(self, tiers: list[str], classes: dict[tuple[str, str], str]) -> str:
         """Each case's first run on every tier, next to each other."""
@@ -343,6 +302,8 @@ class HtmlWriter:
             _row(["errors", str(s.errors)]),
             _row(["skipped", str(s.skipped)]),
             _row(["pass rate", rate(s.pass_rate)]),
+            _row(["95% CI", interval(s.tally.interval) if s.tally.runs else "–"]),
+            _row(["flaky cases", str(len(s.flaky))]),
             _row(["cost", f"${s.cost_usd:.6f}"]),
             _row(["batch saved", f"${s.batch_saved_usd:.6f}"]),
             _row(["tokens", str(s.usage.total_tokens)]),
@@ -353,7 +314,7 @@ class HtmlWriter:
             self._tiers(s.tiers),
         ]
         if s.baseline is not None:
-            parts.append(self._baseline(s.baseline))
+            parts.append(baseline_section(s.baseline))
         if s.disagreements:
             rows = "".join(
                 _row(
@@ -370,11 +331,14 @@ class HtmlWriter:
             parts.append(_row(["case", "passes on", "fails on", "errors on"], "th") + rows)
             parts.append("</table>")
         if s.flaky:
-            rows = "".join(
-                _row([escape(c.case_id), escape(c.tier), f"{c.passed}/{c.runs}"]) for c in s.flaky
-            )
-            parts.append("<h2>Flaky cases</h2><table>")
-            parts.append(_row(["case", "tier", "passed runs"], "th") + rows + "</table>")
+            parts.append(f"<h2>Flaky cases ({len(s.flaky)})</h2>")
+            parts.append(case_table(s.flaky, s.pass_threshold))
+        if s.repeats > 1 or s.max_repeat is not None:
+            least = s.min_runs
+            runs = f"{least}–{s.repeats}" if least != s.repeats else str(s.repeats)
+            auto = " (--repeat auto: the runs each case took)" if s.max_repeat else ""
+            parts.append(f"<h2>Pass rates over {runs} runs{auto}</h2>")
+            parts.append(case_table(s.case_stats, s.pass_threshold))
         parts += ["<h2>Cases</h2>", filters, "<main>"]
         parts.append(self._side_by_side(tiers, classes))
         bad = [c for c in self._items if c.bad]

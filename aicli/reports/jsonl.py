@@ -28,7 +28,13 @@ class JsonlWriter:
         self._f.flush()
 
     def close(self, summary: Summary) -> None:
-        """With --baseline, one last line `{"baseline": {...}}` (the JSON report's section)."""
+        """With repeats, one line `{"summary": {...}}` (the JSON report's summary: each case's
+        and tier's k of n, pass rate and 95% interval, the flaky cases); with --baseline, one
+        last line `{"baseline": {...}}` (the JSON report's section). A run without either keeps
+        one line per case result."""
+        if self._f is not None and (summary.repeats > 1 or summary.max_repeat is not None):
+            totals = {**summary.to_dict(), "tiers": [t.to_dict() for t in summary.tiers]}
+            self._f.write(dumps({"summary": totals}).encode() + b"\n")
         if self._f is not None and summary.baseline is not None:
             self._f.write(dumps({"baseline": summary.baseline.to_dict()}).encode() + b"\n")
         self.abort()

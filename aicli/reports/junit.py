@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from aicli.reports.atomic import atomic_write
-from aicli.reports.results import CaseResult, Summary, cut
+from aicli.reports.results import CaseResult, Summary, Tally, cut
 
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -54,7 +54,13 @@ class JUnitWriter:
         )
 
     def _testcase(
-        self, parent: ET.Element, classname: str, file: str, c: dict[str, Any], change: str | None
+        self,
+        parent: ET.Element,
+        classname: str,
+        file: str,
+        c: dict[str, Any],
+        change: str | None,
+        stats: dict[str, str] | None = None,
     ) -> None:
         name = c["case"] + (f" [run {c['repeat'] + 1}]" if c["repeated"] else "")
         tc = ET.SubElement(
@@ -65,9 +71,12 @@ class JUnitWriter:
             time=f"{c['time']:.3f}",
             file=_clean(file),
         )
-        if change:
+        if change or stats:
             props = ET.SubElement(tc, "properties")
-            ET.SubElement(props, "property", name="baseline", value=change)
+            if change:
+                ET.SubElement(props, "property", name="baseline", value=change)
+            for pname, pvalue in (stats or {}).items():
+                ET.SubElement(props, "property", name=pname, value=pvalue)
         message = _clean(cut(c["reason"] or c["kind"], 500))
         model = f"model: {c['model'] or '–'}{' (cached)' if c['cached'] else ''}"
         if c["status"] in ("failed", "error"):
@@ -97,6 +106,9 @@ class JUnitWriter:
                 for c in summary.baseline.cases
                 if c.change != "unchanged"
             }
+        case_props = _case_properties(summary)
+        tier_props = {t.tier: _tally_properties(t.tally, "tier_") for t in summary.tiers}
+        flaky = {(c.case_id, c.tier) for c in summary.flaky}
         root = ET.Element("testsuites", name="aicli test-prompts")
         totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
         total_time = 0.0
@@ -119,6 +131,7 @@ class JUnitWriter:
                 ts.set(k, str(v))
             props = ET.SubElement(ts, "properties")
             prop_values = {"tier": tier, "template": self._templates.get((suite, tier))}
+            prop_values |= tier_props.get(tier, {})
             for pname, pvalue in prop_values.items():
                 if pvalue:
                     ET.SubElement(props, "property", name=pname, value=_clean(pvalue))
@@ -128,7 +141,13 @@ class JUnitWriter:
             for c in cases:
                 c["repeated"] = runs[c["case"]] > 1 or c["repeat"] > 0
                 file = self._files.get((suite, tier), "")
-                self._testcase(ts, f"{suite}.{tier}", file, c, changes.get(c["id"]))
+                self._testcase(
+                    ts, f"{suite}.{tier}", file, c, changes.get(c["id"]), case_props.get(c["id"])
+                )
+            shaky = list(dict.fromkeys(c["case"] for c in cases if c["id"] in flaky))
+            if shaky:  # the flaky cases' own section: most CI viewers show a suite's output
+                lines = [f"Flaky cases ({len(shaky)}): some runs passed, some failed", *shaky]
+                ET.SubElement(ts, "system-out").text = _clean("\n".join(lines))
             for k, v in counts.items():
                 totals[k] += v
             total_time += time
@@ -143,6 +162,36 @@ class JUnitWriter:
 
     def abort(self) -> None:
         self._groups.clear()
+
+
+def _tally_properties(t: Tally, prefix: str = "") -> dict[str, str]:
+    """k of n, the pass rate and its 95% Wilson interval as JUnit properties."""
+    low, high = t.interval
+    return {
+        f"{prefix}runs": str(t.runs),
+        f"{prefix}passed_runs": str(t.passed),
+        f"{prefix}pass_rate": "" if t.rate is None else f"{t.rate:.4f}",
+        f"{prefix}ci95_low": repr(low),
+        f"{prefix}ci95_high": repr(high),
+    }
+
+
+def _case_properties(summary: Summary) -> dict[tuple[str, str], dict[str, str]]:
+    """Per case+tier: its runs, pass rate, interval, flaky; p-values against a baseline."""
+    out = {}
+    for c in summary.case_stats:
+        props = _tally_properties(c.tally)
+        props["flaky"] = "true" if c.flaky else "false"
+        out[(c.case_id, c.tier)] = props
+    if summary.baseline is not None:
+        for d in summary.baseline.cases:
+            if d.p_value is not None and (d.case_id, d.tier) in out:
+                out[(d.case_id, d.tier)] |= {
+                    "p_value": repr(d.p_value),
+                    "p_value_holm": repr(d.p_holm),
+                    "significant": "true" if d.significant else "false",
+                }
+    return out
 
 
 _INPUT_CHARS = 500  # of one variable; the rendered prompt gets twice that

@@ -7,11 +7,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aicli.reports.atomic import atomic_write
-from aicli.reports.figures import ms, rate, signed
-from aicli.reports.results import BaselineDiff, CaseResult, Summary, TierStats, cut
+from aicli.reports.figures import interval, kn, ms, pvalue, rate, signed
+from aicli.reports.results import (
+    BaselineDiff,
+    CaseChange,
+    CaseResult,
+    CaseStats,
+    Summary,
+    Tally,
+    TierStats,
+    cut,
+)
 
 MAX_CHARS = 60_000  # GitHub refuses step summaries and comments over 65,536 characters
 EXCERPT = 200
+MARKER = "<!-- aicli-report -->"  # the first line: a CI step finds its PR comment by it
+_FAILURE_HEAD = ["suite", "case", "tier", "reason", "answer"]
 # Inline Markdown inside a table cell (a cell never starts a line, so # - + . stay as they are).
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
@@ -25,6 +36,46 @@ def escape(text: str) -> str:
 
 def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
+
+
+_Section = tuple[str, list[str], list[str]]  # title, column heads, rows
+_CASE_HEAD = ["suite", "case", "tier", "passed", "pass rate", "95% CI", "verdict"]
+_CHANGE_HEAD = ["suite", "case", "tier", "before", "now", "change", "p (Holm)"]
+
+
+def _split(case_id: str) -> list[str]:
+    suite, _, case = case_id.partition("/")
+    return [escape(suite), escape(case)]
+
+
+def _case_row(c: CaseStats, threshold: float) -> str:
+    sure = "" if c.tally.side(threshold) is not None else " (unsure)"
+    return _row([
+        *_split(c.case_id), escape(c.tier), kn(c.passed, c.runs), rate(c.pass_rate),
+        interval(c.tally.interval), c.tally.meets(threshold) + sure,
+    ])  # fmt: skip
+
+
+def _change_row(c: CaseChange) -> str:
+    def runs(t: Tally | None) -> str:
+        return f"{kn(t.passed, t.runs)} ({rate(t.rate)})" if t is not None else "–"
+
+    change = f"**{c.direction}**" if c.significant else c.direction
+    return _row([
+        *_split(c.case_id), escape(c.tier), runs(c.then), runs(c.now), change,
+        pvalue(c.p_holm),
+    ])  # fmt: skip
+
+
+def _significance_sections(diff: BaselineDiff) -> list[_Section]:
+    """Significant changes first (worse ones on top), then the rest as within noise."""
+    significant = [_change_row(c) for c in diff.significant_cases]
+    noise = [_change_row(c) for c in diff.within_noise]
+    return [
+        (f"Significant changes ({len(significant)}, alpha {diff.alpha:g})", _CHANGE_HEAD,
+         significant),
+        (f"Within noise ({len(noise)})", _CHANGE_HEAD, noise),
+    ]  # fmt: skip
 
 
 @dataclass
@@ -71,7 +122,7 @@ class MarkdownWriter:
         s = summary
         bad = s.failed + s.errors
         icon = "❌" if bad else "✅"
-        head = [f"## {icon} aicli test-prompts: {s.passed} passed, {bad} failed", ""]
+        head = [MARKER, f"## {icon} aicli test-prompts: {s.passed} passed, {bad} failed", ""]
         totals = (
             f"**{s.total} results** · {s.passed} passed · {s.failed} failed · {s.errors} errors"
             f" · {s.skipped} skipped · pass rate {rate(s.pass_rate)} · cost ${s.cost_usd:.4f}"
@@ -82,24 +133,35 @@ class MarkdownWriter:
             totals += f" · {s.duration_s:.1f} s"
         if s.shard:
             totals += f" · shard {s.shard}"
+        if s.flaky:
+            totals += f" · {len(s.flaky)} flaky"
         head.append(totals)
         if s.interrupted:
             head += ["", "> [!WARNING]", "> The run was interrupted: these results are partial."]
         head += ["", "### Tiers", "", *self._tiers(s.tiers)]
         if s.baseline is not None:
             head += ["", *self._baseline(s.baseline)]
-        sections: list[tuple[str, list[str]]] = []
+        sections: list[_Section] = []
         regressed = (
             {(c.case_id, c.tier) for c in s.baseline.of("regressed")} if s.baseline else set()
         )
         if s.baseline is not None:
+            sections += _significance_sections(s.baseline)
             rows = [
                 self._regression_row(c.case_id, c.tier, c.reason)
                 for c in s.baseline.of("regressed")
             ]
-            sections.append((f"Regressions ({len(rows)})", rows))
+            sections.append((f"Regressions ({len(rows)})", _FAILURE_HEAD, rows))
+        if s.flaky:
+            rows = [_case_row(c, s.pass_threshold) for c in s.flaky]
+            sections.append((f"Flaky cases ({len(rows)})", _CASE_HEAD, rows))
         rest = [f for k, f in self._failures.items() if k not in regressed]
-        sections.append((f"Failures ({len(rest)})", [_row(f.cells()) for f in rest]))
+        sections.append((f"Failures ({len(rest)})", _FAILURE_HEAD, [_row(f.cells()) for f in rest]))
+        if s.repeats > 1 or s.max_repeat is not None:
+            least = s.min_runs
+            runs = f"{least}–{s.repeats}" if least != s.repeats else str(s.repeats)
+            rows = [_case_row(c, s.pass_threshold) for c in s.case_stats]
+            sections.append((f"Pass rates over {runs} runs", _CASE_HEAD, rows))
         return self._fit("\n".join(head), sections)
 
     def _regression_row(self, case_id: str, tier: str, reason: str) -> str:
@@ -110,17 +172,16 @@ class MarkdownWriter:
         return _row([escape(suite), escape(case), escape(tier), escape(cut(reason, EXCERPT)), "–"])
 
     @staticmethod
-    def _fit(head: str, sections: list[tuple[str, list[str]]]) -> str:
+    def _fit(head: str, sections: list[_Section]) -> str:
         """Everything up to MAX_CHARS; rows that do not fit are counted in a closing note."""
-        table_head = [_row(["suite", "case", "tier", "reason", "answer"]), "|---|---|---|---|---|"]
         budget = MAX_CHARS - len(head) - 400  # room for the note
         parts, left_out = [head], 0
-        for title, rows in sections:
+        for title, columns, rows in sections:
             block = ["", f"### {title}", ""]
             if not rows:
                 parts.append("\n".join([*block, "None."]))
                 continue
-            block += table_head
+            block += [_row(columns), "|" + "---|" * len(columns)]
             size = sum(len(x) + 1 for x in block)
             kept = []
             for row in rows:
@@ -146,6 +207,7 @@ class MarkdownWriter:
                 [
                     "tier",
                     "pass rate",
+                    "95% CI",
                     "passed",
                     "failed",
                     "errors",
@@ -154,12 +216,13 @@ class MarkdownWriter:
                     "p95 latency",
                 ]
             ),
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for t in tiers:
+            ci = interval(t.tally.interval) if t.tally.runs else "–"
             lines.append(
                 _row([
-                    escape(t.tier), rate(t.pass_rate), str(t.passed), str(t.failed),
+                    escape(t.tier), rate(t.pass_rate), ci, str(t.passed), str(t.failed),
                     str(t.errors), str(t.skipped), f"${t.cost_usd:.4f}", ms(t.p95_latency_ms),
                 ])
             )  # fmt: skip
@@ -173,14 +236,26 @@ class MarkdownWriter:
             "",
             counts,
             "",
-            _row(["tier", "pass rate", "change", "cost", "change", "p95 latency", "change"]),
-            "|---|---:|---:|---:|---:|---:|---:|",
+            _row(
+                [
+                    "tier",
+                    "pass rate",
+                    "change",
+                    "p (McNemar)",
+                    "cost",
+                    "change",
+                    "p95 latency",
+                    "change",
+                ]
+            ),
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for t in diff.tiers:
+            p = pvalue(t.p_value) + (" **worse**" if t.significant_worse else "")
             lines.append(
                 _row([
                     escape(t.tier), rate(t.pass_rate_after),
-                    signed(t.pass_rate_change, ".1f", " pts", 100),
+                    signed(t.pass_rate_change, ".1f", " pts", 100), p,
                     "–" if t.cost_after is None else f"${t.cost_after:.4f}",
                     signed(t.cost_change, ".4f"), ms(t.p95_after),
                     signed(t.p95_change, ",.0f", " ms"),

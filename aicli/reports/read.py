@@ -29,6 +29,7 @@ class Report:
     duration_s: float | None
     interrupted: bool
     shard: str | None
+    max_repeat: int | None = None  # the run's --repeat auto --max-repeat (a setting, shown)
 
 
 def _bad(path: Path, why: str, hint: str | None = None) -> UsageError:
@@ -66,12 +67,14 @@ def read_report(path: Path) -> Report:
     summary = data["summary"] if isinstance(data.get("summary"), dict) else {}
     duration = summary.get("duration_s")
     shard = summary.get("shard")
+    most = summary.get("max_repeat")
     return Report(
         path=path,
         results=results,
         duration_s=float(duration) if isinstance(duration, (int, float)) else None,
         interrupted=summary.get("interrupted") is True,
         shard=shard if isinstance(shard, str) else None,
+        max_repeat=most if isinstance(most, int) and not isinstance(most, bool) else None,
     )
 
 

@@ -10,16 +10,45 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
+from aicli.reports.changes import (  # re-exported: every writer takes them from here
+    CHANGES,
+    BaselineDiff,
+    CaseChange,
+    Change,
+    TierDelta,
+)
+from aicli.reports.tally import Tally, Verdict
 from aicli.types import TemplateRef, Usage
+
+__all__ = [
+    "CHANGES",
+    "FORMAT_VERSION",
+    "REASON_KINDS",
+    "STATUSES",
+    "AssertionRecord",
+    "BaselineDiff",
+    "CaseChange",
+    "CaseResult",
+    "CaseStats",
+    "Change",
+    "Disagreement",
+    "ReasonKind",
+    "Status",
+    "Summary",
+    "Tally",
+    "TierDelta",
+    "TierStats",
+    "Verdict",
+    "cut",
+    "printable",
+]
 
 Status = Literal["passed", "failed", "error", "skipped"]
 ReasonKind = Literal[
     "invalid_json", "structure_mismatch", "assertion_failed", "api_error", "render_error"
 ]
-Change = Literal["regressed", "fixed", "new", "removed", "unchanged"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 REASON_KINDS: tuple[ReasonKind, ...] = get_args(ReasonKind)
-CHANGES: tuple[Change, ...] = get_args(Change)
 FORMAT_VERSION = 1  # the JSON report's layout; merge and --baseline refuse any other
 
 # never reach a terminal raw: controls, bidi overrides (they reorder what is shown), line breaks
@@ -171,9 +200,16 @@ class TierStats:
         ran = self.total - self.skipped
         return self.passed / ran if ran else None
 
+    @property
+    def tally(self) -> Tally:
+        """Its runs (errors fail, skips are no run), for the interval."""
+        return Tally(self.passed, self.total - self.skipped)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["pass_rate"] = None if self.pass_rate is None else round(self.pass_rate, 4)
+        d["runs"] = self.tally.runs
+        d["ci95"] = list(self.tally.interval)
         d["cost_usd"] = round(self.cost_usd, 8)
         d["batch_saved_usd"] = round(self.batch_saved_usd, 8)
         for k in ("mean_latency_ms", "p95_latency_ms"):
@@ -187,18 +223,26 @@ class CaseStats:
 
     case_id: str
     tier: str
-    runs: int
-    passed: int
+    tally: Tally
+
+    @property
+    def runs(self) -> int:
+        return self.tally.runs
+
+    @property
+    def passed(self) -> int:
+        return self.tally.passed
 
     @property
     def pass_rate(self) -> float:
-        return self.passed / self.runs if self.runs else 0.0
+        return self.tally.rate or 0.0
 
     @property
     def flaky(self) -> bool:
-        return 0 < self.passed < self.runs
+        return self.tally.flaky
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, threshold: float = 1.0) -> dict[str, Any]:
+        """`verdict` follows --pass-rate; `settled`: its interval lies wholly on one side."""
         return {
             "id": self.case_id,
             "tier": self.tier,
@@ -206,6 +250,9 @@ class CaseStats:
             "passed": self.passed,
             "pass_rate": round(self.pass_rate, 4),
             "flaky": self.flaky,
+            "ci95": list(self.tally.interval),
+            "verdict": self.tally.meets(threshold),
+            "settled": self.tally.side(threshold) is not None,
         }
 
 
@@ -217,97 +264,6 @@ class Disagreement:
     passed_on: list[str]
     failed_on: list[str]
     errored_on: list[str] = field(default_factory=list)
-
-
-@dataclass
-class CaseChange:
-    """A case on one tier compared with the baseline report."""
-
-    case_id: str
-    tier: str
-    change: Change
-    before: str | None  # "passed" | "failed" | None (not in that report)
-    after: str | None
-    reason: str = ""  # why it fails now, for regressions and new failures
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class TierDelta:
-    """One tier now against the baseline: pass rate, cost and p95 latency, before and after."""
-
-    tier: str
-    pass_rate_before: float | None
-    pass_rate_after: float | None
-    cost_before: float | None
-    cost_after: float | None
-    p95_before: float | None
-    p95_after: float | None
-
-    @staticmethod
-    def _delta(before: float | None, after: float | None) -> float | None:
-        return None if before is None or after is None else after - before
-
-    @property
-    def pass_rate_change(self) -> float | None:
-        return self._delta(self.pass_rate_before, self.pass_rate_after)
-
-    @property
-    def cost_change(self) -> float | None:
-        return self._delta(self.cost_before, self.cost_after)
-
-    @property
-    def p95_change(self) -> float | None:
-        return self._delta(self.p95_before, self.p95_after)
-
-    def to_dict(self) -> dict[str, Any]:
-        def r(x: float | None, n: int) -> float | None:
-            return None if x is None else round(x, n)
-
-        return {
-            "tier": self.tier,
-            "pass_rate_before": r(self.pass_rate_before, 4),
-            "pass_rate_after": r(self.pass_rate_after, 4),
-            "pass_rate_change": r(self.pass_rate_change, 4),
-            "cost_usd_before": r(self.cost_before, 8),
-            "cost_usd_after": r(self.cost_after, 8),
-            "cost_usd_change": r(self.cost_change, 8),
-            "p95_latency_ms_before": r(self.p95_before, 1),
-            "p95_latency_ms_after": r(self.p95_after, 1),
-            "p95_latency_ms_change": r(self.p95_change, 1),
-        }
-
-
-@dataclass
-class BaselineDiff:
-    """This run against an earlier JSON report, per case+tier and per tier."""
-
-    source: str  # the baseline file, as given
-    cases: list[CaseChange] = field(default_factory=list)  # every case+tier, unchanged too
-    tiers: list[TierDelta] = field(default_factory=list)
-
-    def of(self, change: Change) -> list[CaseChange]:
-        return [c for c in self.cases if c.change == change]
-
-    def counts(self) -> dict[str, int]:
-        return {c: len(self.of(c)) for c in CHANGES}
-
-    @property
-    def blocking(self) -> list[CaseChange]:
-        """What `--fail-on regressions` fails for: regressions and new cases that fail."""
-        return [c for c in self.cases if c.change == "regressed" or (
-            c.change == "new" and c.after == "failed"
-        )]  # fmt: skip
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "counts": self.counts(),
-            "cases": [c.to_dict() for c in self.cases if c.change != "unchanged"],
-            "tiers": [t.to_dict() for t in self.tiers],
-        }
 
 
 @dataclass
@@ -329,6 +285,8 @@ class Summary:
     case_stats: list[CaseStats] = field(default_factory=list)
     shard: str | None = None  # "K/N" with --shard
     baseline: BaselineDiff | None = None
+    pass_threshold: float = 1.0  # --pass-rate as a fraction: a case's verdict, --repeat auto
+    max_repeat: int | None = None  # --repeat auto's --max-repeat; None: a fixed --repeat
 
     @property
     def pass_rate(self) -> float:
@@ -339,6 +297,15 @@ class Summary:
     @property
     def flaky(self) -> list[CaseStats]:
         return [c for c in self.case_stats if c.flaky]
+
+    @property
+    def tally(self) -> Tally:
+        return Tally(self.passed, self.total - self.skipped)
+
+    @property
+    def min_runs(self) -> int:
+        """The fewest runs any case had on one tier (--repeat auto stops decided cases early)."""
+        return min((c.runs for c in self.case_stats if c.runs), default=self.repeats)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -358,6 +325,10 @@ class Summary:
             "repeats": self.repeats,
             "shard": self.shard,
             "disagreements": [asdict(d) for d in self.disagreements],
-            "flaky": [c.to_dict() for c in self.flaky],
-            "cases": [c.to_dict() for c in self.case_stats] if self.repeats > 1 else [],
+            "ci95": list(self.tally.interval),
+            "pass_threshold": self.pass_threshold,
+            "repeat": "auto" if self.max_repeat is not None else self.repeats,
+            "max_repeat": self.max_repeat,
+            "flaky": [c.to_dict(self.pass_threshold) for c in self.flaky],
+            "cases": [c.to_dict(self.pass_threshold) for c in self.case_stats],
         }

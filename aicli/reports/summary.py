@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from aicli.reports.results import CaseResult, CaseStats, Disagreement, Summary, TierStats
+from aicli.reports.results import CaseResult, CaseStats, Disagreement, Summary, Tally, TierStats
 from aicli.types import Usage
 
 
@@ -27,7 +27,7 @@ class SummaryBuilder:
     def __init__(self) -> None:
         self._tiers: dict[str, TierStats] = {}
         self._latencies: dict[str, list[float]] = {}
-        self._runs: dict[tuple[str, str], list[int]] = {}  # (case_id, tier) -> [runs, passed]
+        self._runs: dict[tuple[str, str], Tally] = {}  # (case_id, tier asked for) -> its runs
         # (case_id, tier label) -> statuses, for the tier comparison
         self._labels: dict[tuple[str, str], set[str]] = {}
         self._total = Summary()
@@ -53,9 +53,8 @@ class SummaryBuilder:
         if r.status in ("passed", "failed"):
             self._latencies.setdefault(label, []).append(r.latency_ms)
         if r.status != "skipped":
-            runs = self._runs.setdefault((r.case_id, r.tier), [0, 0])
-            runs[0] += 1
-            runs[1] += int(r.status == "passed")
+            key = (r.case_id, r.tier)
+            self._runs[key] = self._runs.get(key, Tally()).plus(r.status == "passed")
             self._labels.setdefault((r.case_id, label), set()).add(r.status)
 
     def build(
@@ -64,6 +63,8 @@ class SummaryBuilder:
         interrupted: bool = False,
         duration_s: float | None = None,
         shard: str | None = None,
+        pass_threshold: float = 1.0,
+        max_repeat: int | None = None,
     ) -> Summary:
         s = self._total
         tiers = []
@@ -79,7 +80,7 @@ class SummaryBuilder:
             t.mean_latency_ms = sum(lat) / len(lat) if lat else None
             t.p95_latency_ms = percentile(lat, 95)
             tiers.append(t)
-        case_stats = [CaseStats(cid, tier, n, p) for (cid, tier), (n, p) in self._runs.items()]
+        case_stats = [CaseStats(cid, tier, tally) for (cid, tier), tally in self._runs.items()]
         return Summary(
             total=s.total,
             passed=s.passed,
@@ -97,6 +98,8 @@ class SummaryBuilder:
             disagreements=self._disagreements(),
             case_stats=case_stats,
             shard=shard,
+            pass_threshold=pass_threshold,
+            max_repeat=max_repeat,
         )
 
     def _disagreements(self) -> list[Disagreement]:
@@ -123,11 +126,19 @@ def summarize(
     interrupted: bool = False,
     duration_s: float | None = None,
     shard: str | None = None,
+    pass_threshold: float = 1.0,
+    max_repeat: int | None = None,
 ) -> Summary:
     builder = SummaryBuilder()
     for r in results:
         builder.add(r)
-    return builder.build(interrupted=interrupted, duration_s=duration_s, shard=shard)
+    return builder.build(
+        interrupted=interrupted,
+        duration_s=duration_s,
+        shard=shard,
+        pass_threshold=pass_threshold,
+        max_repeat=max_repeat,
+    )
 
 
 def final_line(summary: Summary) -> str:

@@ -7,8 +7,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from aicli.reports.figures import ms, rate, signed
-from aicli.reports.results import BaselineDiff, CaseResult, Summary, printable
+from aicli.reports.figures import interval, kn, ms, pvalue, rate, signed
+from aicli.reports.results import BaselineDiff, CaseResult, CaseStats, Summary, printable
 
 _STYLE = {"passed": "green", "failed": "red", "error": "bold red", "skipped": "dim"}
 
@@ -94,14 +94,16 @@ def _tier_table(summary: Summary, width: int) -> Table:
         box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
     )
     table.add_column("tier", no_wrap=True)
-    cols = ["pass rate", "passed", "failed", "errors", "cost", "mean latency", "p95 latency"]
-    cols += ["tokens", "cache hits"]
-    shown = cols if wide else ["pass rate", "passed", "failed", "errors", "cost", "p95 latency"]
+    cols = ["pass rate", "95% CI", "passed", "failed", "errors", "cost", "mean latency"]
+    cols += ["p95 latency", "tokens", "cache hits"]
+    narrow = ["pass rate", "95% CI", "passed", "failed", "errors", "cost", "p95 latency"]
+    shown = cols if wide else narrow
     for col in shown:
         table.add_column(col, justify="right", no_wrap=True)
     for t in summary.tiers:
         cells = {
             "pass rate": rate(t.pass_rate),
+            "95% CI": interval(t.tally.interval) if t.tally.runs else "–",
             "passed": str(t.passed),
             "failed": str(t.failed),
             "errors": str(t.errors),
@@ -118,30 +120,37 @@ def _tier_table(summary: Summary, width: int) -> Table:
 def _baseline(console: Console, diff: BaselineDiff) -> None:
     counts = " · ".join(f"{n} {name}" for name, n in diff.counts().items())
     console.print(Text(printable(f"Compared with {diff.source}: {counts}"), style="bold"))
-    changed = [c for c in diff.cases if c.change in ("regressed", "fixed", "new", "removed")]
+    _significance(console, diff)
+    changed = [c for c in diff.cases if c.change != "unchanged" or c.rate_changed]
     if changed:
         table = Table(show_header=True, title_justify="left")
-        for col in ("change", "case", "tier", "now"):
-            table.add_column(col, no_wrap=col in ("change", "tier"))
+        for col in ("change", "case", "tier", "before", "now", "p (Holm)", "significant"):
+            table.add_column(col, no_wrap=col not in ("case", "now"))
         style = {"regressed": "red", "fixed": "green", "new": "cyan", "removed": "dim"}
         for c in changed:
-            now = c.after or "–"
+            now: str = c.after or "–"
+            if c.now is not None:
+                now = f"{now} {kn(c.now.passed, c.now.runs)}"
             if c.reason:
                 now = f"{now}: {c.reason[:80]}"
+            before = f"{c.before} {kn(c.then.passed, c.then.runs)}" if c.then else "–"
+            mark = Text(c.direction, style="bold red" if c.direction == "worse" else "green")
             table.add_row(
-                Text(c.change, style=style[c.change]), Text(printable(c.case_id)),
-                Text(c.tier), Text(printable(now)),
+                Text(c.change, style=style.get(c.change, "")), Text(printable(c.case_id)),
+                Text(c.tier), Text(before), Text(printable(now)), pvalue(c.p_holm),
+                mark if c.significant else Text("within noise", style="dim"),
             )  # fmt: skip
         console.print(table)
     table = Table(title="Tiers against the baseline", title_justify="left")
     table.add_column("tier", no_wrap=True)
-    for col in ("pass rate", "change", "cost", "change", "p95 latency", "change"):
+    for col in ("pass rate", "change", "p (McNemar)", "cost", "change", "p95 latency", "change"):
         table.add_column(col, justify="right", no_wrap=True)
     for t in diff.tiers:
         table.add_row(
             Text(t.tier),
             rate(t.pass_rate_after),
             signed(t.pass_rate_change, ".1f", " pts", 100),
+            Text(pvalue(t.p_value), style="bold red" if t.significant_worse else ""),
             "–" if t.cost_after is None else f"${t.cost_after:.6f}",
             signed(t.cost_change, ".6f"),
             ms(t.p95_after),
@@ -186,22 +195,7 @@ def render_terminal(
                     Text(d.case_id), Text(", ".join(d.passed_on)), Text(", ".join(d.failed_on))
                 )
             console.print(table)
-    if repeats > 1:
-        shaky = [c for c in summary.case_stats if c.pass_rate < 1]
-        if shaky:
-            console.print()
-            table = Table(title=f"Pass rate over {repeats} runs", title_justify="left")
-            for col in ("case", "tier", "passed", "pass rate", "flaky"):
-                table.add_column(col)
-            for c in shaky:
-                table.add_row(
-                    Text(c.case_id),
-                    Text(c.tier),
-                    f"{c.passed}/{c.runs}",
-                    rate(c.pass_rate),
-                    Text("flaky", style="yellow") if c.flaky else "",
-                )
-            console.print(table)
+    _confidence(console, summary, show_passed)
     if summary.baseline is not None:
         console.print()
         _baseline(console, summary.baseline)
@@ -222,3 +216,62 @@ def render_terminal(
     console.print(Text(extra))
     if s.interrupted:
         console.print(Text("interrupted: results are partial", style="yellow"))
+
+
+def _confidence(console: Console, summary: Summary, show_passed: bool) -> None:
+    """Pass rates with their 95% Wilson interval: one tier's line, the cases over their runs
+    (all of them under --repeat auto, which shows the runs each took), the flaky ones."""
+    if len(summary.tiers) == 1 and summary.tiers[0].tally.runs:
+        t = summary.tiers[0]
+        console.print(
+            Text(printable(f"{t.tier}: {t.passed} of {t.tally.runs} runs passed · "
+                 f"{rate(t.pass_rate)} · 95% CI {interval(t.tally.interval)}"))
+        )  # fmt: skip
+    auto = summary.max_repeat is not None
+    if summary.repeats > 1 or auto:
+        listed = [c for c in summary.case_stats if c.pass_rate < 1 or (auto and show_passed)]
+        if listed:
+            least, most = summary.min_runs, summary.repeats
+            runs = f"{least}–{most}" if least != most else str(most)
+            title = f"Pass rate over {runs} runs" + (" (--repeat auto)" if auto else "")
+            console.print()
+            console.print(_case_table(title, listed, summary.pass_threshold))
+    if summary.flaky:
+        console.print()
+        console.print(_case_table(f"Flaky cases ({len(summary.flaky)})", summary.flaky,
+                                  summary.pass_threshold, flaky_column=False))  # fmt: skip
+
+
+def _case_table(
+    title: str, cases: list[CaseStats], threshold: float, *, flaky_column: bool = True
+) -> Table:
+    table = Table(title=title, title_justify="left")
+    cols = ["case", "tier", "passed", "pass rate", "95% CI", "verdict"]
+    for col in [*cols, *(["flaky"] if flaky_column else [])]:
+        table.add_column(col, overflow="fold" if col == "case" else "ellipsis")
+    for c in cases:
+        verdict = c.tally.meets(threshold)
+        sure = "" if c.tally.side(threshold) is not None else " (unsure)"
+        row: list[Text | str] = [
+            Text(printable(c.case_id)), Text(printable(c.tier)), kn(c.passed, c.runs),
+            rate(c.pass_rate), interval(c.tally.interval),
+            Text(verdict + sure, style=_STYLE.get(verdict, "")),
+        ]  # fmt: skip
+        if flaky_column:
+            row.append(Text("flaky", style="yellow") if c.flaky else "")
+        table.add_row(*row)
+    return table
+
+
+def _significance(console: Console, diff: BaselineDiff) -> None:
+    """One line: how many changes are more than noise (Fisher exact, Holm; McNemar per tier)."""
+    found = diff.significant_cases
+    worse = sum(c.direction == "worse" for c in found)
+    tiers = [t.tier for t in diff.tiers if t.significant_worse]
+    line = (
+        f"significant at alpha {diff.alpha:g}: {worse} worse, {len(found) - worse} better"
+        f" · {len(diff.within_noise)} within noise"
+    )
+    if tiers:
+        line += f" · tier worse: {', '.join(tiers)}"
+    console.print(Text(printable(line), style="bold red" if worse or tiers else ""))

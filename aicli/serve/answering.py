@@ -3,7 +3,6 @@ and the fields the request's log line reports."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request as HttpRequest
@@ -12,7 +11,7 @@ from aicli.cost import Budget
 from aicli.providers.base import ProviderFailure
 from aicli.serve.deps import ServeState, state_of
 from aicli.serve.metrics import failure_kind
-from aicli.types import Request, Result
+from aicli.types import EventSink, Request, Result
 
 
 @dataclass
@@ -23,9 +22,10 @@ class Answering:
     tier: str = ""
     model: str = ""
     cached: bool = False
+    stale: bool = False
 
-    def answering(self, tier: str, model: str, cached: bool) -> None:
-        self.tier, self.model, self.cached = tier, model, cached
+    def answering(self, tier: str, model: str, cached: bool, stale: bool = False) -> None:
+        self.tier, self.model, self.cached, self.stale = tier, model, cached, stale
 
     def failed(self, tier: str, failure: ProviderFailure) -> None:
         self.state.metrics.provider_errors.labels(tier, failure_kind(failure)).inc()
@@ -48,7 +48,7 @@ async def answer(
     request: Request,
     *,
     endpoint: str,
-    on_delta: Callable[[str], None] | None = None,
+    on_delta: EventSink | None = None,
     observer: Answering | None = None,
 ) -> Result:
     """Run the engine; count the answer; leave the log fields on `http.state`."""
@@ -74,6 +74,20 @@ async def answer(
 def answer_headers(result: Result) -> dict[str, str]:
     return {
         "x-aicli-cached": "true" if result.cached else "false",
+        "x-aicli-stale": "true" if result.stale else "false",
         "x-aicli-tier": result.tier,
         "x-aicli-cost-usd": f"{result.cost_usd:.8f}",
     }
+
+
+def stream_headers(observer: Answering) -> dict[str, str]:
+    """A stream's headers go out before its answer is complete: what is known by then."""
+    headers = {
+        "x-aicli-cached": "true" if observer.cached else "false",
+        "x-aicli-stale": "true" if observer.stale else "false",
+        "x-aicli-tier": observer.tier,
+        "cache-control": "no-cache",
+    }
+    if observer.cached:
+        headers["x-aicli-cost-usd"] = f"{0:.8f}"
+    return headers

@@ -7,6 +7,7 @@ the shape the official OpenAI SDKs turn into the right exception class.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,7 @@ from aicli.errors import (
     MissingKeyError,
     NoAnswerError,
     QuotaError,
+    RejectedError,
     TemplateError,
     UsageError,
 )
@@ -36,6 +38,8 @@ ERROR_TABLE: list[tuple[type[AicliError], int, str, str]] = [
     (TemplateError, 400, "invalid_request_error", "template_error"),
     # the server's key is missing: the caller's request is fine, the service cannot answer it
     (MissingKeyError, 503, "server_error", "provider_not_configured"),
+    # the provider refused the request itself: its own status (below), never 503
+    (RejectedError, 400, "invalid_request_error", "invalid_request"),
     (UsageError, 400, "invalid_request_error", "invalid_request"),
     (ConfigError, 400, "invalid_request_error", "invalid_request"),
     (NoAnswerError, 503, "server_error", "no_answer"),
@@ -43,8 +47,20 @@ ERROR_TABLE: list[tuple[type[AicliError], int, str, str]] = [
     (AicliError, 500, "server_error", "internal_error"),
 ]
 
-# Statuses a client should not retry even though the SDKs retry them by default.
-_NO_RETRY = {"insufficient_quota"}
+# Errors a retry of the same request cannot fix, though their status alone does not say so.
+_NO_RETRY = {"insufficient_quota", "provider_not_configured"}
+# A hint that names a CLI flag (--schema, -t echo) means nothing to an HTTP caller: it is left
+# out, or replaced by what the caller can change in the request.
+_CLI_FLAG = re.compile(r"(?:^|[\s(/])--?[a-z]")
+_HTTP_HINTS = {
+    "budget_exceeded": "lower `max_tokens` (or `max_completion_tokens`), or use a cheaper tier",
+}
+
+
+def should_not_retry(status: int, code: str | None) -> bool:
+    """A 4xx other than a timeout, conflict or rate limit is the request's own fault: sent
+    again unchanged it fails again (the openai SDKs honour `x-should-retry: false`)."""
+    return code in _NO_RETRY or (400 <= status < 500 and status not in (408, 409, 429))
 
 
 class ServeError(Exception):
@@ -62,7 +78,9 @@ class ServeError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.etype, self.code = status, message, etype, code
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
+        if should_not_retry(status, code):
+            self.headers.setdefault("x-should-retry", "false")
         self.param = param
 
 
@@ -71,11 +89,24 @@ def error_body(message: str, etype: str, code: str | None, param: str | None = N
 
 
 def for_aicli_error(exc: AicliError) -> ServeError:
+    if isinstance(exc, RejectedError):
+        # What the provider said about the request, in the provider's terms (its code and
+        # param too), without aicli's provider names or URLs.
+        detail = scrub(exc.detail or "no reason given")
+        return ServeError(
+            exc.status,
+            f"the provider refused the request (HTTP {exc.status}): {detail}",
+            "invalid_request_error",
+            exc.code or "invalid_request",
+            param=exc.param,
+        )
     for cls, status, etype, code in ERROR_TABLE:
         if isinstance(exc, cls):
-            message = scrub(exc.message) + (f" ({scrub(exc.hint)})" if exc.hint else "")
-            headers = {"x-should-retry": "false"} if code in _NO_RETRY else None
-            return ServeError(status, message, etype, code, headers=headers)
+            hint = _HTTP_HINTS.get(code) or (
+                exc.hint if exc.hint and not _CLI_FLAG.search(exc.hint) else None
+            )
+            message = scrub(exc.message) + (f" ({scrub(hint)})" if hint else "")
+            return ServeError(status, message, etype, code)
     raise AssertionError("AicliError is the last row of ERROR_TABLE")  # pragma: no cover
 
 
@@ -101,10 +132,11 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     etype = "invalid_request_error" if exc.status_code < 500 else "server_error"
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if should_not_retry(exc.status_code, code):
+        headers.setdefault("x-should-retry", "false")
     return JSONResponse(
-        error_body(str(exc.detail), etype, code),
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+        error_body(str(exc.detail), etype, code), status_code=exc.status_code, headers=headers
     )
 
 
@@ -113,15 +145,18 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     from fastapi.encoders import jsonable_encoder
 
     errors = exc.errors()
+    no_retry = {"x-should-retry": "false"}
     if not request.url.path.startswith("/v1/"):  # POST /generate: FastAPI's own 422 shape
-        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422, headers=no_retry)
     # OpenAI answers a malformed body with 400 invalid_request_error naming the parameter.
     first = errors[0] if errors else {}
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     param = ".".join(loc) or None
     message = f"{param}: {first.get('msg', 'invalid')}" if param else str(first.get("msg"))
     return JSONResponse(
-        error_body(message, "invalid_request_error", "invalid_request", param), status_code=400
+        error_body(message, "invalid_request_error", "invalid_request", param),
+        status_code=400,
+        headers=no_retry,
     )
 
 

@@ -63,5 +63,6 @@ async def generate(body: GenerateBody, http: Request) -> JSONResponse:
     request.max_tokens = cap_max_tokens(state, tier, body.max_tokens)
     request.cache_mode = body.cache
     request.request_id = http.state.request_id
+    request.front = "http"  # errors name the body's fields, never CLI flags
     result = await answer(http, request, endpoint="generate")
     return JSONResponse(result.to_json(), headers=answer_headers(result))

@@ -1,5 +1,8 @@
 """`/v1/chat/completions` (plain and SSE stream) and `/v1/models`: OpenAI's request, response
-and error shapes, so any OpenAI SDK can use aicli as its base URL; `model` names a tier."""
+and error shapes, so any OpenAI SDK can use aicli as its base URL; `model` names a tier.
+
+Tool calls come back in OpenAI's shape (`message.tool_calls`, `finish_reason: "tool_calls"`),
+streamed as tool-call deltas; the request is read in serve/chat_request.py."""
 
 from __future__ import annotations
 
@@ -8,107 +11,20 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from aicli.errors import AicliError
-from aicli.serve.answering import Answering, answer, answer_headers, cap_max_tokens
+from aicli.serve.answering import Answering, answer, answer_headers, stream_headers
+from aicli.serve.chat_request import ChatBody, build
 from aicli.serve.deps import ServeState, state_of
-from aicli.serve.errors import ServeError, error_body, for_aicli_error, response_for
-from aicli.types import Message, Result
+from aicli.serve.errors import error_body, for_aicli_error, response_for
 from aicli.types import Request as AicliRequest
+from aicli.types import Result, StreamEvent, TextDelta, ToolCallDelta
 
 router = APIRouter()
-
-
-class ContentPart(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    type: str
-    text: str | None = None
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")  # name, tool_call_id, ...: accepted, not used
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[ContentPart] | None = None
-
-
-class ChatBody(BaseModel):
-    model_config = ConfigDict(extra="allow")  # top_p, user, ...: accepted, not used
-    model: str = Field(min_length=1)
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    seed: int | None = None
-    response_format: dict[str, Any] | None = None
-    stream: bool = False
-    stream_options: dict[str, Any] | None = None
-    n: int | None = Field(None, ge=1, le=1)
-
-
-def _text(message: ChatMessage) -> str:
-    if isinstance(message.content, list):
-        parts = [p for p in message.content if p.type != "text"]
-        if parts:
-            raise _bad("only text content parts are supported", "messages")
-        return "".join(p.text or "" for p in message.content)
-    return message.content or ""
-
-
-def _bad(message: str, param: str | None = None) -> ServeError:
-    return ServeError(400, message, "invalid_request_error", "invalid_request", param=param)
-
-
-def _schema(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not response_format or response_format.get("type") in (None, "text"):
-        return None
-    kind = response_format.get("type")
-    if kind == "json_object":
-        return {"type": "object"}
-    if kind == "json_schema":
-        spec = response_format.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(schema, dict):
-            raise _bad("response_format.json_schema.schema must be an object", "response_format")
-        return schema
-    raise _bad(f"response_format type {kind!r} is not supported", "response_format")
-
-
-def _build(state: ServeState, body: ChatBody, request_id: str) -> AicliRequest:
-    if body.model not in state.cfg.tiers:
-        raise ServeError(
-            404,
-            f"The model `{body.model}` does not exist: `model` names an aicli tier"
-            f" ({', '.join(sorted(state.cfg.tiers))})",
-            "invalid_request_error",
-            "model_not_found",
-            param="model",
-        )
-    messages: list[Message] = []
-    for m in body.messages:
-        role = "system" if m.role == "developer" else m.role
-        messages.append({"role": role, "content": _text(m)})
-    schema = _schema(body.response_format)
-    if schema is not None:
-        from aicli.jsontext import check_schema
-
-        problem = check_schema(schema)
-        if problem:
-            raise _bad(f"response_format: not a valid JSON Schema: {problem}", "response_format")
-    asked = body.max_completion_tokens or body.max_tokens
-    return AicliRequest(
-        messages=messages,
-        tier=body.model,
-        max_tokens=cap_max_tokens(state, body.model, asked),
-        temperature=body.temperature,
-        seed=body.seed,
-        schema=schema,
-        request_id=request_id,
-    )
 
 
 def _usage(result: Result) -> dict[str, int]:
@@ -136,11 +52,15 @@ async def models(http: Request) -> dict[str, Any]:
 async def chat_completions(body: ChatBody, http: Request) -> JSONResponse | StreamingResponse:
     state = state_of(http)
     request_id: str = http.state.request_id
-    request = _build(state, body, request_id)
+    request = build(state, body, request_id)
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         return await _stream(http, state, request, include_usage)
     result = await answer(http, request, endpoint="chat")
+    message: dict[str, Any] = {"role": "assistant", "content": result.content, "refusal": None}
+    if result.tool_calls:
+        message["content"] = result.content or None
+        message["tool_calls"] = result.tool_calls
     return JSONResponse(
         {
             "id": f"chatcmpl-{request_id}",
@@ -150,9 +70,9 @@ async def chat_completions(body: ChatBody, http: Request) -> JSONResponse | Stre
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": result.content, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": "stop",
+                    "message": message,
+                    "logprobs": result.logprobs,
+                    "finish_reason": result.finish_reason or "stop",
                 }
             ],
             "usage": _usage(result),
@@ -171,37 +91,45 @@ async def _stream(
 ) -> JSONResponse | StreamingResponse:
     """Start the engine; answer with an error while nothing was streamed (so a failure before
     the first chunk is a plain HTTP error, after fallback), else stream SSE chunks."""
-    deltas: asyncio.Queue[str | None] = asyncio.Queue()
+    events: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
     observer = Answering(state)
     task = asyncio.create_task(
-        answer(http, request, endpoint="chat", on_delta=deltas.put_nowait, observer=observer)
+        answer(http, request, endpoint="chat", on_delta=events.put_nowait, observer=observer)
     )
-    task.add_done_callback(lambda _t: deltas.put_nowait(None))
-    first = await deltas.get()
+    task.add_done_callback(lambda _t: events.put_nowait(None))
+    first = await events.get()
     if first is None and task.exception() is not None:
         exc = task.exception()
         if isinstance(exc, AicliError):
             return response_for(for_aicli_error(exc))
         raise exc  # type: ignore[misc]
-    headers = {
-        "x-aicli-cached": "true" if observer.cached else "false",
-        "x-aicli-tier": observer.tier,
-        "cache-control": "no-cache",
-    }
-    if observer.cached:
-        headers["x-aicli-cost-usd"] = f"{0:.8f}"
     return StreamingResponse(
-        _chunks(request.request_id, observer, first, deltas, task, include_usage),
+        _chunks(request.request_id, observer, first, events, task, include_usage),
         media_type="text/event-stream",
-        headers=headers,
+        headers=stream_headers(observer),
     )
+
+
+def _delta(event: TextDelta | ToolCallDelta) -> dict[str, Any]:
+    """An event as OpenAI's chunk delta: text, or one tool call's piece (its first piece with
+    id, type and name; the next ones with more arguments)."""
+    if isinstance(event, TextDelta):
+        return {"content": event.text}
+    call: dict[str, Any] = {"index": event.index}
+    if event.id is not None:
+        call["id"], call["type"] = event.id, "function"
+    function: dict[str, Any] = {"arguments": event.arguments}
+    if event.name is not None:
+        function["name"] = event.name
+    call["function"] = function
+    return {"tool_calls": [call]}
 
 
 async def _chunks(
     request_id: str,
     observer: Answering,
-    first: str | None,
-    deltas: asyncio.Queue[str | None],
+    first: StreamEvent | None,
+    events: asyncio.Queue[StreamEvent | None],
     task: asyncio.Task[Result],
     include_usage: bool,
 ) -> AsyncIterator[bytes]:
@@ -222,11 +150,14 @@ async def _chunks(
 
     try:
         yield chunk({"role": "assistant", "content": ""})
-        text = first
-        while text is not None:
-            if text:
-                yield chunk({"content": text})
-            text = await deltas.get()
+        event = first
+        while event is not None:
+            if isinstance(event, (TextDelta, ToolCallDelta)) and (
+                not isinstance(event, TextDelta) or event.text
+            ):
+                yield chunk(_delta(event))
+            # a FinishEvent ends nothing here: the result below says how the answer ended
+            event = await events.get()
         try:
             result = task.result()
         except AicliError as exc:  # the stream broke after the first chunk: no fallback now
@@ -236,7 +167,7 @@ async def _chunks(
         except Exception:
             yield _sse(error_body("internal error", "server_error", "internal_error"))
             return
-        yield chunk({}, "stop")
+        yield chunk({}, result.finish_reason or "stop")
         if include_usage:
             yield chunk(None, usage=_usage(result))
         yield b"data: [DONE]\n\n"

@@ -10,6 +10,7 @@ from typing import Any
 
 from aicli.jsontext import loads_answer
 from aicli.security import safe_line
+from aicli.types import Message
 
 
 def excerpt(text: str, n: int = 120) -> str:
@@ -25,7 +26,7 @@ _GRADER_SYSTEM = (
 )
 
 
-def build_rubric_prompt(rubric: str, output: str) -> list[dict[str, str]]:
+def build_rubric_prompt(rubric: str, output: str) -> list[Message]:
     """Messages asking the grader tier for {"pass", "score", "reason"}."""
     user = f"<Output>\n{output}\n</Output>\n<Rubric>\n{rubric}\n</Rubric>"
     return [{"role": "system", "content": _GRADER_SYSTEM}, {"role": "user", "content": user}]

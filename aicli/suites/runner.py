@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from aicli.suites.assertions import (
 )
 from aicli.suites.load import matches, shard_of
 from aicli.suites.model import Assertion, Case, Suite, display_path, suite_error
+from aicli.suites.repeats import MIN_RUNS, AutoRepeat
 from aicli.types import CacheMode, Request
 
 if TYPE_CHECKING:
@@ -58,6 +60,17 @@ class RunOptions:
     shard: tuple[int, int] | None = None  # --shard K/N: (K, N)
     fallback: bool | None = None  # None: on for one tier, off when tiers are compared (-t a -t b)
     batch: BatchSettings | None = None  # --batch: batch-enabled tiers answer through batches
+    max_repeat: int | None = None  # --repeat auto: at most this many runs; None: a fixed --repeat
+    pass_threshold: float = 1.0  # --pass-rate as a fraction: where --repeat auto decides a case
+
+    @property
+    def auto(self) -> bool:
+        return self.max_repeat is not None
+
+    @property
+    def first_runs(self) -> int:
+        """Runs planned per case+tier up front; --repeat auto adds more while undecided."""
+        return min(MIN_RUNS, self.max_repeat or 1) if self.auto else self.repeat
 
     @property
     def uses_fallback(self) -> bool:
@@ -124,7 +137,7 @@ def plan_jobs(
         tiers = list(dict.fromkeys(opts.tiers)) or [case_tier(cfg, store, suite, case)]
         _check_tiers(cfg, suite, case, tiers, opts)
         for tier in tiers:
-            runs = 1 if case.skip else opts.repeat
+            runs = 1 if case.skip else opts.first_runs
             jobs.extend(Job(suite, case, tier, i) for i in range(runs))
     return jobs
 
@@ -156,13 +169,6 @@ def render_case(suite: Suite, case: Case, store: TemplateStore) -> Rendered:
     )
 
 
-def cache_mode_for(opts: RunOptions, repeat_index: int) -> CacheMode:
-    """Repeats after the first skip the cache read (and refresh the entry): N real samples."""
-    if repeat_index > 0 and opts.cache_mode == "use":
-        return "refresh"
-    return opts.cache_mode
-
-
 def build_request(job: Job, rendered: Rendered, opts: RunOptions) -> Request:
     """The Request a case run sends; make_recording.py builds its recording through this too."""
     return Request(
@@ -170,9 +176,10 @@ def build_request(job: Job, rendered: Rendered, opts: RunOptions) -> Request:
         tier=job.tier,
         model=opts.model,
         template=rendered.template,
-        cache_mode=cache_mode_for(opts, job.repeat_index),
+        cache_mode=opts.cache_mode,  # each repeat has its own key: a second run costs nothing
         redact=opts.redact,
         fallback=opts.uses_fallback,
+        repeat=job.repeat_index,
     )
 
 
@@ -212,11 +219,21 @@ class Runner:
         self._rendered: dict[str, Rendered | AicliError] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._unhook: Callable[[], None] = lambda: None
+        self._pending: deque[Job] = deque()
+        self._busy = 0  # jobs being run: with --repeat auto each may still add more
+        self._changed = asyncio.Event()
+        self._auto: AutoRepeat | None = None
+        if opts.max_repeat is not None:
+            self._auto = AutoRepeat(opts.pass_threshold, opts.max_repeat)
 
     async def run(self, jobs: list[Job]) -> None:
-        pending = iter(jobs)
-        count = max(1, min(self.opts.concurrency, len(jobs)))
-        self._workers = [asyncio.create_task(self._worker(pending)) for _ in range(count)]
+        self._pending = pending = deque(jobs)
+        self._changed = asyncio.Event()
+        if self._auto is not None:
+            self._auto.planned(jobs)
+        wanted = self.opts.concurrency if self.opts.auto else len(jobs)
+        count = max(1, min(self.opts.concurrency, wanted))
+        self._workers = [asyncio.create_task(self._worker()) for _ in range(count)]
         self._unhook = _on_signals(self.interrupt)
         try:
             await asyncio.wait(self._workers)
@@ -226,8 +243,8 @@ class Runner:
                 await asyncio.wait(self._workers)
         finally:
             self._unhook()
-        for job in pending:  # never started: the run was stopped
-            self._emit(self._skipped(job, self.stop_reason or STOP_INTERRUPTED))
+        while pending:  # never started: the run was stopped
+            self._emit(self._skipped(pending.popleft(), self.stop_reason or STOP_INTERRUPTED))
         for w in self._workers:
             if not w.cancelled() and w.exception() is not None:
                 raise w.exception()  # type: ignore[misc]  # a bug: let the CLI report it
@@ -251,17 +268,39 @@ class Runner:
         if self.opts.fail_fast and result.status in ("failed", "error"):
             self._stop(STOP_FAIL_FAST)
 
-    async def _worker(self, pending: Iterator[Job]) -> None:
-        for job in pending:  # one shared iterator: each job is taken by exactly one worker
+    async def _worker(self) -> None:
+        # One shared queue: each job is taken by exactly one worker. A worker that finds it
+        # empty waits while others still run jobs (--repeat auto may queue more), else ends.
+        while True:
+            if not self._pending:
+                if self._busy == 0:
+                    self._changed.set()  # wake the others so they end too
+                    return
+                self._changed.clear()
+                await self._changed.wait()
+                continue
+            job = self._pending.popleft()
             if self.stop_reason is not None:
                 self._emit(self._skipped(job, self.stop_reason))
                 continue
+            self._busy += 1
             try:
                 result = await self._run_job(job)
             except asyncio.CancelledError:
                 self._emit(self._skipped(job, STOP_INTERRUPTED))
                 raise
+            finally:
+                self._busy -= 1
+                self._changed.set()
             self._emit(result)
+            self._repeat_until_sure(job, result)
+
+    def _repeat_until_sure(self, job: Job, result: CaseResult) -> None:
+        if self._auto is None or self.stop_reason is not None:
+            return
+        # to the front: a case in progress finishes before new cases start
+        more = [Job(job.suite, job.case, job.tier, i) for i in self._auto.after(job, result)]
+        self._pending.extendleft(reversed(more))
 
     def _base(self, job: Job) -> CaseResult:
         return CaseResult(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from aicli.reports import ReportWriter, close_writers
 from aicli.reports.baseline import compare
+from aicli.reports.changes import DEFAULT_ALPHA
 from aicli.reports.results import CaseResult, Summary
 from aicli.reports.summary import SummaryBuilder
 from aicli.suites.runner import STOP_INTERRUPTED, Job, Runner, RunOptions
@@ -50,12 +51,17 @@ class RunOutcome:
 
 
 def attach_baseline(
-    summary: Summary, results: list[CaseResult], baseline: Report | None, opts: RunOptions | None
+    summary: Summary,
+    results: list[CaseResult],
+    baseline: Report | None,
+    opts: RunOptions | None,
+    *,
+    alpha: float = DEFAULT_ALPHA,
 ) -> Summary:
     if baseline is not None:
         scope = opts.in_scope if opts is not None else (lambda case_id: True)
         summary.baseline = compare(
-            str(baseline.path), baseline.results, summary, results, in_scope=scope
+            str(baseline.path), baseline.results, summary, results, in_scope=scope, alpha=alpha
         )
     return summary
 
@@ -71,6 +77,7 @@ def run_suite(
     record: Path | None = None,
     replay: ReplayStore | None = None,
     baseline: Report | None = None,
+    alpha: float = DEFAULT_ALPHA,
     on_result: Callable[[CaseResult], None] = lambda r: None,
     fingerprint: dict[str, object] | None = None,
     on_progress: Callable[[str], None] = lambda text: None,
@@ -92,7 +99,7 @@ def run_suite(
                 w.abort()
             return
         with contextlib.suppress(Exception):  # still leave valid reports for what completed
-            close_writers(writers, builder.build(interrupted=True, shard=shard))
+            close_writers(writers, _build(builder, opts, interrupted=True, shard=shard))
 
     with contextlib.ExitStack() as stack:
         stack.callback(close_on_crash)
@@ -134,18 +141,37 @@ def run_suite(
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM outside the runner's handler
             stopped_by = exc
         interrupted = stopped_by is not None or runner.interrupted
-        summary = builder.build(
+        summary = _build(
+            builder,
+            opts,
             interrupted=interrupted or runner.fatal is not None,
             duration_s=time.monotonic() - started,
             shard=shard,
         )
-        attach_baseline(summary, results, baseline, opts)
+        attach_baseline(summary, results, baseline, opts, alpha=alpha)
         closed = True
         close_writers(writers, summary)
     if runner.fatal is not None:
         raise runner.fatal
     return RunOutcome(
         summary, results, interrupted, runner.terminated, stopped_by, runner.budget_error, len(jobs)
+    )
+
+
+def _build(
+    builder: SummaryBuilder,
+    opts: RunOptions,
+    *,
+    interrupted: bool,
+    shard: str | None,
+    duration_s: float | None = None,
+) -> Summary:
+    return builder.build(
+        interrupted=interrupted,
+        duration_s=duration_s,
+        shard=shard,
+        pass_threshold=opts.pass_threshold,
+        max_repeat=opts.max_repeat,
     )
 
 
