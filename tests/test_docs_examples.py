@@ -139,12 +139,18 @@ def page_dir(tmp_path: Path) -> Path:
 
 
 def _shims(where: Path) -> Path:
-    """`aicli` as the reader has it (this checkout, this interpreter); `jq` when none is
-    installed: the field access (`jq .key`, `jq -r`, `jq length`) the docs use."""
+    """`aicli` as the reader has it (this checkout, this interpreter); `curl` failing on an HTTP
+    error status; `jq` when none is installed: the field access (`jq .key`, `jq -r`,
+    `jq length`) the docs use."""
     where.mkdir()
     aicli = where / "aicli"
     aicli.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m aicli "$@"\n', encoding="utf-8")
     aicli.chmod(0o755)
+    curl = shutil.which("curl")
+    if curl:  # an HTTP error status fails the command, as a reader would notice it
+        shim = where / "curl"
+        shim.write_text(f'#!/bin/sh\nexec "{curl}" --fail-with-body "$@"\n', encoding="utf-8")
+        shim.chmod(0o755)
     if shutil.which("jq") is None:
         jq = where / "jq"
         jq.write_text(f"#!{sys.executable}\n{_JQ}", encoding="utf-8")
