@@ -49,7 +49,9 @@ class Price:
     """A tier's price in USD per million tokens."""
 
     input_per_1m: Annotated[float, Limit(ge=0, le=1e6)] = 0.0
+    """USD per million prompt tokens."""
     output_per_1m: Annotated[float, Limit(ge=0, le=1e6)] = 0.0
+    """USD per million completion tokens."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,10 +59,19 @@ class ProviderConfig:
     """One endpoint: its API type, base URL, the variable holding its key."""
 
     type: Literal["openai", "echo"] = "openai"
+    """`openai` (any OpenAI-compatible endpoint) or `echo` (offline: answers with the prompt)."""
     base_url: str | None = None
+    """The endpoint, `http(s)://host[:port]/...`; required but for `type: echo`. `$OPENAI_BASE_URL`
+    overrides the provider named `openai`."""
     api_key_env: str | None = None
-    local: bool = False  # a local server (Ollama, vLLM on localhost): prompts are not redacted
-    batch: bool = False  # it speaks OpenAI's Batch API (test-prompts --batch uses it)
+    """The NAME of the env var holding the key, read at call time (a literal `api_key:` is
+    refused)."""
+    local: bool = False
+    """A server on your own machine or network (Ollama, vLLM): prompts are sent unredacted, no key
+    needed."""
+    batch: bool = False
+    """It speaks OpenAI's Batch API (`POST /files`, `/batches`, ...): `test-prompts --batch`
+    sends this provider's calls in batches, at the tier's `batch_price`."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,11 +79,17 @@ class TierSettings:
     """The keys `defaults` holds and every tier may override."""
 
     max_tokens: Annotated[int, Limit(gt=0, le=MAX_TOKENS)] | None = None
+    """Upper bound on the answer's tokens, always sent; `--max-cost` reserves a whole answer."""
     temperature: Annotated[float, Limit(ge=0, le=2)] | None = None
+    """Sampling temperature, 0 to 2."""
     timeout_seconds: Annotated[float, Limit(gt=0, le=86_400)] | None = None
+    """Deadline for each whole HTTP attempt (body and stream included)."""
     max_retries: Annotated[int, Limit(ge=0, le=20)] | None = None
+    """Retries of timeouts, connection errors, 408/409/429 and 5xx, by the openai SDK."""
     cache_ttl: Annotated[int, Limit(ge=0, le=MAX_TTL)] | None = None
+    """Seconds an answer stays fresh in the cache; 0: never cache this tier."""
     rate_limit: Annotated[float, Limit(gt=0, le=1e6)] | None = None
+    """Client-side cap in requests per minute, per tier; null: none (a 429 slows a tier anyway)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,10 +109,17 @@ class TierConfig(TierSettings):
     """One tier: a model on a provider, its fallbacks and price."""
 
     model: Annotated[str, Limit(min_len=1)]
+    """The model name sent to the provider (`-m` overrides it for one call)."""
     provider: str = "openai"
-    fallback: list[str] = field(default_factory=list)  # a single name is made a list first
+    """The provider (a key of `providers`) that serves the model."""
+    fallback: list[str] = field(default_factory=list)
+    """The tier, or list of tiers, tried when this one fails (depth first, each once)."""
     price: Price = field(default_factory=Price)
-    batch_price: Price | None = None  # through the Batch API; None: half of `price`
+    """The price that turns reported usage into `cost_usd`; without one a tier costs $0 (with a
+    warning under a budget)."""
+    batch_price: Price | None = None
+    """The price of an answer through the Batch API (`test-prompts --batch`); default: half of
+    `price`."""
 
     def price_for(self, batched: bool) -> Price:
         """The price of a call, direct or through a batch (default: half the direct price)."""
@@ -113,13 +137,23 @@ class CacheConfig:
     """`cache`: the backend (disk or Redis), where it lives, its limits."""
 
     backend: Literal["disk", "redis"] = "disk"
+    """`disk` or `redis` (`pip install 'aicli-prod[redis]'`); `$AICLI_CACHE_BACKEND` overrides."""
     dir: str | None = None
+    """disk: the cache folder; null: `$XDG_CACHE_HOME/aicli` (`~/.cache/aicli`). `$AICLI_CACHE_DIR`
+    overrides."""
     size_limit_mb: Annotated[int, Limit(gt=0, le=100_000_000)] = 1024
+    """disk: least recently used answers are evicted past this size."""
     url: Annotated[str, Limit(min_len=1, pattern=r"^(?:redis|rediss|unix)://")] | None = None
+    """redis: e.g. `redis://cache.internal:6379/0`; a password here is refused (use `url_env`)."""
     url_env: Annotated[str, Limit(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = "AICLI_REDIS_URL"
+    """redis: the NAME of an env var with the full URL (password, `rediss://`); wins over `url`.
+    Default `$AICLI_REDIS_URL`."""
     namespace: Annotated[str, Limit(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "aicli"
+    """Key prefix (`<namespace>:v1:...`): several projects can share one Redis or cache folder."""
     stale_for: Annotated[int, Limit(ge=0)] = 604800
+    """redis: seconds an expired answer is kept as a stale fallback."""
     timeout_seconds: Annotated[float, Limit(gt=0, le=60)] = 1.0
+    """redis: bound on each Redis operation; a dead Redis is skipped after one warning."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +161,10 @@ class RedactConfig:
     """`redact`: what is replaced by placeholders before a prompt leaves."""
 
     enabled: bool = True
+    """Replace e-mails, phones, cards, IBANs and secrets with placeholders before a prompt leaves
+    (`--no-redact`: off for one call)."""
     kinds: list[Literal["email", "phone", "card", "iban", "secret"]] | None = None
+    """Which kinds to redact (`email`, `phone`, `card`, `iban`, `secret`); null: all."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +172,7 @@ class BudgetConfig:
     """`budget`: the most one invocation may spend."""
 
     max_cost_usd: Annotated[float, Limit(ge=0, le=1e9)] | None = None
+    """Hard cap in USD for one invocation (`--max-cost` overrides); null: none."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,10 +180,17 @@ class ServeConfig:
     """`aicli serve`: who gets in, limits, the daily budget, how long a stop may take."""
 
     tokens_env: str = "AICLI_SERVE_TOKENS"
+    """The NAME of an env var with comma-separated bearer tokens (default `$AICLI_SERVE_TOKENS`);
+    unset or empty: no auth, loopback only."""
     max_body_kb: Annotated[int, Limit(gt=0)] = 1024
+    """Larger request bodies get 413."""
     max_concurrency: Annotated[int, Limit(gt=0)] = 64
+    """Requests in flight per worker; beyond it 429 with `Retry-After`."""
     daily_budget_usd: Annotated[float, Limit(ge=0)] | None = None
+    """Spend cap per UTC day across workers (and replicas sharing a Redis cache); past it 429
+    `insufficient_quota`; null: none."""
     shutdown_timeout: Annotated[float, Limit(ge=0)] = 30.0
+    """Seconds SIGTERM waits for requests in flight (streams too)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,14 +198,23 @@ class _File:
     """The file as written: every key optional, nothing unknown."""
 
     default_tier: str = "standard"
+    """The tier used when `-t/--tier` is not given."""
     prompts_dir: str = "prompts"
+    """Prompt templates and suites, relative to the config file's folder."""
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    """OpenAI-compatible endpoints by name; `openai` and `echo` are built in."""
     defaults: Defaults = field(default_factory=Defaults)
+    """What every tier inherits unless it sets its own."""
     tiers: dict[str, TierConfig] = field(default_factory=dict)
+    """Named tiers; a file with `tiers:` replaces all the built-in ones."""
     cache: CacheConfig = field(default_factory=CacheConfig)
+    """Where answers are cached."""
     redact: RedactConfig = field(default_factory=RedactConfig)
+    """What is replaced before a prompt leaves."""
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    """The most one invocation may spend."""
     serve: ServeConfig = field(default_factory=ServeConfig)
+    """`aicli serve` (`pip install 'aicli-prod[serve]'`)."""
 
 
 class Config:

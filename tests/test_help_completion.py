@@ -1,5 +1,5 @@
 """First run: root --help (getting started, environment, exit codes), whole command summaries,
-a prompt where a command was expected, the README's config example, and shell completion
+a prompt where a command was expected, the docs' config example, and shell completion
 (Typer's scripts for bash, zsh and fish; aicli's callbacks through the `_AICLI_COMPLETE` protocol).
 """
 
@@ -66,9 +66,9 @@ def test_a_prompt_where_a_command_was_expected(cli: Any, args: list[str], hint: 
     assert lines[1] == f"  hint: {hint}"
 
 
-def test_readme_config_example_is_the_built_in_defaults() -> None:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Configuration", 1)[1]
+def test_docs_config_example_is_the_built_in_defaults() -> None:
+    page = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = page.split("# Configuration", 1)[1]
     example = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
     defaults = yaml.safe_load((REPO / "aicli" / "defaults.yaml").read_text(encoding="utf-8"))
     for key in ("default_tier", "prompts_dir", "providers", "defaults", "tiers"):
