@@ -109,8 +109,10 @@ def memory(server: FakeOpenAI, tmp: Path, n: int) -> None:
     took = time.monotonic() - started
     lines = len(server.batch.in_batches())
     verdict = "PASS" if peak < 250 or n < 50_000 else "OVER"
-    print(f"{n:,} cases through {server.batch.creates} batch(es) of {lines:,} lines: exit {code},"
-          f" {took:.1f} s, peak RSS {peak:.0f} MB (target < 250 MB at 50,000: {verdict})")
+    print(
+        f"{n:,} cases through {server.batch.creates} batch(es) of {lines:,} lines: exit {code},"
+        f" {took:.1f} s, peak RSS {peak:.0f} MB (target < 250 MB at 50,000: {verdict})"
+    )
 
 
 def main() -> None:
