@@ -21,6 +21,8 @@ _MAX_ANSWER = 20_000  # characters of an answer kept on the page
 _MAX_INPUT = 2_000  # characters of one variable or of the rendered prompt
 _SIDE_BY_SIDE = 300  # characters of each tier's answer in the comparison table
 
+_ON = "background:#1d1d1f;color:#fff;border-color:#1d1d1f"  # the chosen filter's label
+_FOCUS = "outline:2px solid #0b57d0;outline-offset:1px"  # keyboard focus on a hidden radio
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1d1d1f}
 h1{font-size:1.5rem;margin:0 0 .2rem}h2{font-size:1.15rem;margin:1.6rem 0 .5rem}
@@ -36,7 +38,9 @@ border:1px solid currentColor}
 pre{background:#f6f8fa;padding:.6rem;overflow:auto;white-space:pre-wrap;word-break:break-word;
 max-height:30rem;margin:.2rem 0}ul.asserts{margin:.3rem 0;padding-left:1.2rem}.muted{color:#666}
 summary{cursor:pointer}.warn{background:#fff4e5;border:1px solid #f0b429;padding:.5rem .8rem}
-.filters{margin:.3rem 0}input.f{margin-left:.8rem}label{margin-right:.2rem}
+.filters{margin:.3rem 0;line-height:2}.filters b{margin:0 .4rem 0 .8rem}
+.filters label{border:1px solid #bbb;border-radius:.8rem;padding:.1rem .6rem;margin-right:.2rem;
+cursor:pointer}input.f{position:absolute;opacity:0;pointer-events:none}
 .inputs td:first-child{font-family:ui-monospace,monospace;white-space:nowrap}
 .cmp td{max-width:28rem}.cmp pre{max-height:10rem}
 """
@@ -285,29 +289,31 @@ class HtmlWriter:
         )
 
     def _filters(self, suites: list[str], tiers: list[str]) -> tuple[str, str]:
-        """Radio buttons (siblings of <main>) and the CSS rules that make them filter."""
-        css = ["#f-failed:checked~main .good{display:none}"]
-        html = [
-            "<p class='filters'><b>Show</b>",
-            "<input class='f' type='radio' name='f-st' id='f-failed' checked>"
-            "<label for='f-failed'>failed</label>",
-            "<input class='f' type='radio' name='f-st' id='f-all'><label for='f-all'>all</label>",
+        """The filter radios and the CSS rules that make them filter. `~` only reaches later
+        siblings, so the inputs stand right before the labels' paragraph and <main>, as
+        children of <body>; the labels (anywhere, by `for=`) show and switch them."""
+        groups: list[tuple[str, str, list[tuple[str, str]]]] = [
+            ("Show", "f-st", [("f-failed", "failed"), ("f-all", "all")]),
         ]
         for group, names, prefix in (("suite", suites, "s"), ("tier", tiers, "t")):
-            html.append(f"<br><b>{group}</b>")
-            html.append(
-                f"<input class='f' type='radio' name='f-{prefix}' id='f-{prefix}-all' checked>"
-                f"<label for='f-{prefix}-all'>all</label>"
-            )
-            for i, name in enumerate(names):
-                ident = f"f-{prefix}{i}"
-                html.append(
-                    f"<input class='f' type='radio' name='f-{prefix}' id='{ident}'>"
-                    f"<label for='{ident}'>{escape(name)}</label>"
-                )
-                css.append(f"#{ident}:checked~main .case:not(.{prefix}{i}){{display:none}}")
-        html.append("</p>")
-        return "".join(html), "\n".join(css)
+            choices = [(f"f-{prefix}-all", "all")]
+            choices += [(f"f-{prefix}{i}", name) for i, name in enumerate(names)]
+            groups.append((group, f"f-{prefix}", choices))
+        css = ["#f-failed:checked~main .good{display:none}"]
+        inputs, labels = [], ["<p class='filters'>"]
+        for n, (title, name, choices) in enumerate(groups):
+            labels.append(f"{'<br>' if n else ''}<b>{title}</b>")
+            for i, (ident, text) in enumerate(choices):
+                checked = " checked" if i == 0 else ""
+                inputs.append(f"<input class='f' type='radio' name='{name}' id='{ident}'{checked}>")
+                labels.append(f"<label for='{ident}'>{escape(text)}</label>")
+                css.append(f"#{ident}:checked~.filters label[for={ident}]{{{_ON}}}")
+                css.append(f"#{ident}:focus-visible~.filters label[for={ident}]{{{_FOCUS}}}")
+                if name != "f-st" and i:
+                    cls = ident.removeprefix("f-")
+                    css.append(f"#{ident}:checked~main .case:not(.{cls}){{display:none}}")
+        labels.append("</p>")
+        return "".join(inputs) + "".join(labels), "\n".join(css)
 
     def render(self, summary: Summary) -> str:
         s = summary
