@@ -74,6 +74,7 @@ class Result:
     tiers_tried: list[str] = field(default_factory=list)
     redactions: dict[str, int] = field(default_factory=dict)  # kind -> count, never values
     cache_key: str = ""
+    recorded_cost_usd: float | None = None  # --replay: what the answer cost when recorded
 
     @property
     def tokens_used(self) -> int:

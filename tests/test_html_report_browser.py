@@ -206,8 +206,7 @@ def test_the_tier_table(page: Any) -> None:
     table = page.locator("h2:text-is('Tiers') + table")
     assert table.is_visible()
     rows = [
-        [c.inner_text() for c in row.locator("th, td").all()]
-        for row in table.locator("tr").all()
+        [c.inner_text() for c in row.locator("th, td").all()] for row in table.locator("tr").all()
     ]
     head = rows[0]
     assert head[:6] == ["tier", "pass rate", "passed", "failed", "errors", "skipped"]

@@ -3,15 +3,16 @@ declared dependencies (doctor without the test extra's httpx), and the top-level
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 
 from tests.conftest import REPO_ROOT, _child_env, run_aicli
 
@@ -105,7 +106,7 @@ def test_no_command_prints_the_help_and_exits_0(args: list[str]) -> None:
 def test_no_number_wraps_inside_the_generate_help(columns: str) -> None:
     result = run_aicli("generate", "--help", env={"COLUMNS": columns})
     lines = result.stdout.splitlines()
-    for above, below in zip(lines, lines[1:], strict=False):
+    for above, below in itertools.pairwise(lines):
         broken = re.search(r"\d$", above) and re.match(r"\s*\d", below)
         assert not broken, f"{above!r} / {below!r}"
     assert "64-bit" in result.stdout
@@ -146,9 +147,7 @@ def _styled(stream: str) -> bool:
         ({"TERM": "dumb"}, False),
     ],
 )
-def test_force_color_is_honoured_even_under_term_dumb(
-    env: dict[str, str], coloured: bool
-) -> None:
+def test_force_color_is_honoured_even_under_term_dumb(env: dict[str, str], coloured: bool) -> None:
     replay = str(REPO_ROOT / "prompts" / "recordings" / "shipped.jsonl")
     cfg = Path.cwd() / "aicli.yaml"
     cfg.write_text(f"prompts_dir: {REPO_ROOT / 'prompts'}\n", encoding="utf-8")

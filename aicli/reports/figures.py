@@ -14,3 +14,10 @@ def ms(x: float | None, *, grouped: bool = True) -> str:
 def signed(x: float | None, fmt: str, unit: str = "", scale: float = 1.0) -> str:
     """A change with its sign (a real minus), a dash when there is nothing to compare."""
     return "–" if x is None else ("+" if x >= 0 else "−") + format(abs(x) * scale, fmt) + unit
+
+
+def verdicts(passed: int, failed: int, errors: int, skipped: int, sep: str = " · ") -> str:
+    """`0 passed · 1 failed (incl. 1 error) · 0 skipped`: an error (no answer to judge) counts
+    as failed, as on the last line `N passed, N failed`, and the count says how many were."""
+    why = f" (incl. {errors} error{'s' if errors != 1 else ''})" if errors else ""
+    return f"{passed} passed{sep}{failed + errors} failed{why}{sep}{skipped} skipped"

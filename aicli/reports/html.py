@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aicli.reports.atomic import atomic_write
-from aicli.reports.figures import ms, rate, signed
+from aicli.reports.figures import ms, rate, signed, verdicts
 from aicli.reports.results import BaselineDiff, CaseResult, Summary, TierStats, cut, printable
 
 _MAX_ANSWER = 20_000  # characters of an answer kept on the page
@@ -177,9 +177,11 @@ class HtmlWriter:
 
     @staticmethod
     def _tiers(tiers: list[TierStats]) -> str:
+        recorded = any(t.recorded_cost_usd is not None for t in tiers)
         head = _row(
             [
-                *("tier", "pass rate", "passed", "failed", "errors", "skipped", "cost"),
+                *("tier", "pass rate", "passed", "failed", "incl. errors", "skipped", "cost"),
+                *["recorded cost"] * recorded,
                 *("mean latency", "p95 latency", "tokens", "cache hits"),
             ],
             "th",
@@ -190,10 +192,11 @@ class HtmlWriter:
                     escape(t.tier),
                     rate(t.pass_rate),
                     str(t.passed),
-                    str(t.failed),
+                    str(t.failed + t.errors),
                     str(t.errors),
                     str(t.skipped),
                     f"${t.cost_usd:.6f}",
+                    *[_money(t.recorded_cost_usd)] * recorded,
                     ms(t.mean_latency_ms, grouped=False),
                     ms(t.p95_latency_ms, grouped=False),
                     str(t.tokens),
@@ -340,16 +343,15 @@ class HtmlWriter:
         if s.interrupted:
             parts.append("<p class='warn'>The run was interrupted: this report is partial.</p>")
         duration = f"{s.duration_s:.1f} s" if s.duration_s is not None else "–"
+        replayed = s.recorded_cost_usd is not None
         parts += [
             "<h2>Summary</h2><table>",
             _row(["result", f"<span class='{status}'>{status}</span>"]),
             _row(["cases run", str(s.total)]),
-            _row(["passed", str(s.passed)]),
-            _row(["failed", str(s.failed)]),
-            _row(["errors", str(s.errors)]),
-            _row(["skipped", str(s.skipped)]),
+            _row(["verdicts", verdicts(s.passed, s.failed, s.errors, s.skipped)]),
             _row(["pass rate", rate(s.pass_rate)]),
             _row(["cost", f"${s.cost_usd:.6f}"]),
+            *[_row(["recorded cost", _money(s.recorded_cost_usd)])] * replayed,
             _row(["tokens", str(s.usage.total_tokens)]),
             _row(["cache hits", str(s.cache_hits)]),
             _row(["duration", duration]),
@@ -402,6 +404,10 @@ class HtmlWriter:
 
     def abort(self) -> None:
         self._items.clear()
+
+
+def _money(x: float | None) -> str:
+    return "–" if x is None else f"${x:.6f}"
 
 
 def _as_text(value: Any) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aicli.reports.atomic import atomic_write
-from aicli.reports.figures import ms, rate, signed
+from aicli.reports.figures import ms, rate, signed, verdicts
 from aicli.reports.results import BaselineDiff, CaseResult, Summary, TierStats, cut
 
 MAX_CHARS = 60_000  # GitHub refuses step summaries and comments over 65,536 characters
@@ -73,9 +73,12 @@ class MarkdownWriter:
         icon = "❌" if bad else "✅"
         head = [f"## {icon} aicli test-prompts: {s.passed} passed, {bad} failed", ""]
         totals = (
-            f"**{s.total} results** · {s.passed} passed · {s.failed} failed · {s.errors} errors"
-            f" · {s.skipped} skipped · pass rate {rate(s.pass_rate)} · cost ${s.cost_usd:.4f}"
+            f"**{s.total} result{'s' if s.total != 1 else ''}** · "
+            f"{verdicts(s.passed, s.failed, s.errors, s.skipped)} · pass rate {rate(s.pass_rate)}"
+            f" · cost ${s.cost_usd:.4f}"
         )
+        if s.recorded_cost_usd is not None:
+            totals += f" (recorded cost ${s.recorded_cost_usd:.4f})"
         if s.duration_s is not None:
             totals += f" · {s.duration_s:.1f} s"
         if s.shard:
@@ -139,26 +142,17 @@ class MarkdownWriter:
 
     @staticmethod
     def _tiers(tiers: list[TierStats]) -> list[str]:
-        lines = [
-            _row(
-                [
-                    "tier",
-                    "pass rate",
-                    "passed",
-                    "failed",
-                    "errors",
-                    "skipped",
-                    "cost",
-                    "p95 latency",
-                ]
-            ),
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
-        ]
+        recorded = any(t.recorded_cost_usd is not None for t in tiers)
+        head = ["tier", "pass rate", "passed", "failed", "incl. errors", "skipped", "cost"]
+        head += ["recorded cost"] * recorded + ["p95 latency"]
+        lines = [_row(head), "|---" + "|---:" * (len(head) - 1) + "|"]
         for t in tiers:
+            then = ["–" if t.recorded_cost_usd is None else f"${t.recorded_cost_usd:.4f}"]
             lines.append(
                 _row([
-                    escape(t.tier), rate(t.pass_rate), str(t.passed), str(t.failed),
-                    str(t.errors), str(t.skipped), f"${t.cost_usd:.4f}", ms(t.p95_latency_ms),
+                    escape(t.tier), rate(t.pass_rate), str(t.passed), str(t.failed + t.errors),
+                    str(t.errors), str(t.skipped), f"${t.cost_usd:.4f}", *then * recorded,
+                    ms(t.p95_latency_ms),
                 ])
             )  # fmt: skip
         return lines
@@ -167,7 +161,7 @@ class MarkdownWriter:
     def _baseline(diff: BaselineDiff) -> list[str]:
         counts = " · ".join(f"{n} {name}" for name, n in diff.counts().items())
         lines = [
-            f"### Compared with {escape(Path(diff.source).name)}",
+            f"### Compared with {escape(diff.source)}",  # the path as given, as the terminal says
             "",
             counts,
             "",

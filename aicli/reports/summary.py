@@ -40,6 +40,8 @@ class SummaryBuilder:
             stats.total += 1
             stats.cost_usd += r.cost_usd
             stats.cache_hits += int(r.cached)
+            if r.recorded_cost_usd is not None:
+                stats.recorded_cost_usd = (stats.recorded_cost_usd or 0.0) + r.recorded_cost_usd
         s.usage = Usage(
             s.usage.prompt_tokens + r.usage.prompt_tokens,
             s.usage.completion_tokens + r.usage.completion_tokens,
@@ -86,6 +88,7 @@ class SummaryBuilder:
             errors=s.errors,
             skipped=s.skipped,
             cost_usd=s.cost_usd,
+            recorded_cost_usd=s.recorded_cost_usd,
             usage=s.usage,
             cache_hits=s.cache_hits,
             duration_s=duration_s,

@@ -335,12 +335,13 @@ class Runner:
             for a in reversed(case.asserts)
             if a.base_type == "llm-rubric"
         }
-        spent = [0.0]
+        spent = [0.0, 0.0]  # spent now, and what replayed grader answers cost when recorded
 
         async def grade(rubric: str, output: str) -> tuple[bool, float, str]:
             tier = graders.get(rubric) or self.opts.grader or self.cfg.default_tier
             answer = await self.engine.run(grader_request(rubric, output, tier, self.opts))
             spent[0] += answer.cost_usd
+            spent[1] += answer.recorded_cost_usd or 0.0
             return parse_grader_answer(answer.content)
 
         r = self._base(job)
@@ -362,7 +363,12 @@ class Runner:
         except AicliError as exc:
             return self._abort(job, exc)
         r.cost_usd = result.cost_usd + spent[0]  # what this run spent, grading included
+        if result.recorded_cost_usd is not None:
+            r.recorded_cost_usd = result.recorded_cost_usd + spent[1]
         r.assertions = [a.record() for a in checked]
+        for record, got in zip(r.assertions, checked, strict=True):
+            if got.assertion.base_type == "llm-rubric":  # the tier that judged, default or not
+                record.grader = graders.get(got.assertion.value) or record.grader
         if r.status in ("error", "skipped"):
             return r
         passed, r.score = case_verdict(checked, case.threshold)

@@ -106,8 +106,8 @@ def _short(value: Any) -> str:
 # jsonschema's own message already states these rules' values ("21 is greater than the maximum
 # of 20"): repeating them as "(maximum: 20)" would say it twice.
 _SELF_STATED = frozenset(
-    ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "type", "enum")
-    + ("const", "pattern")
+    {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "type", "enum"}
+    | {"const", "pattern"}
 )
 
 
