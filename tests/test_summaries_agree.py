@@ -81,7 +81,9 @@ def shipped_prompts() -> Path:
 
 def test_a_replay_shows_the_recorded_cost(cli: Any, shipped_prompts: Path) -> None:
     recorded = sum(json.loads(line)["cost_usd"] for line in SHIPPED.read_text().splitlines())
-    result = cli("test-prompts", "--replay", str(SHIPPED), "-o", "r.json", "-o", "r.md")
+    result = cli(
+        "test-prompts", "--replay", str(SHIPPED), "-o", "r.json", "-o", "r.md", "-o", "r.html"
+    )
     assert result.exit_code == 0, result
     data = json.loads(Path("r.json").read_text(encoding="utf-8"))
     assert data["summary"]["cost_usd"] == 0  # nothing was spent
@@ -93,6 +95,9 @@ def test_a_replay_shows_the_recorded_cost(cli: Any, shipped_prompts: Path) -> No
     assert f"cost $0.000000 (recorded cost ${recorded:.6f})" in result.stdout
     assert "recorded cost" in result.stdout.split("By tier")[1]  # a column of the tier table
     assert f"(recorded cost ${recorded:.4f})" in Path("r.md").read_text(encoding="utf-8")
+    page = Path("r.html").read_text(encoding="utf-8")
+    assert f"<tr><td>recorded cost</td><td>${recorded:.6f}</td></tr>" in page
+    assert "<th>recorded cost</th>" in page  # a column of the tier table
     # merged again from the JSON, the recorded cost survives
     merged = cli("report", "merge", "r.json", "-o", "m.json")
     again = json.loads(Path("m.json").read_text(encoding="utf-8"))

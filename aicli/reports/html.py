@@ -186,25 +186,14 @@ class HtmlWriter:
             ],
             "th",
         )
-        rows = "".join(
-            _row(
-                [
-                    escape(t.tier),
-                    rate(t.pass_rate),
-                    str(t.passed),
-                    str(t.failed + t.errors),
-                    str(t.errors),
-                    str(t.skipped),
-                    f"${t.cost_usd:.6f}",
-                    *[_money(t.recorded_cost_usd)] * recorded,
-                    ms(t.mean_latency_ms, grouped=False),
-                    ms(t.p95_latency_ms, grouped=False),
-                    str(t.tokens),
-                    str(t.cache_hits),
-                ]
-            )
-            for t in tiers
-        )
+        rows = ""
+        for t in tiers:
+            rows += _row([
+                escape(t.tier), rate(t.pass_rate), str(t.passed), str(t.failed + t.errors),
+                str(t.errors), str(t.skipped), f"${t.cost_usd:.6f}",
+                *[_money(t.recorded_cost_usd)] * recorded, ms(t.mean_latency_ms, grouped=False),
+                ms(t.p95_latency_ms, grouped=False), str(t.tokens), str(t.cache_hits),
+            ])  # fmt: skip
         return f"<table>{head}{rows}</table>"
 
     @staticmethod
