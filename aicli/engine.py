@@ -295,13 +295,18 @@ class Engine:
                 result = self._finish(
                     request, plan, entry, redactor, on_delta, index, Outcome(self.budget)
                 )
-                result.cost_usd = 0.0
+                # nothing is spent now; what the answer cost then still compares tiers offline
+                result.recorded_cost_usd, result.cost_usd = result.cost_usd, 0.0
                 return result
+        from aicli.recording import request_facts
+
         first = plans[0]
+        asked = request_facts(self.cfg.base_url(first.tier.provider), first.model, first.messages)
+        cause, hint = self.replay.why_missing(first.name, asked, request.template)
         raise NoAnswerError(
             f"no recorded answer for this request (tier '{first.name}', model {first.model}):"
-            " not recorded",
-            "record it again with --record (a changed template or variable changes the key)",
+            f" not recorded: {cause}",
+            hint,
         )
 
     def _finish(
@@ -330,7 +335,10 @@ class Engine:
             for event in answer_events(content, tool_calls, entry.finish_reason):
                 on_delta(event)  # a cache hit or replay streams at once
         if self.recorder is not None:
-            self.recorder.write(plan.key, entry, request.template)
+            from aicli.recording import request_facts
+
+            asked = request_facts(self.cfg.base_url(plan.tier.provider), plan.model, plan.messages)
+            self.recorder.write(plan.key, entry, request.template, asked)
         saved = outcome.batch_saved_usd
         if cached and plan.key in self.bought:  # paid by this run (a batch), not a hit
             cached, saved = False, self.bought[plan.key]

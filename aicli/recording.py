@@ -2,8 +2,11 @@
 
 One line per answer:
   {"key", "tier", "model", "provider", "template": {name, version, checksum} | null,
-   "content", "usage", "cost_usd", "latency_ms", "created"}
-A later line with the same key wins, so re-recording into a file updates it.
+   "content", "usage", "cost_usd", "latency_ms", "created",
+   "asked": {"endpoint", "model", "prompt"}}
+A later line with the same key wins, so re-recording into a file updates it. `asked` tells what
+the request was made of (the endpoint and the prompt as 12-hex digests, the model asked for), so
+that a replay miss can name what changed; recordings without it still replay.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from aicli.errors import UsageError
 from aicli.security import close_durably
-from aicli.types import TemplateRef, Usage
+from aicli.types import Message, TemplateRef, Usage
 
 if TYPE_CHECKING:
     from aicli.cache import CacheEntry
@@ -29,8 +33,24 @@ _TAIL_MAX = 64 * 1024 * 1024  # how far back a torn last line is looked for
 log = logging.getLogger("aicli")
 
 
+def request_facts(base_url: str, model: str, messages: list[Message]) -> dict[str, str]:
+    """What a request was made of, as `asked` records it: digests, never the text itself."""
+    from aicli.digest import sha256_hex
+
+    def digest(value: Any) -> str:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return sha256_hex(text.encode("utf-8"))[:12]
+
+    said = [{"role": m["role"], "content": m["content"]} for m in messages]
+    endpoint = digest((base_url or "").rstrip("/"))
+    return {"endpoint": endpoint, "model": model, "prompt": digest(said)}
+
+
 def entry_to_line(
-    key: str, entry: CacheEntry, template: TemplateRef | None = None
+    key: str,
+    entry: CacheEntry,
+    template: TemplateRef | None = None,
+    asked: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     checksum = template.checksum if template else entry.template_checksum
     tpl = (
@@ -53,6 +73,7 @@ def entry_to_line(
         "cost_usd": entry.cost_usd,
         "latency_ms": entry.latency_ms,
         "created": entry.created,
+        **({"asked": asked} if asked else {}),
     }
     if entry.tool_calls:  # only then: a plain answer's line keeps its shape
         line["tool_calls"], line["finish_reason"] = entry.tool_calls, entry.finish_reason
@@ -84,8 +105,14 @@ class Recorder:
             raise UsageError(f"--record {path}: cannot write: {exc.strerror}") from None
         self._f: IO[bytes] | None = os.fdopen(fd, "ab")
 
-    def write(self, key: str, entry: CacheEntry, template: TemplateRef | None = None) -> None:
-        line = json.dumps(entry_to_line(key, entry, template), ensure_ascii=False) + "\n"
+    def write(
+        self,
+        key: str,
+        entry: CacheEntry,
+        template: TemplateRef | None = None,
+        asked: dict[str, str] | None = None,
+    ) -> None:
+        line = json.dumps(entry_to_line(key, entry, template, asked), ensure_ascii=False) + "\n"
         data = line.encode("utf-8")
         with self._lock:
             if self._f is None:
@@ -234,6 +261,7 @@ class ReplayStore:
                 f"--replay {path}: no such file", "make one with: aicli test-prompts --record FILE"
             )
         self._entries: dict[str, CacheEntry] | None = None
+        self._facts: dict[str, _Facts] = {}  # key -> what its request was made of
         self._lock = threading.Lock()
 
     def load(self) -> ReplayStore:
@@ -266,6 +294,7 @@ class ReplayStore:
                             _HINT,
                         ) from None
                     entries[key] = entry  # last line wins
+                    self._facts[key] = _facts_of(json.loads(raw), entry)
         except OSError as exc:
             raise UsageError(f"--replay {self.path}: cannot read: {exc.strerror}") from None
         return entries
@@ -285,3 +314,81 @@ class ReplayStore:
     def keys(self) -> list[str]:
         self.load()
         return list(self._entries or {})
+
+    def why_missing(
+        self, tier: str, asked: dict[str, str], template: TemplateRef | None
+    ) -> tuple[str, str]:
+        """(cause, hint) of a miss for a request to `tier` made of `asked`: what differs from
+        the recorded requests, compared where the recording says what they were made of."""
+        self.load()
+        on_tier = [f for f in self._facts.values() if f.tier == tier]
+        again = "record it again with --record"
+        if not on_tier:
+            return f"the recording has no answer from tier '{tier}'", f"{again} -t {tier}"
+        if template is not None:
+            on_tier = [f for f in on_tier if f.template == template.name]
+            if not on_tier:
+                return (
+                    f"the recording has no answer made with {template.name} on tier '{tier}'",
+                    f"{again} -t {tier}",
+                )
+            named = {f.checksum for f in on_tier}
+            if template.checksum not in named:
+                was = ", ".join(sorted(c or "?" for c in named))
+                return (
+                    f"template {template.name}@{template.version} changed since the recording"
+                    f" (checksum {template.checksum}, recorded {was})",
+                    f"{again} (the template's new text changes every request made with it)",
+                )
+        known = [f for f in on_tier if f.asked]
+        if not known:  # an older recording: it does not say what its requests were made of
+            return (
+                "the prompt, the model or the endpoint differs from the recording's",
+                f"{again} (a changed variable, template, model or $OPENAI_BASE_URL changes keys)",
+            )
+        same_prompt = [f for f in known if f.asked.get("prompt") == asked.get("prompt")]
+        if not same_prompt:
+            return (
+                "the prompt changed: no recorded request to this tier sent this text"
+                " (a suite variable, the suite's prompt or the template's text differs)",
+                f"{again} to record the new prompt",
+            )
+        endpoints = {f.asked.get("endpoint") for f in same_prompt}
+        if asked.get("endpoint") not in endpoints:
+            return (
+                f"tier '{tier}' now sends to another endpoint than the recording's",
+                f"use the recording's base_url (is $OPENAI_BASE_URL set?), or {again}",
+            )
+        models = sorted({f.asked.get("model") or "?" for f in same_prompt})
+        if asked.get("model") not in models:
+            return (
+                f"tier '{tier}' now asks model {asked.get('model')}, the recording asked "
+                + ", ".join(models),
+                f"use the recording's model, or {again}",
+            )
+        return (
+            "a setting sent with the prompt changed (max_tokens, temperature, seed or --schema)",
+            f"use the recording's settings, or {again}",
+        )
+
+
+@dataclass(frozen=True)
+class _Facts:
+    tier: str
+    template: str | None
+    checksum: str | None
+    asked: dict[str, str]
+
+
+def _facts_of(data: dict[str, Any], entry: CacheEntry) -> _Facts:
+    template: dict[str, Any] = data.get("template") or {}
+    if not isinstance(template, dict):
+        template = {}
+    asked = data.get("asked")
+    facts = (
+        {k: v for k, v in asked.items() if isinstance(k, str) and isinstance(v, str)}
+        if isinstance(asked, dict)
+        else {}
+    )
+    name = template.get("name") if isinstance(template.get("name"), str) else None
+    return _Facts(entry.tier, name, entry.template_checksum, facts)

@@ -185,6 +185,7 @@ class Result:
     tool_calls: list[ToolCall] | None = None  # restored like content; not in to_json()
     finish_reason: str | None = None
     logprobs: dict[str, Any] | None = None  # as the provider reported them, when asked for
+    recorded_cost_usd: float | None = None  # --replay: what the answer cost when recorded
 
     @property
     def tokens_used(self) -> int:

@@ -120,11 +120,11 @@ class AnswerBook:
 class StableRecorder(Recorder):
     """Plausible, deterministic latencies and a fixed date, so a rebuild is byte-identical."""
 
-    def write(self, key: str, entry: CacheEntry, template: Any = None) -> None:
+    def write(self, key: str, entry: CacheEntry, template: Any = None, asked: Any = None) -> None:
         jitter = int(key[:4], 16) % 240
         latency = 380.0 + 14.0 * entry.usage.completion_tokens + jitter
         stable = dataclasses.replace(entry, latency_ms=latency, created=RECORDED_AT)
-        super().write(key, stable, template)
+        super().write(key, stable, template, asked)
 
 
 def builtin_config() -> Config:

@@ -321,7 +321,7 @@ def test_the_redis_backend_without_its_extra_is_exit_2_naming_it(
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("aicli: error: the redis cache backend"), proc.stderr
-    assert "pip install 'aicli[redis]'" in proc.stderr and "Traceback" not in proc.stderr
+    assert "pip install 'aicli-prod[redis]'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_doctor_reports_the_missing_redis_extra_as_a_config_failure(make_config: Any) -> None:
@@ -338,4 +338,4 @@ def test_doctor_reports_the_missing_redis_extra_as_a_config_failure(make_config:
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     (cache,) = [c for c in json.loads(proc.stdout)["checks"] if c["name"] == "cache"]
-    assert cache["status"] == "fail" and "aicli[redis]" in cache["hint"]
+    assert cache["status"] == "fail" and "aicli-prod[redis]" in cache["hint"]

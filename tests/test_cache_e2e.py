@@ -210,7 +210,14 @@ def test_damaged_cache_does_not_stop_generate(
 def test_eight_concurrent_generate_processes(
     run_aicli: Any, server: Any, make_config: Any, any_backend: str
 ) -> None:
-    make_config()
+    # Each Redis operation is bounded by cache.timeout_seconds (1 s by default), the first one
+    # of a process including its connection; past it the process carries on WITHOUT the cache
+    # (one warning, exit 0), so neither its miss nor its entry is counted: (8, 8, 8). With 17
+    # processes starting at once on a loaded machine, whether every connection is made within
+    # 1 s was a race with the scheduler. This test counts across processes, it does not time
+    # Redis (test_cache_redis.py does): give it a bound load cannot reach, and say so if a
+    # process still ran without the cache instead of failing on the counts.
+    make_config(cache={"timeout_seconds": 60})
     gen(run_aicli, "shared prompt")  # one miss, one entry
     procs = [spawn_aicli("generate", "--json", "shared prompt") for _ in range(8)]
     procs += [spawn_aicli("generate", "--json", f"own prompt {i}") for i in range(8)]
@@ -219,6 +226,7 @@ def test_eight_concurrent_generate_processes(
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
         assert "Traceback" not in err
+        assert "warning" not in err, err  # e.g. "carrying on without the cache"
         results.append(json.loads(out))
     assert all(r["cached"] for r in results[:8])
     assert not any(r["cached"] for r in results[8:])

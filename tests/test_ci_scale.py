@@ -136,7 +136,9 @@ def test_merge_refuses_bad_inputs_with_exit_2(cli: Any, echo_config: Any) -> Non
     report_file("badresult.json", [{"suite": "s", "case": "x", "tier": "t", "status": "weird"}])
     cases = {
         ("one.json", "two.json"): ["one.json and two.json", "s/b [echo]"],
-        ("one.json", "one.json"): ["one.json holds twice s/a [echo] run 1"],
+        ("one.json", "one.json"): [
+            "one.json (report 1) and one.json (report 2) are the same file: both hold s/a [echo]"
+        ],
         ("one.json", "garbage.json"): ["garbage.json: not JSON"],
         ("v2.json",): ["v2.json: unknown format_version 2"],
         ("old.json",): ["old.json: unknown format_version missing"],

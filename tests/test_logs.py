@@ -178,8 +178,9 @@ def test_test_prompts_json_logs_one_request_event_per_case(
 
 
 @pytest.mark.parametrize("args", [[], ["cache"]])
-def test_no_command_is_a_json_error(run_aicli: Any, args: list[str]) -> None:
+def test_no_command_prints_the_help_on_stdout_even_with_json_logs(
+    run_aicli: Any, args: list[str]
+) -> None:
     result = run_aicli(*args, env={"AICLI_LOG_FORMAT": "json"})
-    assert result.exit_code == 2
-    (line,) = json_lines(result.stderr)
-    assert line["event"] == "error" and line["message"] == "missing command"
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Usage: aicli") and result.stderr == ""

@@ -259,7 +259,7 @@ def test_stdin_piped_into_a_template_without_input_in_generate_api(typed: Any) -
     [
         (["--var", "text="], "variable 'text': '' should be non-empty (minLength: 1)"),
         (["--var", "text=x", "--var", "n=0"], "variable 'n': 0 is less than the minimum of 1"),
-        (["--var", "text=x", "--var", "n=11"], "(maximum: 10)"),
+        (["--var", "text=x", "--var", "n=11"], "'n': 11 is greater than the maximum of 10\n"),
         (["--var", "text=x", "--var", "n=two"], "variable 'n': 'two' is not of type 'integer'"),
         (["--var", "text=x", "--var", "style=loud"], "variable 'style': 'loud' is not one of"),
         (["--var", "text=x", "--var", "items=[1]"], "variable 'items[0]': 1 is not of type"),

@@ -376,7 +376,7 @@ def test_terminal_table_failures_and_tier_comparison() -> None:
     assert "[bold]not markup[/bold]" in text  # user text is never read as rich markup
     assert "ERROR extraction/pear [economy]: api_error" in text and "no recorded answer" in text
     assert "Tiers compared" in text and "Cases the tiers disagree on" in text
-    assert "6 results · 2 passed · 1 failed · 2 errors · 1 skipped" in text
+    assert "6 results · 2 passed · 3 failed (incl. 2 errors) · 1 skipped" in text
     assert "passed, 3 failed" not in text  # the final line is the caller's
 
 

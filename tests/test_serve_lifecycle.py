@@ -50,7 +50,7 @@ def test_without_the_extra_serve_exits_2_naming_it(make_config: Any) -> None:
         timeout=60,
     )
     assert proc.returncode == 2, proc.stderr
-    assert "pip install 'aicli[serve]'" in proc.stderr and "fastapi" in proc.stderr
+    assert "pip install 'aicli-prod[serve]'" in proc.stderr and "fastapi" in proc.stderr
 
 
 def test_bad_serve_config_is_exit_2(make_config: Any) -> None:

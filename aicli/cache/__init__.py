@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from aicli import install_hint
 from aicli.cache.disk import DiskBackend, resolve_cache_dir
 from aicli.cache.entries import CacheEntry, cache_key
 from aicli.cache.response import ResponseCache
@@ -40,7 +41,7 @@ def backend_name(cfg: Config) -> str:
 
 def require_backend_package(cfg: Config) -> str:
     """The backend's name; raises UsageError (exit 2) when the Redis backend is chosen and the
-    `redis` package (the aicli[redis] extra) is not installed: that never fixes itself."""
+    `redis` package (the `redis` extra) is not installed: that never fixes itself."""
     name = backend_name(cfg)
     if name == "redis":
         from importlib.util import find_spec
@@ -49,7 +50,7 @@ def require_backend_package(cfg: Config) -> str:
             chosen = "$AICLI_CACHE_BACKEND" if os.environ.get("AICLI_CACHE_BACKEND") else "cache"
             raise UsageError(
                 f"the redis cache backend ({chosen}) needs the 'redis' extra (redis not installed)",
-                "pip install 'aicli[redis]', or use the disk cache (cache.backend: disk)",
+                f"{install_hint('redis')}, or use the disk cache (cache.backend: disk)",
             )
     return name
 

@@ -17,6 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from aicli import install_hint
 from aicli.cache.backend import EntryFacts
 from aicli.errors import CacheError, CacheUnavailable
 
@@ -88,7 +89,7 @@ class RedisBackend:
             except ImportError:
                 raise CacheError(
                     "cache.backend is redis but the redis client is not installed",
-                    "pip install 'aicli[redis]', or set cache.backend: disk",
+                    f"{install_hint('redis')}, or set cache.backend: disk",
                 ) from None
             try:
                 self._client = aioredis.Redis.from_url(

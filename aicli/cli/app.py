@@ -119,15 +119,11 @@ class _Group(TyperGroup):
             error(exc.message, exc.hint)
             rv = ExitCode.USAGE
         except NoArgsIsHelpError as exc:
-            from aicli.logs import current_format
-
-            if current_format() == "json":  # every stderr line is JSON: no help page there
-                ctx = getattr(exc, "ctx", None)
-                where = ctx.command_path if ctx is not None else "aicli"
-                error("missing command", f"see '{where} --help'")
-            else:
-                sys.stderr.write(exc.format_message() + "\n")
-            rv = ExitCode.USAGE
+            # `aicli` or `aicli cache` alone asks what there is: the help, on stdout, exit 0,
+            # as git, docker and llm answer (with --log-format json too: stdout is not a log).
+            ctx = getattr(exc, "ctx", None)
+            sys.stdout.write((ctx.get_help() if ctx is not None else exc.format_message()) + "\n")
+            rv = ExitCode.OK
         except ClickException as exc:
             ctx = getattr(exc, "ctx", None)
             where = ctx.command_path if ctx is not None else "aicli"
@@ -170,13 +166,18 @@ Getting started:
 
 \b
 Environment:
-  OPENAI_API_KEY     the key of the built-in openai provider (api_key_env names others)
-  OPENAI_BASE_URL    the openai provider's endpoint (Ollama, vLLM, ... are OpenAI-compatible)
-  AICLI_CONFIG       the config file when --config is not given
-  AICLI_CACHE_DIR    the cache folder (else cache.dir, else $XDG_CACHE_HOME/aicli)
-  AICLI_LOG_FORMAT   text or json: how stderr is written (as --log-format)
-  NO_COLOR           no colours and no progress bars
-  XDG_CONFIG_HOME    holds the user config, aicli/config.yaml (default ~/.config)
+  OPENAI_API_KEY          the built-in openai provider's key (api_key_env names others)
+  OPENAI_BASE_URL         the openai provider's endpoint (Ollama, vLLM, ... speak its API)
+  AICLI_CONFIG            the config file when --config is not given
+  AICLI_CACHE_BACKEND     disk or redis: overrides cache.backend
+  AICLI_CACHE_DIR         the cache folder (else cache.dir, else $XDG_CACHE_HOME/aicli)
+  AICLI_REDIS_URL         the Redis URL with its password (the variable cache.url_env names)
+  AICLI_SERVE_TOKENS      serve's bearer tokens, comma-separated (serve.tokens_env names it)
+  AICLI_PROGRESS_SECONDS  test-prompts off a TTY: seconds between progress lines (10)
+  AICLI_LOG_FORMAT        text or json: how stderr is written (as --log-format)
+  NO_COLOR                no colours and no progress bars
+  FORCE_COLOR             colours off a TTY too (CI logs), even under TERM=dumb; NO_COLOR wins
+  XDG_CONFIG_HOME         holds the user config, aicli/config.yaml (default ~/.config)
 
 \b
 Exit codes:
@@ -185,7 +186,8 @@ Exit codes:
   2    bad usage, config, template or input
   3    no usable answer; doctor: a provider or the cache unreachable, or a key refused
   4    the budget (--max-cost) would be exceeded
-  130  interrupted
+  130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM: a cancelled CI job, timeout, docker stop)
 
 More: aicli COMMAND --help, and aicli config show --defaults.
 """

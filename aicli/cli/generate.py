@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     from aicli.types import Request, Result
 
 
+def _seed_in_range(value: int | None) -> int | None:
+    if value is not None and not -(2**63) <= value < 2**63:
+        raise typer.BadParameter("a seed is a 64-bit integer, from -2^63 to 2^63-1")
+    return value
+
+
 def generate(
     prompt: str | None = typer.Argument(
         None,
@@ -78,9 +84,10 @@ def generate(
         None,
         "--seed",
         metavar="N",
-        min=-(2**63),
-        max=2**63 - 1,
-        help="Sampling seed, where supported.",
+        # checked by the callback, not min/max: click would print the 20-digit range in the
+        # help, where it wraps inside a number
+        callback=_seed_in_range,
+        help="Sampling seed, where supported: a 64-bit integer.",
     ),
     schema: Path | None = typer.Option(
         None,

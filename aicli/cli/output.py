@@ -41,7 +41,16 @@ def use_color(stream: IO[str] | None = None) -> bool:
     """NO_COLOR wins; FORCE_COLOR / CLICOLOR_FORCE colour CI logs; else only on a TTY."""
     if "NO_COLOR" in os.environ:
         return False
-    return _env_on("FORCE_COLOR") or _env_on("CLICOLOR_FORCE") or is_tty(stream)
+    return _forced_colour() is not None or is_tty(stream)
+
+
+def _forced_colour() -> str | None:
+    """The colour system FORCE_COLOR / CLICOLOR_FORCE ask for (FORCE_COLOR=2: 256 colours, 3:
+    truecolor, any other value: the 16 standard ones), None when neither is set. Forced means
+    forced: also under TERM=dumb, where rich's own detection would say "no colour"."""
+    if _env_on("FORCE_COLOR"):
+        return {"2": "256", "3": "truecolor"}.get(os.environ["FORCE_COLOR"].strip(), "standard")
+    return "standard" if _env_on("CLICOLOR_FORCE") else None
 
 
 def read_piped_stdin() -> str | None:
@@ -113,9 +122,10 @@ def _console(stream: IO[str], **kwargs: Any) -> Any:
     from rich.console import Console
 
     styled = use_color(stream)
+    forced = _forced_colour() if styled else None
     return Console(
         file=stream,
-        color_system="auto" if styled else None,
+        color_system=forced or ("auto" if styled else None),  # type: ignore[arg-type]
         force_terminal=True if styled else None,
         highlight=False,
         **kwargs,

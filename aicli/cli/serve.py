@@ -43,6 +43,7 @@ def serve(
     with handle_errors(debug, log_format=asked):
         from importlib.util import find_spec
 
+        from aicli import install_hint
         from aicli.config import load_config
         from aicli.errors import UsageError
 
@@ -52,7 +53,7 @@ def serve(
         if missing:
             raise UsageError(
                 f"aicli serve needs the 'serve' extra ({', '.join(missing)} not installed)",
-                "pip install 'aicli[serve]'",
+                install_hint("serve"),
             )
         from aicli.cache import require_backend_package
         from aicli.serve.runner import check_bind, run

@@ -373,12 +373,15 @@ def _warn_if_nothing_matched(results: list[CaseResult], replay: Path) -> None:
     ran = [r for r in results if r.status != "skipped"]
     missed = [r for r in ran if r.reason_kind == "api_error" and "not recorded" in r.reason]
     if ran and len(missed) == len(ran):
+        from collections import Counter
+
         from aicli.cli.output import warn
 
-        warn(
-            f"no request matched an answer in {replay}: keys include each tier's endpoint and "
-            "model, so a config or $OPENAI_BASE_URL other than the recording's changes them all"
-        )
+        # each miss says what differs from the recording; name the commonest cause, not a guess
+        causes = Counter(r.reason.partition("not recorded: ")[2] or "?" for r in missed)
+        cause, n = causes.most_common(1)[0]
+        some = "every request" if n == len(missed) else f"{n} of {len(missed)} requests"
+        warn(f"no request matched an answer in {replay}; {some}: {cause}")
 
 
 def _batch_settings(timeout: str, only: bool) -> BatchSettings:

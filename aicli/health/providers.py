@@ -99,12 +99,12 @@ async def _get_models(url: str, key: str, timeout_s: float) -> tuple[int, bytes,
 
 
 async def _fetch_models(url: str, key: str, timeout_s: float) -> tuple[int, bytes, str | None]:
-    import httpx
+    import httpx2
 
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
         async with (
-            httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as client,
+            httpx2.AsyncClient(timeout=timeout_s, follow_redirects=False) as client,
             client.stream("GET", url.rstrip("/") + "/models", headers=headers) as response,
         ):
             body = b""
@@ -113,9 +113,9 @@ async def _fetch_models(url: str, key: str, timeout_s: float) -> tuple[int, byte
                 if len(body) > _MAX_BODY:
                     break
             return response.status_code, body, None
-    except httpx.TimeoutException:
+    except httpx2.TimeoutException:
         return 0, b"", f"did not answer within {timeout_s:g} s"
-    except (httpx.HTTPError, OSError, ValueError) as exc:
+    except (httpx2.HTTPError, OSError, ValueError) as exc:
         reason = str(exc).strip() or type(exc).__name__
         return 0, b"", f"cannot be reached ({reason[:160]})"
 

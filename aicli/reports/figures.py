@@ -34,3 +34,10 @@ def pvalue(p: float | None) -> str:
     if p is None:
         return "–"
     return "<0.0001" if p < 1e-4 else f"{p:.3g}"
+
+
+def verdicts(passed: int, failed: int, errors: int, skipped: int, sep: str = " · ") -> str:
+    """`0 passed · 1 failed (incl. 1 error) · 0 skipped`: an error (no answer to judge) counts
+    as failed, as on the last line `N passed, N failed`, and the count says how many were."""
+    why = f" (incl. {errors} error{'s' if errors != 1 else ''})" if errors else ""
+    return f"{passed} passed{sep}{failed + errors} failed{why}{sep}{skipped} skipped"

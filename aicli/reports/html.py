@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aicli.reports.atomic import atomic_write
-from aicli.reports.figures import interval, ms, rate
+from aicli.reports.figures import interval, ms, rate, verdicts
 from aicli.reports.html_verdicts import baseline_section, case_table
 from aicli.reports.results import CaseResult, Summary, TierStats, cut, printable
 
@@ -22,6 +22,8 @@ _MAX_ANSWER = 20_000  # characters of an answer kept on the page
 _MAX_INPUT = 2_000  # characters of one variable or of the rendered prompt
 _SIDE_BY_SIDE = 300  # characters of each tier's answer in the comparison table
 
+_ON = "background:#1d1d1f;color:#fff;border-color:#1d1d1f"  # the chosen filter's label
+_FOCUS = "outline:2px solid #0b57d0;outline-offset:1px"  # keyboard focus on a hidden radio
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1d1d1f}
 h1{font-size:1.5rem;margin:0 0 .2rem}h2{font-size:1.15rem;margin:1.6rem 0 .5rem}
@@ -37,7 +39,9 @@ border:1px solid currentColor}
 pre{background:#f6f8fa;padding:.6rem;overflow:auto;white-space:pre-wrap;word-break:break-word;
 max-height:30rem;margin:.2rem 0}ul.asserts{margin:.3rem 0;padding-left:1.2rem}.muted{color:#666}
 summary{cursor:pointer}.warn{background:#fff4e5;border:1px solid #f0b429;padding:.5rem .8rem}
-.filters{margin:.3rem 0}input.f{margin-left:.8rem}label{margin-right:.2rem}
+.filters{margin:.3rem 0;line-height:2}.filters b{margin:0 .4rem 0 .8rem}
+.filters label{border:1px solid #bbb;border-radius:.8rem;padding:.1rem .6rem;margin-right:.2rem;
+cursor:pointer}input.f{position:absolute;opacity:0;pointer-events:none}
 .inputs td:first-child{font-family:ui-monospace,monospace;white-space:nowrap}
 .cmp td{max-width:28rem}.cmp pre{max-height:10rem}
 """
@@ -174,32 +178,25 @@ class HtmlWriter:
 
     @staticmethod
     def _tiers(tiers: list[TierStats]) -> str:
+        recorded = any(t.recorded_cost_usd is not None for t in tiers)
         head = _row(
             [
-                *("tier", "pass rate", "95% CI", "passed", "failed", "errors", "skipped", "cost"),
+                *("tier", "pass rate", "95% CI", "passed", "failed", "incl. errors", "skipped"),
+                "cost",
+                *["recorded cost"] * recorded,
                 *("mean latency", "p95 latency", "tokens", "cache hits"),
             ],
             "th",
         )
-        rows = "".join(
-            _row(
-                [
-                    escape(t.tier),
-                    rate(t.pass_rate),
-                    interval(t.tally.interval) if t.tally.runs else "–",
-                    str(t.passed),
-                    str(t.failed),
-                    str(t.errors),
-                    str(t.skipped),
-                    f"${t.cost_usd:.6f}",
-                    ms(t.mean_latency_ms, grouped=False),
-                    ms(t.p95_latency_ms, grouped=False),
-                    str(t.tokens),
-                    str(t.cache_hits),
-                ]
-            )
-            for t in tiers
-        )
+        rows = ""
+        for t in tiers:
+            ci = interval(t.tally.interval) if t.tally.runs else "–"
+            rows += _row([
+                escape(t.tier), rate(t.pass_rate), ci, str(t.passed), str(t.failed + t.errors),
+                str(t.errors), str(t.skipped), f"${t.cost_usd:.6f}",
+                *[_money(t.recorded_cost_usd)] * recorded, ms(t.mean_latency_ms, grouped=False),
+                ms(t.p95_latency_ms, grouped=False), str(t.tokens), str(t.cache_hits),
+            ])  # fmt: skip
         return f"<table>{head}{rows}</table>"
 
     def _side_by_side(self, tiers: list[str], classes: dict[tuple[str, str], str]) -> str:
@@ -244,29 +241,31 @@ class HtmlWriter:
         )
 
     def _filters(self, suites: list[str], tiers: list[str]) -> tuple[str, str]:
-        """Radio buttons (siblings of <main>) and the CSS rules that make them filter."""
-        css = ["#f-failed:checked~main .good{display:none}"]
-        html = [
-            "<p class='filters'><b>Show</b>",
-            "<input class='f' type='radio' name='f-st' id='f-failed' checked>"
-            "<label for='f-failed'>failed</label>",
-            "<input class='f' type='radio' name='f-st' id='f-all'><label for='f-all'>all</label>",
+        """The filter radios and the CSS rules that make them filter. `~` only reaches later
+        siblings, so the inputs stand right before the labels' paragraph and <main>, as
+        children of <body>; the labels (anywhere, by `for=`) show and switch them."""
+        groups: list[tuple[str, str, list[tuple[str, str]]]] = [
+            ("Show", "f-st", [("f-failed", "failed"), ("f-all", "all")]),
         ]
         for group, names, prefix in (("suite", suites, "s"), ("tier", tiers, "t")):
-            html.append(f"<br><b>{group}</b>")
-            html.append(
-                f"<input class='f' type='radio' name='f-{prefix}' id='f-{prefix}-all' checked>"
-                f"<label for='f-{prefix}-all'>all</label>"
-            )
-            for i, name in enumerate(names):
-                ident = f"f-{prefix}{i}"
-                html.append(
-                    f"<input class='f' type='radio' name='f-{prefix}' id='{ident}'>"
-                    f"<label for='{ident}'>{escape(name)}</label>"
-                )
-                css.append(f"#{ident}:checked~main .case:not(.{prefix}{i}){{display:none}}")
-        html.append("</p>")
-        return "".join(html), "\n".join(css)
+            choices = [(f"f-{prefix}-all", "all")]
+            choices += [(f"f-{prefix}{i}", name) for i, name in enumerate(names)]
+            groups.append((group, f"f-{prefix}", choices))
+        css = ["#f-failed:checked~main .good{display:none}"]
+        inputs, labels = [], ["<p class='filters'>"]
+        for n, (title, name, choices) in enumerate(groups):
+            labels.append(f"{'<br>' if n else ''}<b>{title}</b>")
+            for i, (ident, text) in enumerate(choices):
+                checked = " checked" if i == 0 else ""
+                inputs.append(f"<input class='f' type='radio' name='{name}' id='{ident}'{checked}>")
+                labels.append(f"<label for='{ident}'>{escape(text)}</label>")
+                css.append(f"#{ident}:checked~.filters label[for={ident}]{{{_ON}}}")
+                css.append(f"#{ident}:focus-visible~.filters label[for={ident}]{{{_FOCUS}}}")
+                if name != "f-st" and i:
+                    cls = ident.removeprefix("f-")
+                    css.append(f"#{ident}:checked~main .case:not(.{cls}){{display:none}}")
+        labels.append("</p>")
+        return "".join(inputs) + "".join(labels), "\n".join(css)
 
     def render(self, summary: Summary) -> str:
         s = summary
@@ -293,19 +292,18 @@ class HtmlWriter:
         if s.interrupted:
             parts.append("<p class='warn'>The run was interrupted: this report is partial.</p>")
         duration = f"{s.duration_s:.1f} s" if s.duration_s is not None else "–"
+        replayed = s.recorded_cost_usd is not None
         parts += [
             "<h2>Summary</h2><table>",
             _row(["result", f"<span class='{status}'>{status}</span>"]),
             _row(["cases run", str(s.total)]),
-            _row(["passed", str(s.passed)]),
-            _row(["failed", str(s.failed)]),
-            _row(["errors", str(s.errors)]),
-            _row(["skipped", str(s.skipped)]),
+            _row(["verdicts", verdicts(s.passed, s.failed, s.errors, s.skipped)]),
             _row(["pass rate", rate(s.pass_rate)]),
             _row(["95% CI", interval(s.tally.interval) if s.tally.runs else "–"]),
             _row(["flaky cases", str(len(s.flaky))]),
             _row(["cost", f"${s.cost_usd:.6f}"]),
-            _row(["batch saved", f"${s.batch_saved_usd:.6f}"]),
+            *[_row(["batch saved", f"${s.batch_saved_usd:.6f}"])] * bool(s.batch_saved_usd),
+            *[_row(["recorded cost", _money(s.recorded_cost_usd)])] * replayed,
             _row(["tokens", str(s.usage.total_tokens)]),
             _row(["cache hits", str(s.cache_hits)]),
             _row(["duration", duration]),
@@ -361,6 +359,10 @@ class HtmlWriter:
 
     def abort(self) -> None:
         self._items.clear()
+
+
+def _money(x: float | None) -> str:
+    return "–" if x is None else f"${x:.6f}"
 
 
 def _as_text(value: Any) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aicli.reports.atomic import atomic_write
-from aicli.reports.figures import interval, kn, ms, pvalue, rate, signed
+from aicli.reports.figures import interval, kn, ms, pvalue, rate, signed, verdicts
 from aicli.reports.results import (
     BaselineDiff,
     CaseChange,
@@ -124,9 +124,12 @@ class MarkdownWriter:
         icon = "❌" if bad else "✅"
         head = [MARKER, f"## {icon} aicli test-prompts: {s.passed} passed, {bad} failed", ""]
         totals = (
-            f"**{s.total} results** · {s.passed} passed · {s.failed} failed · {s.errors} errors"
-            f" · {s.skipped} skipped · pass rate {rate(s.pass_rate)} · cost ${s.cost_usd:.4f}"
+            f"**{s.total} result{'s' if s.total != 1 else ''}** · "
+            f"{verdicts(s.passed, s.failed, s.errors, s.skipped)} · pass rate {rate(s.pass_rate)}"
+            f" · cost ${s.cost_usd:.4f}"
         )
+        if s.recorded_cost_usd is not None:
+            totals += f" (recorded cost ${s.recorded_cost_usd:.4f})"
         if s.batch_saved_usd:
             totals += f" · batch saved ${s.batch_saved_usd:.4f}"
         if s.duration_s is not None:
@@ -202,28 +205,18 @@ class MarkdownWriter:
 
     @staticmethod
     def _tiers(tiers: list[TierStats]) -> list[str]:
-        lines = [
-            _row(
-                [
-                    "tier",
-                    "pass rate",
-                    "95% CI",
-                    "passed",
-                    "failed",
-                    "errors",
-                    "skipped",
-                    "cost",
-                    "p95 latency",
-                ]
-            ),
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
+        recorded = any(t.recorded_cost_usd is not None for t in tiers)
+        head = ["tier", "pass rate", "95% CI", "passed", "failed", "incl. errors", "skipped"]
+        head += ["cost"] + ["recorded cost"] * recorded + ["p95 latency"]
+        lines = [_row(head), "|---" + "|---:" * (len(head) - 1) + "|"]
         for t in tiers:
             ci = interval(t.tally.interval) if t.tally.runs else "–"
+            then = ["–" if t.recorded_cost_usd is None else f"${t.recorded_cost_usd:.4f}"]
             lines.append(
                 _row([
-                    escape(t.tier), rate(t.pass_rate), ci, str(t.passed), str(t.failed),
-                    str(t.errors), str(t.skipped), f"${t.cost_usd:.4f}", ms(t.p95_latency_ms),
+                    escape(t.tier), rate(t.pass_rate), ci, str(t.passed), str(t.failed + t.errors),
+                    str(t.errors), str(t.skipped), f"${t.cost_usd:.4f}", *then * recorded,
+                    ms(t.p95_latency_ms),
                 ])
             )  # fmt: skip
         return lines
@@ -232,7 +225,7 @@ class MarkdownWriter:
     def _baseline(diff: BaselineDiff) -> list[str]:
         counts = " · ".join(f"{n} {name}" for name, n in diff.counts().items())
         lines = [
-            f"### Compared with {escape(Path(diff.source).name)}",
+            f"### Compared with {escape(diff.source)}",  # the path as given, as the terminal says
             "",
             counts,
             "",

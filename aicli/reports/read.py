@@ -80,20 +80,27 @@ def read_report(path: Path) -> Report:
 
 def merge_reports(reports: list[Report]) -> list[CaseResult]:
     """All results, refusing the same case+tier+repeat in two reports (shards must not overlap)."""
-    seen: dict[tuple[str, str, str, int], Path] = {}
+    seen: dict[tuple[str, str, str, int], tuple[int, Path]] = {}
     merged: list[CaseResult] = []
-    for rep in reports:
+    for n, rep in enumerate(reports, start=1):
         for r in rep.results:
             first = seen.get(r.key)
             if first is not None:
                 what = f"{r.case_id} [{r.tier}] run {r.repeat_index + 1}"
-                where = f"{first} and {rep.path} both hold" if first != rep.path else (
-                    f"{first} holds twice"  # the same file given twice, or a doctored one
-                )  # fmt: skip
-                raise UsageError(
-                    f"{where} {what}", "merge the reports of one run's shards, each given once"
-                )
-            seen[r.key] = rep.path
+                m, path = first
+                if m == n:  # one file with a result twice: doctored or hand-edited
+                    where, hint = f"{path} holds twice", "each run may appear once in a report"
+                elif path == rep.path:
+                    where = f"{path} (report {m}) and {rep.path} (report {n}) are the same file:"
+                    where += " both hold"
+                    hint = "give each shard's report once"
+                else:
+                    where, hint = (
+                        f"{path} and {rep.path} both hold",
+                        ("merge the reports of one run's shards, each given once"),
+                    )
+                raise UsageError(f"{where} {what}", hint)
+            seen[r.key] = (n, rep.path)
             merged.append(r)
     return merged
 
@@ -154,6 +161,7 @@ def result_from_dict(d: Any) -> CaseResult:
     except (KeyError, TypeError):
         template = None
     answered = _get(d, "answered_tier", str, "")
+    recorded = _get(d, "recorded_cost_usd", (int, float))
     return CaseResult(
         suite=d["suite"],
         case=d["case"],
@@ -177,4 +185,5 @@ def result_from_dict(d: Any) -> CaseResult:
         fallback_used=_get(d, "fallback_used", bool, False),
         answered_tier="" if answered == d["tier"] else answered,
         prompt=_get(d, "prompt", str, ""),
+        recorded_cost_usd=None if recorded is None else float(recorded),
     )

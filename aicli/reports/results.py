@@ -120,6 +120,7 @@ class CaseResult:
     fallback_used: bool = False
     answered_tier: str = ""  # the tier that answered, when fallback moved on from `tier`
     prompt: str = ""  # the rendered prompt's last user message, for reviewers
+    recorded_cost_usd: float | None = None  # --replay: the recorded answer's cost then
 
     @property
     def case_id(self) -> str:
@@ -170,6 +171,11 @@ class CaseResult:
             "tokens_used": self.usage.total_tokens,
             "cost_usd": round(self.cost_usd, 8),
             "batch_saved_usd": round(self.batch_saved_usd, 8),
+            **(
+                {"recorded_cost_usd": round(self.recorded_cost_usd, 8)}
+                if self.recorded_cost_usd is not None
+                else {}
+            ),
             "cached": self.cached,
             "model_used": self.model_used,
             "fallback_used": self.fallback_used,
@@ -190,6 +196,7 @@ class TierStats:
     skipped: int = 0
     cost_usd: float = 0.0
     batch_saved_usd: float = 0.0
+    recorded_cost_usd: float | None = None  # replayed runs: what their answers cost when recorded
     tokens: int = 0
     cache_hits: int = 0
     mean_latency_ms: float | None = None  # over runs that produced an answer
@@ -212,6 +219,10 @@ class TierStats:
         d["ci95"] = list(self.tally.interval)
         d["cost_usd"] = round(self.cost_usd, 8)
         d["batch_saved_usd"] = round(self.batch_saved_usd, 8)
+        if self.recorded_cost_usd is None:
+            del d["recorded_cost_usd"]
+        else:
+            d["recorded_cost_usd"] = round(self.recorded_cost_usd, 8)
         for k in ("mean_latency_ms", "p95_latency_ms"):
             d[k] = None if d[k] is None else round(d[k], 1)
         return d
@@ -275,6 +286,7 @@ class Summary:
     skipped: int = 0
     cost_usd: float = 0.0
     batch_saved_usd: float = 0.0
+    recorded_cost_usd: float | None = None  # replayed runs: what their answers cost when recorded
     usage: Usage = field(default_factory=Usage)
     cache_hits: int = 0
     duration_s: float | None = None
@@ -317,6 +329,11 @@ class Summary:
             "pass_rate": round(self.pass_rate, 4),
             "cost_usd": round(self.cost_usd, 8),
             "batch_saved_usd": round(self.batch_saved_usd, 8),
+            **(
+                {"recorded_cost_usd": round(self.recorded_cost_usd, 8)}
+                if self.recorded_cost_usd is not None
+                else {}
+            ),
             "usage": asdict(self.usage),
             "tokens_used": self.usage.total_tokens,
             "cache_hits": self.cache_hits,

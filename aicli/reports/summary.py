@@ -41,6 +41,8 @@ class SummaryBuilder:
             stats.cost_usd += r.cost_usd
             stats.batch_saved_usd += r.batch_saved_usd
             stats.cache_hits += int(r.cached)
+            if r.recorded_cost_usd is not None:
+                stats.recorded_cost_usd = (stats.recorded_cost_usd or 0.0) + r.recorded_cost_usd
         s.usage = Usage(
             s.usage.prompt_tokens + r.usage.prompt_tokens,
             s.usage.completion_tokens + r.usage.completion_tokens,
@@ -89,6 +91,7 @@ class SummaryBuilder:
             skipped=s.skipped,
             cost_usd=s.cost_usd,
             batch_saved_usd=s.batch_saved_usd,
+            recorded_cost_usd=s.recorded_cost_usd,
             usage=s.usage,
             cache_hits=s.cache_hits,
             duration_s=duration_s,

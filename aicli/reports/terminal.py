@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from aicli.reports.figures import interval, kn, ms, pvalue, rate, signed
+from aicli.reports.figures import interval, kn, ms, pvalue, rate, signed, verdicts
 from aicli.reports.results import BaselineDiff, CaseResult, CaseStats, Summary, printable
 
 _STYLE = {"passed": "green", "failed": "red", "error": "bold red", "skipped": "dim"}
@@ -94,9 +94,12 @@ def _tier_table(summary: Summary, width: int) -> Table:
         box=box.HEAVY_HEAD if wide else box.SIMPLE_HEAD,
     )
     table.add_column("tier", no_wrap=True)
-    cols = ["pass rate", "95% CI", "passed", "failed", "errors", "cost", "mean latency"]
+    # "failed" counts errors too, as the last line does; "incl. errors" says how many were
+    recorded = any(t.recorded_cost_usd is not None for t in summary.tiers)
+    costs = ["cost", "recorded cost"] if recorded else ["cost"]
+    cols = ["pass rate", "95% CI", "passed", "failed", "incl. errors", *costs, "mean latency"]
     cols += ["p95 latency", "tokens", "cache hits"]
-    narrow = ["pass rate", "95% CI", "passed", "failed", "errors", "cost", "p95 latency"]
+    narrow = ["pass rate", "95% CI", "passed", "failed", "incl. errors", *costs, "p95 latency"]
     shown = cols if wide else narrow
     for col in shown:
         table.add_column(col, justify="right", no_wrap=True)
@@ -105,9 +108,10 @@ def _tier_table(summary: Summary, width: int) -> Table:
             "pass rate": rate(t.pass_rate),
             "95% CI": interval(t.tally.interval) if t.tally.runs else "–",
             "passed": str(t.passed),
-            "failed": str(t.failed),
-            "errors": str(t.errors),
+            "failed": str(t.failed + t.errors),
+            "incl. errors": str(t.errors),
             "cost": f"${t.cost_usd:.6f}",
+            "recorded cost": "–" if t.recorded_cost_usd is None else f"${t.recorded_cost_usd:.6f}",
             "mean latency": ms(t.mean_latency_ms),
             "p95 latency": ms(t.p95_latency_ms),
             "tokens": f"{t.tokens:,}",
@@ -202,11 +206,14 @@ def render_terminal(
     console.print()
     s = summary
     line = (
-        f"{s.total} results · {s.passed} passed · {s.failed} failed · {s.errors} errors · "
-        f"{s.skipped} skipped · pass rate {rate(s.pass_rate)}"
+        f"{s.total} result{'s' if s.total != 1 else ''} · "
+        f"{verdicts(s.passed, s.failed, s.errors, s.skipped)} · pass rate {rate(s.pass_rate)}"
     )
     console.print(Text(line))
-    extra = f"cost ${s.cost_usd:.6f} · {s.usage.total_tokens:,} tokens · {s.cache_hits} cache hits"
+    extra = f"cost ${s.cost_usd:.6f}"
+    if s.recorded_cost_usd is not None:  # a replay spends nothing; the recording's cost compares
+        extra += f" (recorded cost ${s.recorded_cost_usd:.6f})"
+    extra += f" · {s.usage.total_tokens:,} tokens · {s.cache_hits} cache hits"
     if s.batch_saved_usd:
         extra += f" · batch saved ${s.batch_saved_usd:.6f}"
     if s.duration_s is not None:

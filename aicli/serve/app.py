@@ -36,7 +36,7 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
     # interval a busy event loop makes every cache call wait for it (a convoy at 64 clients).
     sys.setswitchinterval(0.0005)
     logging.getLogger("aicli.serve").setLevel(logging.INFO)
-    metrics = Metrics()
+    metrics = Metrics(list(cfg.tiers))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

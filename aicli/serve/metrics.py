@@ -9,6 +9,7 @@ token or request id.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -30,6 +31,18 @@ def _multiproc_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+FAILURE_KINDS = (
+    "timeout",
+    "connection",
+    "malformed",
+    "rate_limited",
+    "auth",
+    "server_error",
+    "client_error",
+)  # every value failure_kind gives: the `kind` label of aicli_provider_errors_total
+MODEL_ENDPOINTS = ("generate", "chat")  # the endpoints a tier answers (the `endpoint` label)
+
+
 def failure_kind(failure: ProviderFailure) -> str:
     status = failure.status
     if status is None:
@@ -44,9 +57,13 @@ def failure_kind(failure: ProviderFailure) -> str:
 
 
 class Metrics:
-    """The metric objects of one app; `render()` is the /metrics body."""
+    """The metric objects of one app; `render()` is the /metrics body.
 
-    def __init__(self) -> None:
+    Every family, and each label set the config makes known (its tiers, the model endpoints,
+    the error kinds), starts at zero: a dashboard or alert on `aicli_fallbacks_total` sees 0,
+    not "no data", until the first fallback."""
+
+    def __init__(self, tiers: Sequence[str] = ()) -> None:
         shared = _multiproc_dir() is not None
         # Multiprocess values live in files, not in a registry; else one registry per app.
         self._own: CollectorRegistry | None = None if shared else CollectorRegistry()
@@ -92,6 +109,23 @@ class Metrics:
             registry=reg,
             multiprocess_mode="livesum",
         )
+        self._start_at_zero(list(tiers))
+
+    def _start_at_zero(self, tiers: list[str]) -> None:
+        """Create each known series (a labelled family has no sample before its first child;
+        in multiprocess mode the child's zero is written to this worker's file)."""
+        for tier in tiers:
+            for counter in (self.cache_hits, self.cache_misses, self.cost, self.fallbacks):
+                counter.labels(tier)
+            for kind in ("prompt", "completion"):
+                self.tokens.labels(tier, kind)
+            for kind in FAILURE_KINDS:
+                self.provider_errors.labels(tier, kind)
+            for endpoint in MODEL_ENDPOINTS:
+                self.requests.labels(endpoint, tier, "200")
+        for endpoint in MODEL_ENDPOINTS:
+            for cached in ("true", "false"):
+                self.duration.labels(endpoint, cached)
 
     def answered(self, tier: str, result: Result) -> None:
         """Count one model answer; `tier` is the tier requested."""

@@ -376,13 +376,15 @@ class Runner:
             for a in reversed(case.asserts)
             if a.base_type == "llm-rubric"
         }
-        spent = [0.0, 0.0]  # grading: cost, batch savings
+        # grading: spent now, what replayed grader answers cost when recorded, batch savings
+        spent = [0.0, 0.0, 0.0]
 
         async def grade(rubric: str, output: str) -> tuple[bool, float, str]:
             tier = graders.get(rubric) or self.opts.grader or self.cfg.default_tier
             answer = await self.engine.run(grader_request(rubric, output, tier, self.opts))
             spent[0] += answer.cost_usd
-            spent[1] += answer.batch_saved_usd
+            spent[1] += answer.recorded_cost_usd or 0.0
+            spent[2] += answer.batch_saved_usd
             return parse_grader_answer(answer.content)
 
         r = self._base(job)
@@ -404,8 +406,13 @@ class Runner:
         except AicliError as exc:
             return self._abort(job, exc)
         r.cost_usd = result.cost_usd + spent[0]  # what this run spent, grading included
-        r.batch_saved_usd = result.batch_saved_usd + spent[1]
+        r.batch_saved_usd = result.batch_saved_usd + spent[2]
+        if result.recorded_cost_usd is not None:
+            r.recorded_cost_usd = result.recorded_cost_usd + spent[1]
         r.assertions = [a.record() for a in checked]
+        for record, got in zip(r.assertions, checked, strict=True):
+            if got.assertion.base_type == "llm-rubric":  # the tier that judged, default or not
+                record.grader = graders.get(got.assertion.value) or record.grader
         if r.status in ("error", "skipped"):
             return r
         passed, r.score = case_verdict(checked, case.threshold)

@@ -103,12 +103,22 @@ def _short(value: Any) -> str:
     return r.repr(value)
 
 
+# jsonschema's own message already states these rules' values ("21 is greater than the maximum
+# of 20"): repeating them as "(maximum: 20)" would say it twice.
+_SELF_STATED = frozenset(
+    {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "type", "enum"}
+    | {"const", "pattern"}
+)
+
+
 def _describe(name: str, error: Any) -> str:
     """`variable 'text': '' is too short (minLength: 1)`, with long values cut short."""
     path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
     message = error.message
     if len(message) > 160:
         message = f"{_short(error.instance)} is not valid"
+    elif error.validator in _SELF_STATED:
+        return f"variable '{name}{path}': {message}"
     rule = json.dumps(error.validator_value, ensure_ascii=False)
     if len(rule) > 80:
         rule = rule[:77] + "..."
