@@ -209,11 +209,14 @@ def test_the_tier_table(page: Any) -> None:
         [c.inner_text() for c in row.locator("th, td").all()] for row in table.locator("tr").all()
     ]
     head = rows[0]
-    assert head[:6] == ["tier", "pass rate", "passed", "failed", "incl. errors", "skipped"]
+    assert head[:7] == [
+        "tier", "pass rate", "95% CI", "passed", "failed", "incl. errors", "skipped"
+    ]  # fmt: skip
     by_tier = {r[0]: dict(zip(head, r, strict=True)) for r in rows[1:]}
     assert set(by_tier) == {"echo", "echo2"}
     for tier in by_tier.values():
         assert (tier["passed"], tier["failed"], tier["pass rate"]) == ("2", "3", "40.0%")
+        assert tier["95% CI"] == "11.8–76.9%"  # Wilson, 2 of 5
 
 
 def test_a_long_answer_stays_inside_the_page(page: Any) -> None:
