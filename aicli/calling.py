@@ -63,7 +63,9 @@ class TierCaller:
         self.limiters = TierLimiters()
         # At most `concurrency` calls in flight per tier, fewer while the provider answers 429.
         self.concurrency = TierConcurrency(concurrency)
-        self.cooldowns = Cooldowns()
+        self.cooldowns = Cooldowns(
+            cfg.cooldown.failures, cfg.cooldown.seconds, cfg.cooldown.probe_seconds
+        )
         # Providers by config name; pass some in to answer from elsewhere (recording scripts).
         self._providers: dict[str, Provider] = dict(providers or {})
         self._unpriced: set[str] = set()  # tiers already warned about: no price, budget blind
@@ -161,6 +163,7 @@ class TierCaller:
             if not answer.content.strip():  # paid for, but nothing to use: the next tier may be
                 raise ProviderFailure(
                     f"tier '{plan.name}' returned an empty answer",
+                    kind="empty",
                     retryable=not (on_delta and answer.content),  # printed: no second answer
                     attempts=answer.attempts,
                 )
@@ -169,9 +172,10 @@ class TierCaller:
             outcome.last_error = failure.message
             if outcome.observer is not None:
                 outcome.observer.failed(plan.name, failure)
+            # Counted only when it says the provider is unwell (failure.provider_unhealthy).
+            self.cooldowns.failed(plan.name, failure)
             if not failure.retryable:
                 raise NoAnswerError(failure.message, failure.hint) from None
-            self.cooldowns.failed(plan.name)
             log.info(
                 "tier '%s' failed: %s", plan.name, failure.message,
                 extra={"event": "tier.failed", "tier": plan.name, "status": failure.status},

@@ -126,6 +126,15 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CooldownConfig:
+    """`cooldown`: when a tier that keeps failing is skipped, and how soon it is tried again."""
+
+    failures: Annotated[int, Limit(gt=0, le=1000)] = 3
+    seconds: Annotated[float, Limit(ge=0, le=86_400)] = 30.0
+    probe_seconds: Annotated[float, Limit(gt=0, le=86_400)] | None = 2.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class ServeConfig:
     """`aicli serve`: who gets in, limits, the daily budget, how long a stop may take."""
 
@@ -148,6 +157,7 @@ class _File:
     cache: CacheConfig = field(default_factory=CacheConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    cooldown: CooldownConfig = field(default_factory=CooldownConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
 
 
@@ -165,6 +175,7 @@ class Config:
         self.cache = data.cache
         self.redact = data.redact
         self.budget = data.budget
+        self.cooldown = data.cooldown
         self.serve = data.serve
         inherited = dataclasses.asdict(data.defaults)
         self.tiers: dict[str, TierConfig] = {

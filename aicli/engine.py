@@ -200,7 +200,7 @@ class Engine:
                 outcome.stale = (plan, entry)
             if request.cache_mode == "only":
                 continue
-            if self.calls.cooldowns.cooling(plan.name):
+            if not self.calls.cooldowns.admit(plan.name):  # cooling, and no probe due
                 outcome.tried.append(plan.name)
                 outcome.last_error = f"tier '{plan.name}' skipped: it failed repeatedly just now"
                 continue

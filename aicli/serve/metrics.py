@@ -32,10 +32,8 @@ def _multiproc_dir() -> str | None:
 
 def failure_kind(failure: ProviderFailure) -> str:
     status = failure.status
-    if status is None:
-        if "timed out" in failure.message:
-            return "timeout"
-        return "malformed" if "malformed" in failure.message else "connection"
+    if failure.kind != "status" or status is None:
+        return failure.kind  # connection, timeout, malformed, empty, schema
     if status == 429:
         return "rate_limited"
     if status in (401, 403):
