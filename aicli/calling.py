@@ -198,10 +198,11 @@ class TierCaller:
         self.cooldowns.succeeded(plan.name)
         if restorer is not None and on_delta is not None:
             on_delta(restorer.flush())
-        if request.schema is not None:
+        if request.schema is not None:  # a request's schema and answer: off the event loop
+            from aicli import offload
             from aicli.jsontext import check_answer_schema
 
-            check_answer_schema(request.schema, answer.content, plan.name)
+            await offload.run(check_answer_schema, request.schema, answer.content, plan.name)
         now = time.time()
         return CacheEntry(
             content=answer.content,

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from aicli import offload
 from aicli.errors import AicliError
 from aicli.serve.answering import Answering, answer, answer_headers, cap_max_tokens
 from aicli.serve.deps import ServeState, state_of
@@ -136,7 +137,8 @@ async def models(http: Request) -> dict[str, Any]:
 async def chat_completions(body: ChatBody, http: Request) -> JSONResponse | StreamingResponse:
     state = state_of(http)
     request_id: str = http.state.request_id
-    request = _build(state, body, request_id)
+    # Off the event loop: checking a caller's JSON Schema takes as long as the schema makes it.
+    request = await offload.run(_build, state, body, request_id)
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         return await _stream(http, state, request, include_usage)
