@@ -212,7 +212,9 @@ def test_settings_reach_the_breaker(tmp_path: Path) -> None:
     from aicli.config import load_config
 
     path = tmp_path / "aicli.yaml"
-    path.write_text(yaml.safe_dump({"cooldown": {"failures": 5, "seconds": 9, "probe_seconds": None}}))
+    path.write_text(
+        yaml.safe_dump({"cooldown": {"failures": 5, "seconds": 9, "probe_seconds": None}})
+    )
     caller = TierCaller(load_config(str(path)), None, 4)
     cool = caller.cooldowns
     assert (cool.threshold, cool.seconds, cool.probe_seconds) == (5, 9, None)
