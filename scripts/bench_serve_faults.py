@@ -62,6 +62,7 @@ class Sample:
     end: float | None  # None: hung
     outcome: str  # "200", another status, or an exception's name
     tier: str = ""
+    port: int = 0
 
 
 @dataclass
@@ -134,7 +135,7 @@ async def load(
                     await asyncio.sleep(0.05)
                     continue
             prompt = random.choice(pool) if random.random() < 0.5 else uuid.uuid4().hex
-            sample = Sample(time.monotonic(), None, "hung")
+            sample = Sample(time.monotonic(), None, "hung", port=port)
             phase.samples.append(sample)
             try:
                 status, keep, headers = await asyncio.wait_for(
@@ -173,7 +174,8 @@ async def with_fault(
     lasts: float,
     after: float,
 ) -> None:
-    """Load for 2 s, then the fault for `lasts` s, then `after` s more."""
+    """Load for 2 s, then the fault for `lasts` s, then `after` s more. A fault with no end
+    (lasts 0) counts as lasting until the load ends."""
     seconds = 2 + lasts + after
     task = asyncio.create_task(load(phase, ports, args.fault_clients, seconds, args.hang_after))
     await asyncio.sleep(2)
@@ -183,6 +185,8 @@ async def with_fault(
     await end()
     phase.fault = (began, time.monotonic())
     await task
+    if lasts == 0:
+        phase.fault = (began, time.monotonic())
 
 
 class Redis:
@@ -355,3 +359,10 @@ async def _phases(
 
     await with_fault(d, both, args, term, nothing, 0, 8)
     print(d.report())
+    stopped = d.fault[0]
+    late = [s for s in d.samples if s.port == both[0] and s.start > stopped + 0.05]
+    cut = [s for s in late if s.outcome != "200"]
+    print(
+        f"     sent to the stopping replica more than 50 ms after its SIGTERM: {len(late)}"
+        f" ({len(cut)} not answered); it exited with {victim.poll()}"
+    )

@@ -10,6 +10,7 @@ answer. /health reports this state: what the worker does, not whether a ping ans
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -100,7 +101,8 @@ class Outage:
             self._wait = min(self._wait * 2, self.retry_after_s or 0.0)
             return
         self._nudge = asyncio.Event()
-        self._revival = loop.create_task(self._revive(self._nudge))
+        # A context of its own: the probe is no request's (its log lines carry no request id).
+        self._revival = contextvars.Context().run(loop.create_task, self._revive(self._nudge))
 
     async def _revive(self, nudge: asyncio.Event) -> None:
         """Try the backend after each wait (doubling up to retry_after_s) until it answers."""

@@ -179,10 +179,7 @@ class ResponseCache:
         """Store entry under key (replacing any older one). An empty answer is never cached."""
         if not entry.content:
             return
-        ttl_s = None
-        if self.stale_for is not None and entry.expires is not None:
-            # kept past its own expiry for stale_for seconds, as a fallback when tiers fail
-            ttl_s = max(1.0, entry.expires - time.time() + self.stale_for)
+        ttl_s = self.kept_for(entry)
         text = entry.to_json()
         full = self.entry_key(key)
         await self.guarded(
@@ -191,6 +188,13 @@ class ResponseCache:
             what="could not save the answer in the cache",
             writes=True,
         )
+
+    def kept_for(self, entry: CacheEntry) -> float | None:
+        """How long the backend keeps the entry (None: until evicted or pruned): past its own
+        expiry for stale_for seconds, as a fallback when tiers fail."""
+        if self.stale_for is None or entry.expires is None:
+            return None
+        return max(1.0, entry.expires - time.time() + self.stale_for)
 
     async def single_flight(
         self,
