@@ -110,10 +110,16 @@ def _request(port: int, prompt: str) -> bytes:
 
 
 async def load(
-    phase: Phase, ports: list[int], clients: int, seconds: float, hang_after: float
+    phase: Phase,
+    ports: list[int],
+    clients: int,
+    seconds: float,
+    hang_after: float,
+    fresh: bool = False,
 ) -> None:
-    """`clients` keep-alive connections, spread over `ports`; half the prompts repeat (hits),
-    half are new (misses). A refused connection goes to the next port, as a balancer would."""
+    """`clients` keep-alive connections (fresh: a new connection per request), spread over
+    `ports`; half the prompts repeat (hits), half are new (misses). A refused connection goes
+    to the next port, as a balancer would."""
     pool = [f"a repeated question {i} {uuid.uuid4().hex[:6]}" for i in range(20)]
     deadline = time.monotonic() + seconds
 
@@ -150,7 +156,7 @@ async def load(
                 continue
             sample.end, sample.outcome = time.monotonic(), str(status)
             sample.tier = headers.get("x-aicli-tier", "")
-            if not keep:
+            if fresh or not keep:
                 conn = _close(conn)
         _close(conn)
 
@@ -173,11 +179,13 @@ async def with_fault(
     end: Callable[[], Awaitable[None]],
     lasts: float,
     after: float,
+    fresh: bool = False,
 ) -> None:
     """Load for 2 s, then the fault for `lasts` s, then `after` s more. A fault with no end
     (lasts 0) counts as lasting until the load ends."""
     seconds = 2 + lasts + after
-    task = asyncio.create_task(load(phase, ports, args.fault_clients, seconds, args.hang_after))
+    clients = args.fault_clients
+    task = asyncio.create_task(load(phase, ports, clients, seconds, args.hang_after, fresh))
     await asyncio.sleep(2)
     began = time.monotonic()
     await start()
@@ -352,12 +360,12 @@ async def _phases(
         f" primary; the last fallback answer was sent {back:.1f} s after the provider recovered"
     )
 
-    d = Phase("d: SIGTERM 1 of 2 replicas")
+    d = Phase("d: SIGTERM 1 of 2 replicas (a new connection per request)")
 
     async def term() -> None:
         victim.send_signal(signal.SIGTERM)
 
-    await with_fault(d, both, args, term, nothing, 0, 8)
+    await with_fault(d, both, args, term, nothing, 0, 8, fresh=True)
     print(d.report())
     stopped = d.fault[0]
     late = [s for s in d.samples if s.port == both[0] and s.start > stopped + 0.05]
