@@ -137,8 +137,10 @@ async def models(http: Request) -> dict[str, Any]:
 async def chat_completions(body: ChatBody, http: Request) -> JSONResponse | StreamingResponse:
     state = state_of(http)
     request_id: str = http.state.request_id
-    # Off the event loop: checking a caller's JSON Schema takes as long as the schema makes it.
-    request = await offload.run(_build, state, body, request_id)
+    if body.response_format:  # checking a caller's JSON Schema takes as long as it makes it
+        request = await offload.run(_build, state, body, request_id)
+    else:
+        request = _build(state, body, request_id)
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         return await _stream(http, state, request, include_usage)
