@@ -218,3 +218,51 @@ def test_settings_reach_the_breaker(tmp_path: Path) -> None:
     caller = TierCaller(load_config(str(path)), None, 4)
     cool = caller.cooldowns
     assert (cool.threshold, cool.seconds, cool.probe_seconds) == (5, 9, None)
+
+
+_FAILURES = [
+    ("connection", None),
+    ("timeout", None),
+    ("malformed", None),
+    ("empty", None),
+    ("schema", None),
+    *(("status", code) for code in (400, 401, 404, 408, 409, 422, 429, 500, 502, 503)),
+]
+
+
+def _events() -> Any:
+    from hypothesis import strategies as st
+
+    fail = st.tuples(st.just("fail"), st.sampled_from(_FAILURES))
+    tick = st.tuples(st.just("tick"), st.floats(0, 40, allow_nan=False))
+    return st.lists(st.one_of(fail, tick, st.just(("ok", None)), st.just(("admit", None))))
+
+
+def test_breaker_properties() -> None:
+    from hypothesis import given, settings
+
+    @settings(max_examples=300, deadline=None)
+    @given(_events())
+    def check(events: list[tuple[str, Any]]) -> None:
+        clock = Clock()
+        cool = Cooldowns(threshold=3, seconds=30, probe_seconds=2, clock=clock)
+        faults = 0
+        for op, arg in events:
+            if op == "fail":
+                fault = failure(*arg)
+                faults += fault.provider_unhealthy
+                cool.failed("t", fault)
+            elif op == "tick":
+                clock.now += arg
+            elif op == "ok":
+                cool.succeeded("t")
+            else:
+                cool.admit("t")
+        if faults < 3:  # fewer provider faults than the threshold never trip it, whatever else
+            assert cool.admit("t")
+        clock.now += 2
+        assert cool.admit("t")  # a probe (or the closed breaker) always gets through in time
+        clock.now += 30
+        assert cool.admit("t") and cool.admit("t")  # and the cooldown always ends
+
+    check()
