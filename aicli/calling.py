@@ -65,7 +65,9 @@ class TierCaller:
         self.limiters = TierLimiters()
         # At most `concurrency` calls in flight per tier, fewer while the provider answers 429.
         self.concurrency = TierConcurrency(concurrency)
-        self.cooldowns = Cooldowns()
+        self.cooldowns = Cooldowns(
+            cfg.cooldown.failures, cfg.cooldown.seconds, cfg.cooldown.probe_seconds
+        )
         # Providers by config name; pass some in to answer from elsewhere (recording scripts).
         self._providers: dict[str, Provider] = dict(providers or {})
         self._unpriced: set[str] = set()  # tiers already warned about: no price, budget blind
@@ -174,6 +176,7 @@ class TierCaller:
             if not answer.content.strip() and not answer.tool_calls:  # paid for, nothing to use
                 raise ProviderFailure(
                     f"tier '{plan.name}' returned an empty answer",
+                    kind="empty",
                     retryable=not (on_delta and answer.content),  # printed: no second answer
                     attempts=answer.attempts,
                 )
@@ -189,6 +192,8 @@ class TierCaller:
                 outcome.last_error, outcome.last_hint = failure.message, None
                 if outcome.observer is not None:
                     outcome.observer.failed(plan.name, failure)
+                # Counted only when it says the provider is unwell (failure.provider_unhealthy).
+                self.cooldowns.failed(plan.name, failure)
                 if not failure.retryable and request_refused(failure.status) and failure.status:
                     raise RejectedError(
                         failure.message, failure.hint, status=failure.status,
@@ -196,7 +201,6 @@ class TierCaller:
                     ) from None  # fmt: skip
                 if not failure.retryable:
                     raise NoAnswerError(failure.message, failure.hint) from None
-                self.cooldowns.failed(plan.name)
                 log.info(
                     "tier '%s' failed: %s", plan.name, failure.message,
                     extra={"event": "tier.failed", "tier": plan.name, "status": failure.status},
@@ -223,10 +227,13 @@ class TierCaller:
             for event in restorer.flush():
                 on_delta(event)
         if request.schema is not None and not answer.tool_calls:
+            from aicli import offload  # a request's schema and answer: off the event loop
             from aicli.jsontext import check_answer_schema
 
             try:
-                check_answer_schema(request.schema, answer.content, plan.name, _label(request))
+                await offload.run(
+                    check_answer_schema, request.schema, answer.content, plan.name, _label(request)
+                )
             except NoAnswerError as broken:
                 # The request made this answer unusable, not the provider: a failed attempt
                 # (the next tier may do better) that never trips the tier's cooldown.

@@ -176,6 +176,20 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CooldownConfig:
+    """`cooldown`: when a tier that keeps failing is skipped, and how soon it is tried again."""
+
+    failures: Annotated[int, Limit(gt=0, le=1000)] = 3
+    """Provider faults in a row that trip a tier's cooldown: connection errors, timeouts, HTTP 5xx
+    and 429 (never an empty or off-schema answer, or another 4xx: the request made those)."""
+    seconds: Annotated[float, Limit(ge=0, le=86_400)] = 30.0
+    """How long a tripped tier is skipped at most; then every call tries it again."""
+    probe_seconds: Annotated[float, Limit(gt=0, le=86_400)] | None = 2.0
+    """Meanwhile one call this often tries the tier (half-open); if it answers, the tier is back
+    at once. `null`: no probes, the tier waits out `seconds`."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ServeConfig:
     """`aicli serve`: who gets in, limits, the daily budget, how long a stop may take."""
 
@@ -213,6 +227,8 @@ class _File:
     """What is replaced before a prompt leaves."""
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     """The most one invocation may spend."""
+    cooldown: CooldownConfig = field(default_factory=CooldownConfig)
+    """When a tier whose provider keeps failing is skipped, and how it is probed to come back."""
     serve: ServeConfig = field(default_factory=ServeConfig)
     """`aicli serve` (`pip install 'aicli-prod[serve]'`)."""
 
@@ -231,6 +247,7 @@ class Config:
         self.cache = data.cache
         self.redact = data.redact
         self.budget = data.budget
+        self.cooldown = data.cooldown
         self.serve = data.serve
         inherited = dataclasses.asdict(data.defaults)
         self.tiers: dict[str, TierConfig] = {

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _UNSET: Any = object()
 DEFAULT_CONCURRENCY = 64  # per tier; `test-prompts -j N` passes its own
+LONG_TEXT = 16_384  # characters of prompt past which redaction runs off the event loop
+
+
+def _text_length(request: Request) -> int:
+    return sum(len(m.get("content") or "") for m in request.messages)
 
 
 class Engine:
@@ -184,7 +189,12 @@ class Engine:
     ) -> Result:
         self.cfg.tier(request.tier or self.cfg.default_tier)  # unknown tier: exit 2 before all else
         redactor = make_redactor(self.cfg, request)
-        plans = plan_request(self.cfg, request, redactor)
+        if redactor is not None and _text_length(request) > LONG_TEXT:
+            from aicli import offload  # a long text's redaction must not hold the event loop
+
+            plans = await offload.run(plan_request, self.cfg, request, redactor)
+        else:
+            plans = plan_request(self.cfg, request, redactor)
         if self.replay is not None:
             return self._replayed(request, plans, redactor, on_delta)
 
@@ -202,7 +212,7 @@ class Engine:
                 outcome.stale = (plan, entry)
             if request.cache_mode == "only":
                 continue
-            if self.calls.cooldowns.cooling(plan.name):
+            if not self.calls.cooldowns.admit(plan.name):  # cooling, and no probe due
                 outcome.tried.append(plan.name)
                 outcome.last_error = f"tier '{plan.name}' skipped: it failed repeatedly just now"
                 continue

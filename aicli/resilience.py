@@ -1,4 +1,4 @@
-"""Per-tier rate limits, adaptive concurrency on 429s, and cooldowns.
+"""Per-tier rate limits, adaptive concurrency on 429s, and cooldowns (a half-open breaker).
 
 Retries and backoff themselves are the openai SDK's; this decides how many calls go out at once.
 """
@@ -8,13 +8,15 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import asyncio
 
     from aiolimiter import AsyncLimiter
+
+    from aicli.providers.base import ProviderFailure
 
 log = logging.getLogger("aicli")
 
@@ -206,26 +208,94 @@ def _seconds(value: str | None) -> float | None:
 
 
 class Cooldowns:
-    """Skip a tier for a while after it failed several calls in a row (as LiteLLM's router does).
+    """A circuit breaker per tier: skip a tier for a while after it failed several calls in a
+    row (as LiteLLM's router does), letting one call through now and then to see it recover.
 
-    Within one invocation (a suite of hundreds of cases) a dead endpoint then costs its timeouts
-    a few times, not once per case.
+    Only failures that say the provider is unwell count (ProviderFailure.provider_unhealthy):
+    connection errors, timeouts, HTTP 5xx and 429. An answer the request itself made unusable
+    (empty, off-schema, a 4xx for that request) shows the provider is up, so it ends the streak
+    like a success: no caller can switch a tier off for the others.
+
+    While a tier is cooling (open), one call every `probe_seconds` is let through (half-open);
+    its success closes the breaker at once, so a short blip costs seconds of fallback, not
+    `seconds`. After `seconds` without a successful probe the tier is tried by every call again.
+    Within one invocation (a suite of hundreds of cases) a dead endpoint costs its timeouts a
+    few times, not once per case; in the service, no caller waits for a probe to finish.
     """
 
-    def __init__(self, threshold: int = 3, seconds: float = 30.0) -> None:
-        self.threshold = threshold
+    def __init__(
+        self,
+        threshold: int = 3,
+        seconds: float = 30.0,
+        probe_seconds: float | None = 2.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.threshold = max(1, threshold)
         self.seconds = seconds
+        self.probe_seconds = probe_seconds  # None: no probes, the tier waits out `seconds`
+        self._clock = clock
         self._failures: dict[str, int] = {}
-        self._until: dict[str, float] = {}
+        self._until: dict[str, float] = {}  # open until (clock)
+        self._next_probe: dict[str, float] = {}
 
     def cooling(self, tier: str) -> bool:
-        return self._until.get(tier, 0.0) > time.monotonic()
+        """Whether the tier's breaker is open (probes aside)."""
+        until = self._until.get(tier)
+        if until is None:
+            return False
+        if until <= self._clock():  # served its time: closed, with a clean slate
+            self._reset(tier)
+            return False
+        return True
 
-    def failed(self, tier: str) -> None:
+    def admit(self, tier: str) -> bool:
+        """Whether a call may go to the tier now: always while closed; while open, one call per
+        probe interval (the probe)."""
+        if not self.cooling(tier):
+            return True
+        if self.probe_seconds is None:
+            return False
+        now = self._clock()
+        if now < self._next_probe.get(tier, 0.0):
+            return False
+        self._next_probe[tier] = now + self.probe_seconds  # the next probe, not sooner
+        log.info(
+            "tier '%s' is cooling down; letting one call through to see if it is back", tier,
+            extra={"event": "tier.probe", "tier": tier},
+        )  # fmt: skip
+        return True
+
+    def failed(self, tier: str, failure: ProviderFailure | None = None) -> None:
+        """A call to the tier failed; only a provider fault counts (None: count it)."""
+        if failure is not None and not failure.provider_unhealthy:
+            self.succeeded(tier)  # the provider answered: it is up
+            return
+        now = self._clock()
         self._failures[tier] = self._failures.get(tier, 0) + 1
         if self._failures[tier] >= self.threshold:
-            self._until[tier] = time.monotonic() + self.seconds
+            if tier not in self._until:
+                log.info(
+                    "tier '%s' failed %d calls in a row; skipping it for up to %g s (probing"
+                    " every %s)", tier, self._failures[tier], self.seconds,
+                    "-" if self.probe_seconds is None else f"{self.probe_seconds:g} s",
+                    extra={"event": "tier.cooldown", "tier": tier},
+                )  # fmt: skip
+            self._until[tier] = now + self.seconds
+            if self.probe_seconds is not None:
+                self._next_probe[tier] = max(
+                    self._next_probe.get(tier, 0.0), now + self.probe_seconds
+                )
 
     def succeeded(self, tier: str) -> None:
+        if tier in self._until:
+            log.info(
+                "tier '%s' answered again; its cooldown is over", tier,
+                extra={"event": "tier.recovered", "tier": tier},
+            )  # fmt: skip
+        self._reset(tier)
+
+    def _reset(self, tier: str) -> None:
         self._failures.pop(tier, None)
         self._until.pop(tier, None)
+        self._next_probe.pop(tier, None)

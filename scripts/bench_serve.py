@@ -8,8 +8,12 @@ share the machine), failures by status. Also: the same load straight at the fake
 client count (the overhead aicli adds, and what the provider alone manages), start-up time to
 /health/live and RSS per worker.
 
+With --faults, the fault phase instead (scripts/bench_serve_faults.py): Redis killed and
+stopped, a provider blip, a replica stopped, all under load.
+
 Usage: python scripts/bench_serve.py [--duration S] [--latency S] [--workers 1,2]
        [--clients 1,16,64] [--max-requests N]
+       python scripts/bench_serve.py --faults [--fault-clients N] [--fault-workers N]
 """
 
 from __future__ import annotations
@@ -122,11 +126,11 @@ class HttpError(Exception):
     """The server's answer was not a well-formed HTTP/1.1 response."""
 
 
-async def _exchange(
+async def exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> tuple[int, bool]:
+) -> tuple[int, bool, dict[str, str]]:
     """Send one request, read its whole response: (status, whether the server keeps the
-    connection). Content-Length and chunked bodies, as a real client must."""
+    connection, the headers). Content-Length and chunked bodies, as a real client must."""
     writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -145,7 +149,7 @@ async def _exchange(
                 break
     else:
         await reader.readexactly(int(headers.get("content-length", "0")))
-    return int(parts[1]), headers.get("connection") != "close"
+    return int(parts[1]), headers.get("connection") != "close", headers
 
 
 async def load(
@@ -179,7 +183,7 @@ async def load(
             try:
                 if conn is None:
                     conn = await asyncio.open_connection(host, port)
-                status, keep = await _exchange(*conn, request)
+                status, keep, _ = await exchange(*conn, request)
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, HttpError,
                     ValueError) as exc:  # fmt: skip
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
@@ -239,7 +243,17 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1, help="fake provider latency (s)")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--clients", default="1,16,64")
+    parser.add_argument("--faults", action="store_true", help="run the fault phase instead")
+    parser.add_argument("--fault-clients", type=int, default=16)
+    parser.add_argument("--fault-workers", type=int, default=2, help="per replica")
+    parser.add_argument("--hang-after", type=float, default=30.0, help="s without an answer")
+    parser.add_argument("--keep-logs", action="store_true", help="copy the replicas' logs here")
     args = parser.parse_args()
+    if args.faults:
+        from bench_serve_faults import run_faults
+
+        run_faults(args)
+        return
     worker_counts = [int(w) for w in args.workers.split(",")]
     client_counts = [int(c) for c in args.clients.split(",")]
 

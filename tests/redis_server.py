@@ -60,6 +60,19 @@ class RedisServer:
             self.stop()
         raise RuntimeError("redis-server did not start")
 
+    def restart(self) -> RedisServer:
+        """After stop(): the same port again (empty, no persistence), so clients see the URL
+        they were given come back."""
+        assert self.proc is None and self.port, "stop() it first"
+        args = [redis_server_path(), "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
+        args += ["--loglevel", "warning", *(["--requirepass", self.password] * bool(self.password))]
+        self.proc = subprocess.Popen([*args, *self.extra], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)  # fmt: skip
+        if not self._wait_up():
+            raise RuntimeError("redis-server did not start again on its port")
+        return self
+
     def _wait_up(self) -> bool:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

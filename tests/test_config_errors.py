@@ -54,7 +54,7 @@ CASES = [
     ),
     (
         "defualt_tier: echo\n",
-        "defualt_tier: unknown key (expected one of: budget, cache, default_tier,",
+        "defualt_tier: unknown key (expected one of: budget, cache, cooldown, default_tier,",
         "aicli config show --defaults",
     ),
     (

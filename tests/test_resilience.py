@@ -52,7 +52,7 @@ def test_other_tiers_have_their_own_bucket(cli, server, make_config) -> None:
 
 
 def test_a_failing_tier_cools_down_and_is_skipped(cli, server, make_config) -> None:
-    make_config()
+    make_config(cooldown={"probe_seconds": 600})  # no probe within the run: the count is exact
     server.script("standard-model", ["503"] * 50)
     write(Path("prompts/many.test.yaml"), many_cases(8))
     result = cli("test-prompts", "-j", "1", "--no-cache")

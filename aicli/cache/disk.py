@@ -95,6 +95,10 @@ class DiskBackend:
     async def set(
         self, key: str, value: str, *, ttl_s: float | None, expires: float | None
     ) -> None:
+        if self._fits(value):
+            await self._run(ENTRIES, _write(key, value, ttl_s, expires))
+
+    def _fits(self, value: str) -> bool:
         size = len(value.encode("utf-8"))
         if size > min(MAX_VALUE_BYTES, self.size_limit_bytes):  # it could only evict itself
             log.warning(
@@ -102,14 +106,8 @@ class DiskBackend:
                 " (cache.size_limit_mb)",
                 size,
             )
-            return
-
-        def write(c: diskcache.Cache) -> None:
-            # The tag is the entry's own expiry, so prune can select on it (indexed).
-            c.set(key, value, expire=ttl_s, tag=expires)
-            evict_others(c, keep=key)
-
-        await self._run(ENTRIES, write)
+            return False
+        return True
 
     async def delete(self, key: str) -> None:
         await self._run(ENTRIES, lambda c: c.delete(key))
@@ -126,13 +124,63 @@ class DiskBackend:
             yield taken
         finally:
             if taken:
+                await self._run(COUNTERS, _release(key, token))
 
-                def release(c: diskcache.Cache) -> None:
-                    with c.transact():
-                        if c.get(key) == token:
-                            c.delete(key)
+    # ---- single-flight in two trips to the cache's thread, not four (miss latency) ---------
 
-                await self._run(COUNTERS, release)
+    async def lead(
+        self, lock_key: str, ttl_s: float, entry_key: str
+    ) -> tuple[str | None, str | None]:
+        """Try the lock and read the entry in one trip: (the lock's token when taken, else None;
+        the entry's text, or None). The entry is read after the lock is tried, so an answer its
+        previous holder stored is found."""
+        token = os.urandom(8).hex()
+
+        def take(c: diskcache.Cache) -> bool:
+            return bool(c.add(lock_key, token, expire=ttl_s))
+
+        def both() -> tuple[bool, Any]:
+            taken = self._stores.run(COUNTERS, take)
+            try:
+                return taken, self._stores.run(ENTRIES, lambda c: c.get(entry_key))
+            except BaseException:
+                if taken:
+                    self._stores.run(COUNTERS, _release(lock_key, token))
+                raise
+
+        taken, raw = await self._hop(both)
+        try:
+            text = _text(raw)
+        except ValueError:
+            text = None  # tampered: a miss; the lock holder's write replaces it
+        return (token if taken else None), text
+
+    async def finish(
+        self,
+        lock_key: str,
+        token: str,
+        entry_key: str | None = None,
+        value: str = "",
+        *,
+        ttl_s: float | None = None,
+        expires: float | None = None,
+    ) -> None:
+        """Store the entry (when given) and then release the lock, in one trip: waiters that
+        see the lock gone find the answer."""
+
+        def both() -> None:
+            try:
+                if entry_key is not None and self._fits(value):
+                    self._stores.run(ENTRIES, _write(entry_key, value, ttl_s, expires))
+            finally:
+                self._stores.run(COUNTERS, _release(lock_key, token))
+
+        await self._hop(both)
+
+    async def _hop(self, op: Callable[[], T]) -> T:
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread(), op)
 
     async def aclose(self) -> None:
         worker, self._worker = self._worker, None
@@ -226,6 +274,28 @@ def _text(value: Any) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ValueError(f"stored value is {type(value).__name__}, not JSON text")
     return value
+
+
+def _write(
+    key: str, value: str, ttl_s: float | None, expires: float | None
+) -> Callable[[diskcache.Cache], None]:
+    def write(c: diskcache.Cache) -> None:
+        # The tag is the entry's own expiry, so prune can select on it (indexed).
+        c.set(key, value, expire=ttl_s, tag=expires)
+        evict_others(c, keep=key)
+
+    return write
+
+
+def _release(key: str, token: str) -> Callable[[diskcache.Cache], None]:
+    """Delete the lock only if it still holds our token (it may have expired and been retaken)."""
+
+    def release(c: diskcache.Cache) -> None:
+        with c.transact():
+            if c.get(key) == token:
+                c.delete(key)
+
+    return release
 
 
 def _bump(deltas: Mapping[str, int], ttl_s: float | None) -> Callable[[diskcache.Cache], list[int]]:

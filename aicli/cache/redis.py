@@ -174,6 +174,11 @@ class RedisBackend:
                 with contextlib.suppress(CacheUnavailable):
                     await self._do(lambda r: r.eval(_RELEASE, 1, key, token))
 
+    async def reset(self) -> None:
+        """Drop every pooled connection (after an outage they are dead): the next command
+        connects afresh."""
+        await self.aclose()
+
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:

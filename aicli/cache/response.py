@@ -3,7 +3,7 @@
 It owns the key layout (`<namespace>:v1:entry|counter|lock:...`), the CacheEntry JSON, the
 counter names, how long an expired answer stays as a stale fallback, single-flight, and failing
 open: on the first failure it warns once, naming the location, and carries on without the cache
-(a long-running server may try again after `retry_after_s`).
+(a long-running server tries it again in the background: outage.py).
 
 A backend that can also answer without an event loop (disk) gives the `*_now` methods: the
 engine reads a CLI cache hit with them before it starts asyncio (start-up time).
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from aicli.cache.backend import CacheAdmin, CacheBackend, NowBackend
 from aicli.cache.entries import CacheEntry
 from aicli.cache.flight import Flights
+from aicli.cache.outage import Outage
 from aicli.errors import CacheError, CacheUnavailable
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class ResponseCache:
         self.prefix = f"{namespace}:v1:"
         self.stale_for = stale_for  # None: kept until pruned or evicted (disk)
         self.retry_after_s = retry_after_s  # None: once down, down for this invocation
-        self._down_until: float | None = None  # time.monotonic()
+        self.outage = Outage(backend, self.counter_key("hits"), retry_after_s)
         self._flights = Flights(self)
         # Counter deltas that arrived while a write was in flight: they go out together in the
         # next write, so a busy server makes one counter write per batch, not one per hit.
@@ -85,32 +86,19 @@ class ResponseCache:
 
     @property
     def available(self) -> bool:
-        if self._down_until is None:
-            return True
-        if time.monotonic() >= self._down_until:
-            self._down_until = None
-            return True
-        return False
+        """Whether calls use the backend now (False: they carry on without the cache)."""
+        return self.outage.available
+
+    @property
+    def retry_in_s(self) -> float | None:
+        return self.outage.retry_in_s
+
+    def retry_now(self) -> None:
+        self.outage.retry_now()
 
     def went_down(self, exc: CacheError, what: str = "") -> None:
-        """Stop using the backend (for good, or for retry_after_s) after one warning."""
-        if not self.available:  # calls in flight when it went down fail too: one warning
-            return
-        text = exc.message
-        if self.backend.location not in text:
-            text = f"the {self.backend.name} cache at {self.backend.location}: {text}"
-        later = "" if self.retry_after_s is None else f" for {self.retry_after_s:g} s"
-        hint = f" ({exc.hint})" if exc.hint else ""
-        log.warning(
-            "%s%s; carrying on without the cache%s%s",
-            f"{what}: " if what else "",
-            text,
-            later,
-            hint,
-            extra={"event": "cache.unavailable", "backend": self.backend.name},
-        )
-        wait = float("inf") if self.retry_after_s is None else self.retry_after_s
-        self._down_until = time.monotonic() + wait
+        """Stop using the backend (for good, or until a probe gets an answer) after one warning."""
+        self.outage.went_down(exc, what)
 
     async def guarded(
         self,
@@ -126,12 +114,15 @@ class ResponseCache:
         if not self.available:
             return default
         try:
-            return await op()
+            result = await op()
         except CacheError as exc:
             if not (writes or isinstance(exc, CacheUnavailable)):
                 raise
             self.went_down(exc, what)
             return default
+        if writes:
+            self.outage.wrote()
+        return result
 
     def guarded_now(
         self, op: Callable[[], T], default: T, *, what: str = "", writes: bool = False
@@ -188,10 +179,7 @@ class ResponseCache:
         """Store entry under key (replacing any older one). An empty answer is never cached."""
         if not entry.content and not entry.tool_calls:
             return
-        ttl_s = None
-        if self.stale_for is not None and entry.expires is not None:
-            # kept past its own expiry for stale_for seconds, as a fallback when tiers fail
-            ttl_s = max(1.0, entry.expires - time.time() + self.stale_for)
+        ttl_s = self.kept_for(entry)
         text = entry.to_json()
         full = self.entry_key(key)
         await self.guarded(
@@ -200,6 +188,13 @@ class ResponseCache:
             what="could not save the answer in the cache",
             writes=True,
         )
+
+    def kept_for(self, entry: CacheEntry) -> float | None:
+        """How long the backend keeps the entry (None: until evicted or pruned): past its own
+        expiry for stale_for seconds, as a fallback when tiers fail."""
+        if self.stale_for is None or entry.expires is None:
+            return None
+        return max(1.0, entry.expires - time.time() + self.stale_for)
 
     async def single_flight(
         self,
@@ -341,6 +336,7 @@ class ResponseCache:
         return await self._admin_op(lambda: self._admin.prune(self.entry_key(""), _expired))
 
     async def aclose(self) -> None:
+        await self.outage.aclose()
         await self.flush_counters()
         await self.backend.aclose()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol, cast
 
 from aicli.types import EventSink, Message, ToolCall, Usage
 
@@ -51,6 +51,14 @@ class ProviderAnswer:
     logprobs: dict[str, Any] | None = None
 
 
+# What went wrong, said by whoever saw it: "connection" (no answer at all), "timeout", "status"
+# (an HTTP error: `status` says which), "malformed" (a body that is not a chat completion),
+# "empty" (an answer with no text), "schema" (an answer that breaks the request's JSON Schema).
+# "batch": a batch run's call that a batch did not answer (yet): says nothing of the provider
+FailureKind = Literal["connection", "timeout", "status", "malformed", "empty", "schema", "batch"]
+_PROVIDER_FAULTS = frozenset({"connection", "timeout", "malformed"})
+
+
 class ProviderFailure(Exception):
     """A provider call failed. `retryable` failures let the engine fall back to the next tier."""
 
@@ -58,6 +66,7 @@ class ProviderFailure(Exception):
         self,
         message: str,
         *,
+        kind: FailureKind,
         retryable: bool,
         attempts: int,
         status: int | None = None,
@@ -70,6 +79,7 @@ class ProviderFailure(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.kind = kind
         self.retryable = retryable
         self.attempts = attempts
         self.status = status
@@ -79,6 +89,16 @@ class ProviderFailure(Exception):
         # The provider's own error (message, code, param), cleaned: what a 4xx for the request
         # tells the service's caller, without aicli's provider names or URLs.
         self.detail, self.code, self.param = detail, code, param
+
+    @property
+    def provider_unhealthy(self) -> bool:
+        """Whether this failure says the provider is unwell (so it counts toward the tier's
+        cooldown): no connection, a timeout, a broken body, HTTP 5xx, 408 or 429. An answer the
+        request itself made unusable (empty, off-schema, a 4xx for that request) says the
+        provider is up: one caller must not be able to switch a tier off for the others."""
+        if self.kind == "status":
+            return self.status is not None and (self.status >= 500 or self.status in (408, 429))
+        return self.kind in _PROVIDER_FAULTS
 
 
 def request_refused(status: int | None) -> bool:

@@ -20,6 +20,7 @@ from aicli.errors import MissingKeyError
 from aicli.providers import retries
 from aicli.providers.base import (
     DeltaSink,
+    FailureKind,
     ProviderAnswer,
     ProviderCall,
     ProviderFailure,
@@ -148,13 +149,13 @@ class OpenAIProvider:
         except openai.OpenAIError as exc:
             raise self._failure(exc, counter[0], emitted[0]) from None
         except httpx2.TimeoutException:  # raised as is while a stream is read
-            raise self._broken("timed out", None, True, counter[0], emitted[0]) from None
+            raise self._broken("timed out", None, True, counter[0], emitted[0], "timeout") from None
         except httpx2.HTTPError as exc:
             what = f"connection failed ({safe_line(exc, 120)})"
-            raise self._broken(what, None, True, counter[0], emitted[0]) from None
+            raise self._broken(what, None, True, counter[0], emitted[0], "connection") from None
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # an undecodable body
             what = f"malformed response: {safe_line(exc, 200)}"
-            raise self._broken(what, None, True, counter[0], emitted[0]) from None
+            raise self._broken(what, None, True, counter[0], emitted[0], "malformed") from None
         finally:
             _requests.reset(token)
             _observer.reset(watching)
@@ -235,6 +236,7 @@ class OpenAIProvider:
         if message is None or not isinstance(getattr(message, "content", ""), (str, type(None))):
             raise ProviderFailure(
                 f"malformed response from {self.shown_url}: no choices[0].message in the body",
+                kind="malformed",
                 retryable=True,
                 attempts=attempts,
             )
@@ -258,39 +260,46 @@ class OpenAIProvider:
             env = self.cfg.api_key_env or "the provider's api_key_env"
             return ProviderFailure(
                 f"{where} rejected the API key (401): check ${env}",
+                kind="status",
                 retryable=False,
                 attempts=attempts,
                 status=401,
                 hint=f"${env} holds the key aicli sent; make sure it is valid for {self.shown_url}",
             )
+        kind: FailureKind
         if isinstance(exc, openai.APITimeoutError):
-            what = "timed out"
-            status = None
+            what, status, kind = "timed out", None, "timeout"
         elif isinstance(exc, openai.APIConnectionError):
-            what = f"connection failed ({safe_line(exc, 120)})"
-            status = None
+            what, status, kind = f"connection failed ({safe_line(exc, 120)})", None, "connection"
         elif isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
+            status, kind = exc.status_code, "status"
             detail = safe_line(_error_message(exc), 200)  # server text: one clean line
             what = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
-            failure = self._broken(what, status, _retryable(status), attempts, emitted)
+            failure = self._broken(what, status, _retryable(status), attempts, emitted, kind)
             failure.detail = detail or None
             failure.code, failure.param = _error_field(exc, "code"), _error_field(exc, "param")
             return failure
         elif isinstance(exc, openai.APIResponseValidationError):
-            what, status = "malformed response", None
+            what, status, kind = "malformed response", None, "malformed"
         else:
-            what, status = safe_line(exc, 200), None
-        return self._broken(what, status, _retryable(status), attempts, emitted)
+            what, status, kind = safe_line(exc, 200), None, "connection"
+        return self._broken(what, status, _retryable(status), attempts, emitted, kind)
 
     def _broken(
-        self, what: str, status: int | None, retryable: bool, attempts: int, emitted: bool
+        self,
+        what: str,
+        status: int | None,
+        retryable: bool,
+        attempts: int,
+        emitted: bool,
+        kind: FailureKind,
     ) -> ProviderFailure:
         """Any failure; once part of a stream was printed it ends the call (no second answer)."""
         if emitted:
             what = f"the stream broke off after part of the answer was printed ({what})"
         return ProviderFailure(
             f"provider '{self.name}' ({self.shown_url}): {what}",
+            kind=kind,
             retryable=retryable and not emitted,
             attempts=attempts,
             status=status,

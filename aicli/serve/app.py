@@ -40,7 +40,8 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # One cache per worker; after a failure the service tries the backend again in 30 s.
+        # One cache per worker; after a failure a probe tries the backend again after 1 s,
+        # doubling up to 30 s, and the cache is used again as soon as it answers.
         cache = open_cache(cfg, retry_after_s=CACHE_RETRY_S)
         cap = cfg.serve.daily_budget_usd
         state = ServeState(

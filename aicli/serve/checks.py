@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aicli import __version__
+from aicli.cache import ResponseCache
 from aicli.config import Config
 from aicli.health import Check, run_checks
 
@@ -37,6 +38,28 @@ class HealthCache:
             return found
 
 
+def worker_cache_check(cache: ResponseCache | None, pinged: list[Check]) -> Check | None:
+    """What this worker does about the cache: uses it, or bypasses it (and with it the shared
+    single-flight and budget) until its probe gets an answer. A ping that answers while the
+    worker bypasses the cache has the probe try at once."""
+    if cache is None:
+        return None
+    where = f"{cache.backend_name} cache at {cache.location}"
+    if cache.available:
+        return Check("cache.worker", "ok", f"this worker uses the {where}", None, "cache")
+    if pinged and all(c.status == "ok" for c in pinged):
+        cache.retry_now()
+    retry = cache.retry_in_s
+    when = "" if retry is None else f"; it tries the cache again in {max(1, round(retry))} s"
+    return Check(
+        "cache.worker",
+        "fail",
+        f"this worker is bypassing the {where}: answers are neither read nor stored{when}",
+        "check the cache backend; the worker goes back to it by itself once it answers",
+        "cache",
+    )
+
+
 # A warning (a model the provider does not list) is shown, but only a failure counts as down.
 _DEPENDENCY = {"ok": "ok", "skip": "ok", "warn": "warn", "fail": "down"}
 
@@ -50,6 +73,7 @@ def _summary(checks: list[Check]) -> dict[str, Any]:
 
 def report(cfg: Config, checks: list[Check], deep: bool) -> tuple[int, dict[str, Any]]:
     cache = [c for c in checks if c.area == "cache"]
+    in_use = not any(c.name == "cache.worker" and c.status == "fail" for c in cache)
     prompts = [c for c in checks if c.area == "prompts"]
     providers: dict[str, Any] = {}
     for name in sorted({t.provider for t in cfg.tiers.values()}):
@@ -66,7 +90,7 @@ def report(cfg: Config, checks: list[Check], deep: bool) -> tuple[int, dict[str,
         "status": status,
         "version": __version__,
         "dependencies": {
-            "cache": _summary(cache),
+            "cache": {**_summary(cache), "in_use": in_use},
             "providers": providers,
             "prompts": _summary(prompts),
         },

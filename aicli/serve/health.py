@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from aicli import __version__
-from aicli.serve.checks import report
+from aicli.serve.checks import report, worker_cache_check
 from aicli.serve.deps import state_of
 
 router = APIRouter()
@@ -19,7 +19,9 @@ router = APIRouter()
 async def health(http: Request, deep: bool = False) -> JSONResponse:
     state = state_of(http)
     checks = await state.health.checks(state.cfg, deep)
-    status, body = report(state.cfg, checks, deep)
+    pinged = [c for c in checks if c.area == "cache"]
+    worker = worker_cache_check(state.engine.cache, pinged)  # what this worker does, now
+    status, body = report(state.cfg, checks + ([worker] if worker else []), deep)
     return JSONResponse(body, status_code=status)
 
 

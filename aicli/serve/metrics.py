@@ -45,10 +45,8 @@ MODEL_ENDPOINTS = ("generate", "chat")  # the endpoints a tier answers (the `end
 
 def failure_kind(failure: ProviderFailure) -> str:
     status = failure.status
-    if status is None:
-        if "timed out" in failure.message:
-            return "timeout"
-        return "malformed" if "malformed" in failure.message else "connection"
+    if failure.kind != "status" or status is None:
+        return failure.kind  # connection, timeout, malformed, empty, schema
     if status == 429:
         return "rate_limited"
     if status in (401, 403):

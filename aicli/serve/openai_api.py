@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from aicli import offload
 from aicli.errors import AicliError
 from aicli.serve.answering import Answering, answer, answer_headers, stream_headers
 from aicli.serve.chat_request import ChatBody, build
@@ -52,7 +53,10 @@ async def models(http: Request) -> dict[str, Any]:
 async def chat_completions(body: ChatBody, http: Request) -> JSONResponse | StreamingResponse:
     state = state_of(http)
     request_id: str = http.state.request_id
-    request = build(state, body, request_id)
+    if body.response_format:  # checking a caller's JSON Schema takes as long as it makes it
+        request = await offload.run(build, state, body, request_id)
+    else:
+        request = build(state, body, request_id)
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         return await _stream(http, state, request, include_usage)
