@@ -133,7 +133,11 @@ class Flights:
         try:
             entry = await produce()
         finally:  # the answer (when there is one) is stored before the lock goes
-            text = entry.to_json() if entry is not None and entry.content else None
+            text = (
+                entry.to_json()
+                if entry is not None and (entry.content or entry.tool_calls)
+                else None
+            )
             ttl = cache.kept_for(entry) if entry is not None else None
             expires = entry.expires if entry is not None else None
             await cache.guarded(
