@@ -231,6 +231,12 @@ SECTIONS: list[tuple[str, str, str]] = [
         " [Security](security.md#redaction-of-prompts-redactenabled-on-by-default)).",
     ),
     ("budget", "budget.", "The most one invocation may spend."),
+    (
+        "cooldown",
+        "cooldown.",
+        "When a tier whose provider keeps failing is skipped, and how it is probed to come back"
+        " (see [Reliability](reliability.md)).",
+    ),
     ("serve", "serve.", "`aicli serve` (see [The service](service.md))."),
 ]
 
@@ -263,6 +269,9 @@ def build() -> str:
     for name in file_fields:
         if name not in scalars:
             parts.append(f"- `{name}`: {description(config._File, name, docs)}\n")
+    unlisted = [n for n in file_fields if n not in scalars and n not in {h for h, _, _ in SECTIONS}]
+    if unlisted:  # a new section must get its own table here, or its keys go undocumented
+        raise SystemExit(f"gen_config_docs: add these sections to SECTIONS: {', '.join(unlisted)}")
     for heading, prefix, about in SECTIONS:
         kind = hints(config._File)[heading]
         cls = next(t for t in _inner_types(kind) if is_settings(t))

@@ -59,7 +59,7 @@ CASES = [
     ),
     (
         "tiers: {a: {model: m, fallbak: a}}\ndefault_tier: a\n",
-        "tiers.a.fallbak: unknown key (expected one of: cache_ttl, fallback,",
+        "tiers.a.fallbak: unknown key (expected one of: batch_price, cache_ttl, fallback,",
         "aicli config show --defaults",
     ),
 ]
