@@ -95,7 +95,10 @@ def test_openai_base_url_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
 
 BAD_CONFIGS = [
     ("colour: blue\n", "colour: unknown key (expected one of: budget, cache, cooldown, default"),
-    ("tiers: {a: {model: m, colour: red}}\ndefault_tier: a\n", "expected one of: batch_price, cache_ttl"),
+    (
+        "tiers: {a: {model: m, colour: red}}\ndefault_tier: a\n",
+        "expected one of: batch_price, cache_ttl",
+    ),
     ("defaults: {max_tokens: '200'}\n", "defaults.max_tokens: Input should be a valid integer"),
     ("redact: {enabled: 'yes'}\n", "redact.enabled: Input should be a valid boolean"),
     ("defaults: {timeout_seconds: true}\n", "defaults.timeout_seconds"),
