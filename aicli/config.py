@@ -134,6 +134,8 @@ class ServeConfig:
     max_concurrency: Annotated[int, Limit(gt=0)] = 64
     daily_budget_usd: Annotated[float, Limit(ge=0)] | None = None
     shutdown_timeout: Annotated[float, Limit(ge=0)] = 30.0
+    body_timeout_seconds: Annotated[float, Limit(gt=0, le=3600)] = 10.0
+    keep_alive_seconds: Annotated[float, Limit(gt=0, le=3600)] = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)

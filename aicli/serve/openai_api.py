@@ -83,7 +83,7 @@ def _build(state: ServeState, body: ChatBody, request_id: str) -> AicliRequest:
         raise ServeError(
             404,
             f"The model `{body.model}` does not exist: `model` names an aicli tier"
-            f" ({', '.join(sorted(state.cfg.tiers))})",
+            " (GET /v1/models lists them)",
             "invalid_request_error",
             "model_not_found",
             param="model",
