@@ -61,7 +61,6 @@ def serve_worker(spec: WorkerSpec) -> None:
     import uvicorn
 
     prepare_worker_process()
-    sock = spec.shared or bind(spec.host, spec.port, reuse_port=spec.reuse_port)
     config = uvicorn.Config(
         "aicli.serve.app:app_from_env",
         factory=True,
@@ -74,6 +73,10 @@ def serve_worker(spec: WorkerSpec) -> None:
         server_header=False,
         lifespan="on",
     )
+    # The app first, then the socket: with SO_REUSEPORT a bound socket gets its share of new
+    # connections at once, so it must not wait behind the imports.
+    config.load()
+    sock = spec.shared or bind(spec.host, spec.port, reuse_port=spec.reuse_port)
     uvicorn.Server(config).run(sockets=[sock])
 
 
