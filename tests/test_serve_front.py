@@ -6,6 +6,7 @@ where the attack needs them."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -154,9 +155,14 @@ def test_connections_that_send_nothing_or_trickle_headers_are_closed(svc: ServeP
                 break
             time.sleep(0.1)
         assert closed or read_all(slow) == b""
+    with raw(svc, b"NOT HTTP AT ALL\r\n\r\n") as garbage:  # uvicorn's own warning
+        assert read_all(garbage).startswith(b"HTTP/1.1 400")
     # a kept-alive connection is closed after its answer's keep-alive time
     with raw(svc, b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n") as kept:
         assert b'{"status":"ok"}' in read_all(kept)
+    time.sleep(0.2)
+    server_lines = [e for e in all_json(svc.log()) if e.get("event") == "server"]
+    assert any("Invalid HTTP request" in e["message"] for e in server_lines), svc.log()
 
 
 # ---- Unicode, logs ---------------------------------------------------------------------------
@@ -335,3 +341,40 @@ def test_connections_are_spread_over_the_workers(server: FakeOpenAI, tmp_path: P
     finally:
         assert svc.stop() == 0, svc.log()
     all_json(svc.log())
+
+
+def test_a_worker_that_dies_is_replaced(server: FakeOpenAI, tmp_path: Path) -> None:
+    svc = start(tmp_path, server, workers=2, token=None)
+    try:
+        assert svc.proc is not None
+        children = Path(f"/proc/{svc.proc.pid}/task/{svc.proc.pid}/children")
+
+        def worker_pids() -> list[str]:  # not multiprocessing's resource tracker
+            found = []
+            for pid in children.read_text().split():
+                try:
+                    if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        found.append(pid)
+                except OSError:
+                    pass  # gone meanwhile
+            return found
+
+        workers = worker_pids()
+        assert len(workers) == 2
+        os.kill(int(workers[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            now = worker_pids()
+            if len(now) == 2 and workers[0] not in now:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"no replacement worker:\n{svc.log()}")
+        server.set_answer("*", "still here")
+        for n in range(6):
+            resp = httpx.post(f"{svc.url}/generate", json={"prompt": f"after {n}"}, timeout=30)
+            assert resp.status_code == 200
+    finally:
+        assert svc.stop() == 0, svc.log()
+    restarts = [e for e in all_json(svc.log()) if e.get("event") == "serve.worker_restart"]
+    assert len(restarts) == 1 and restarts[0]["exit_code"] == -signal.SIGKILL

@@ -63,7 +63,10 @@ async def generate(body: GenerateBody, http: Request) -> JSONResponse:
         seed=body.seed,
         schema=body.schema_,
     )
-    request = await off_loop(state, _render, state, given)
+    # A template (files, Jinja) or a schema (jsonschema's own check) is work whose time the
+    # caller chooses: off the event loop. A plain prompt is only joined.
+    heavy = given.template is not None or given.schema is not None
+    request = await off_loop(state, _render, state, given) if heavy else _render(state, given)
     tier = request.tier or state.cfg.default_tier
     # an unknown tier is 400 before anything else
     require_tier(state, tier, "tier" if body.tier else None)
