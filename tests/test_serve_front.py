@@ -175,7 +175,7 @@ def test_connections_that_send_nothing_or_trickle_headers_are_closed(svc: ServeP
         ("/generate", b'{"prompt":"low first \\udc00\\ud800 SECRET-PROMPT"}'),
         (
             "/v1/chat/completions",
-            b'{"model":"standard","messages":[{"role":"user","content":"x \\udfff SECRET-PROMPT"}]}',
+            b'{"model":"standard","messages":[{"role":"user","content":"\\udfff SECRET-PROMPT"}]}',
         ),
         ("/generate", b'{"prompt":"not utf-8 \xff\xfe SECRET-PROMPT"}'),
     ],
