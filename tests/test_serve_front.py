@@ -378,3 +378,20 @@ def test_a_worker_that_dies_is_replaced(server: FakeOpenAI, tmp_path: Path) -> N
         assert svc.stop() == 0, svc.log()
     restarts = [e for e in all_json(svc.log()) if e.get("event") == "serve.worker_restart"]
     assert len(restarts) == 1 and restarts[0]["exit_code"] == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("reuse_port", [False, True])
+def test_a_port_in_use_is_exit_2_before_any_worker(
+    make_config: Any, run_aicli: Any, reuse_port: bool
+) -> None:
+    make_config()
+    with socket.socket() as taken:
+        if reuse_port:  # another SO_REUSEPORT listener would otherwise share our traffic
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_aicli("serve", "--port", str(port), "--workers", "2")
+    assert done.exit_code == 2, done
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr, done
+    assert "Traceback" not in done.stderr

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from types import FrameType
@@ -30,15 +31,21 @@ def _worker_main(spec: WorkerSpec) -> None:
     """A spawned worker: serve, and exit 0 once drained (uvicorn re-raises SIGTERM)."""
     signal.signal(signal.SIGTERM, _exit_0)  # until uvicorn takes over, and after it drained
     signal.signal(signal.SIGINT, _exit_0)
+    code = 0
     try:
         serve_worker(spec)
-    except SystemExit:
-        raise
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
     except BaseException as exc:  # never multiprocessing's traceback on stderr: one JSON line
         log.error(
             "worker failed to start", extra={"event": "serve.error", "error": type(exc).__name__}
         )
-        os._exit(STARTUP_FAILURE)
+        code = STARTUP_FAILURE
+    # Drained: the app's lifespan has closed the cache and the engine, and every log line was
+    # flushed when written. Skip the interpreter's teardown (a second of garbage collection
+    # per worker) so the stop takes no longer than the drain.
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _exit_0(_signum: int, _frame: FrameType | None) -> None:
