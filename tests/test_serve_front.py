@@ -165,6 +165,18 @@ def test_connections_that_send_nothing_or_trickle_headers_are_closed(svc: ServeP
     assert any("Invalid HTTP request" in e["message"] for e in server_lines), svc.log()
 
 
+def test_headers_over_64_kb_get_431_and_a_close(svc: ServeProcess) -> None:
+    head = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000
+    with raw(svc, head) as sock:  # never finished: without a bound it would all be kept
+        response = read_all(sock)
+    status, headers, body = parse(response)
+    assert status == 431 and headers["connection"] == "close"
+    assert body["error"]["code"] == "headers_too_large"
+    ok = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Fine: " + b"a" * 30_000 + b"\r\n\r\n"
+    with raw(svc, ok) as sock:
+        assert read_all(sock).startswith(b"HTTP/1.1 200")
+
+
 # ---- Unicode, logs ---------------------------------------------------------------------------
 
 
@@ -395,3 +407,14 @@ def test_a_port_in_use_is_exit_2_before_any_worker(
     assert done.exit_code == 2, done
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr, done
     assert "Traceback" not in done.stderr
+
+
+def test_a_large_body_sent_with_its_headers_is_not_mistaken_for_headers(
+    svc: ServeProcess, server: FakeOpenAI
+) -> None:
+    server.set_answer("*", "read it")
+    text = "word " * 60_000  # 300 KB, written in one go with the headers
+    body = {"model": "standard", "messages": [{"role": "user", "content": text}]}
+    with svc.client() as client:
+        resp = client.post("/v1/chat/completions", json=body)
+    assert resp.status_code == 200, resp.text

@@ -14,6 +14,18 @@ from typing import Any
 
 STARTUP_FAILURE = 3  # uvicorn's exit code for a worker whose app could not start
 BACKLOG = 2048
+MAX_HEADER_BYTES = 64 * 1024  # request line and headers (nginx allows 32 KB, h11 16 KB)
+_431_BODY = (
+    b'{"error":{"message":"request headers over 64 KB","type":"invalid_request_error",'
+    b'"param":null,"code":"headers_too_large"}}'
+)
+_HEADERS_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+    b"connection: close\r\ncontent-length: "
+    + str(len(_431_BODY)).encode()
+    + b"\r\n\r\n"
+    + _431_BODY
+)
 
 log = logging.getLogger("aicli.serve")
 
@@ -127,14 +139,27 @@ def _uncaught(
 
 
 def protocol_class(idle_s: float) -> Any:
-    """uvicorn's httptools protocol, plus a timer it lacks: a connection must complete a
+    """uvicorn's httptools protocol, plus two bounds it lacks: a connection must complete a
     request's headers within `idle_s` of opening (or of its previous answer), else it is
-    closed. uvicorn only times connections out between requests, so one that sends nothing,
-    or its headers a byte at a time, would otherwise stay open for ever."""
+    closed; and headers over MAX_HEADER_BYTES get 431 and a close. uvicorn only times
+    connections out between requests, so one that sends nothing, or its headers a byte at a
+    time, would stay open for ever, and httptools keeps any amount of header text."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class Protocol(HttpToolsProtocol):
         _header_timer: Any = None
+
+        _header_bytes = 0
+
+        def data_received(self, data: bytes) -> None:
+            waiting = self._header_timer is not None
+            super().data_received(data)
+            if waiting and self._header_timer is not None:  # still no complete headers
+                self._header_bytes += len(data)
+                if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+                    self._disarm()
+                    self.transport.write(_HEADERS_TOO_LARGE)
+                    self.transport.close()
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -154,6 +179,7 @@ def protocol_class(idle_s: float) -> Any:
             super().connection_lost(exc)
 
         def _arm(self) -> None:
+            self._header_bytes = 0
             self._header_timer = self.loop.call_later(idle_s, self._idle)
 
         def _disarm(self) -> None:
