@@ -4,6 +4,7 @@ lone surrogates, HEAD, what error messages name, one template store per app."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -14,12 +15,15 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aicli.config import load_config
 from aicli.engine import Engine
 from aicli.request_builder import TemplateSource
 from aicli.serve.app import create_app
 from aicli.serve.deps import ServeState
+from aicli.serve.middleware import unicode_problem
 from tests.conftest import TEST_KEY, TEST_KEY_ENV
 from tests.fake_openai import FakeOpenAI
 from tests.test_serve import TEMPLATE, write_config
@@ -176,3 +180,27 @@ def test_template_source_rechecks_at_most_once_per_interval(tmp_path: Path) -> N
     assert source.current() is store  # within the interval: not even looked at
     source._checked = time.monotonic() - 7200
     assert source.current() is not store
+
+
+_CODE_POINTS = st.one_of(
+    st.integers(0xD800, 0xDFFF),  # surrogates, alone or (by chance) paired
+    st.sampled_from([0x5C, 0x22, 0x75, 0x64, 0x38]),  # \ " u d 8: near-misses of an escape
+    st.integers(0x20, 0x10FFFF),
+)
+
+
+@given(st.lists(_CODE_POINTS, max_size=12), st.booleans())
+def test_the_unicode_check_flags_exactly_the_bodies_with_a_lone_surrogate(
+    points: list[int], ascii_only: bool
+) -> None:
+    text = "".join(map(chr, points))
+    try:
+        raw = json.dumps({"prompt": text}, ensure_ascii=ascii_only).encode("utf-8")
+    except UnicodeEncodeError:  # a raw surrogate in UTF-8 is invalid UTF-8: that check's case
+        raw = json.dumps({"prompt": text}, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    parsed = json.loads(raw.decode("utf-8", "surrogatepass"))["prompt"]
+    lone = any(0xD800 <= ord(c) <= 0xDFFF for c in parsed)
+    problem = unicode_problem([{"type": "http.request", "body": raw, "more_body": False}])
+    assert (problem is not None) == lone
+    if problem is not None:
+        assert problem.status == 400 and problem.etype == "invalid_request_error"

@@ -143,7 +143,7 @@ class RequestMiddleware:
             if size > self.max_body:
                 return self._too_large()
             if not message.get("more_body", False):
-                return _unicode_problem(messages) or messages
+                return unicode_problem(messages) or messages
 
     def _too_large(self) -> ServeError:
         kb = self.max_body // 1024
@@ -189,7 +189,7 @@ def _has_body(scope: Scope, headers: dict[str, str]) -> bool:
     return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
-def _unicode_problem(messages: list[Message]) -> ServeError | None:
+def unicode_problem(messages: list[Message]) -> ServeError | None:
     """400 for a body that is not UTF-8, or whose JSON holds a lone surrogate (which no JSON
     encoder, log line or cache key can take): said here, once, for every endpoint."""
     raw = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
