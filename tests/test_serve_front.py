@@ -309,7 +309,7 @@ def test_after_sigterm_newcomers_are_refused_while_requests_in_flight_finish(
     threads.append(threading.Thread(target=stream))
     for t in threads:
         t.start()
-    server.wait_for_requests(5)
+    server.wait_for_requests(5, timeout=30)  # a fresh worker imports the SDK first
     assert svc.proc is not None
     svc.proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
@@ -330,10 +330,24 @@ def test_after_sigterm_newcomers_are_refused_while_requests_in_flight_finish(
     assert "Traceback" not in svc.log()
 
 
+def wait_for_listeners(port: int, n: int, timeout: float = 30) -> None:
+    """Until n sockets listen on 127.0.0.1:port (one per worker with SO_REUSEPORT)."""
+    wanted = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+        listening = [r for r in rows if r.split()[1] == wanted and r.split()[3] == "0A"]
+        if len(listening) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {n} listeners on port {port}")
+
+
 def test_connections_are_spread_over_the_workers(server: FakeOpenAI, tmp_path: Path) -> None:
     # 48 at once on 2 workers capped at 36 each: shared evenly, none is refused
     svc = start(tmp_path, server, workers=2, token=None, max_concurrency=36)
     try:
+        wait_for_listeners(svc.port, 2)  # both workers up, not only the first to answer
         server.set_answer("*", "spread")
         server.latency = 1.5
         statuses: list[int] = []

@@ -49,7 +49,7 @@ def reuse_port_available() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+def bind(host: str, port: int, *, reuse_port: bool, listen: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -57,7 +57,8 @@ def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host.strip("[]"), port))
-        sock.listen(BACKLOG)
+        if listen:
+            sock.listen(BACKLOG)
     except OSError:
         sock.close()
         raise
@@ -86,10 +87,10 @@ def serve_worker(spec: WorkerSpec) -> None:
         server_header=False,
         lifespan="on",
     )
-    # The app first, then the socket: with SO_REUSEPORT a bound socket gets its share of new
-    # connections at once, so it must not wait behind the imports.
-    config.load()
-    sock = spec.shared or bind(spec.host, spec.port, reuse_port=spec.reuse_port)
+    # Bound now (a taken port fails here), listening only once the app has started: asyncio
+    # calls listen() when it starts serving. With SO_REUSEPORT a listening socket gets its
+    # share of new connections at once, so it must not listen while the app is still loading.
+    sock = spec.shared or bind(spec.host, spec.port, reuse_port=spec.reuse_port, listen=False)
     _server_class()(config).run(sockets=[sock])
 
 
