@@ -420,6 +420,7 @@ def test_a_port_in_use_is_exit_2_before_any_worker(
         done = run_aicli("serve", "--port", str(port), "--workers", "2")
     assert done.exit_code == 2, done
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr, done
+    assert "serving on" not in done.stderr  # never announced, then refused
     assert "Traceback" not in done.stderr
 
 

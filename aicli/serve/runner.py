@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -62,10 +63,21 @@ def _probe(host: str, port: int) -> int:
     return chosen
 
 
-def run(cfg: Config, *, host: str, port: int, workers: int) -> None:
+def run(
+    cfg: Config,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    on_start: Callable[[int], None] | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT has drained. `on_start(port)` once the port is known free
+    (a taken one is exit 2 before it; port 0 is resolved)."""
     check_bind(cfg, host)
     reuse = workers > 1 and reuse_port_available()
     port = _probe(host, port)
+    if on_start is not None:
+        on_start(port)
     metrics_dir = tempfile.mkdtemp(prefix="aicli-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # before prometheus_client is imported
     os.environ[CONFIG_ENV] = "" if cfg.source == BUILTIN else str(Path(cfg.source).resolve())
