@@ -205,6 +205,11 @@ class ServeConfig:
     `insufficient_quota`; null: none."""
     shutdown_timeout: Annotated[float, Limit(ge=0)] = 30.0
     """Seconds SIGTERM waits for requests in flight (streams too)."""
+    body_timeout_seconds: Annotated[float, Limit(gt=0, le=3600)] = 10.0
+    """Seconds a request body may take to arrive after its headers; slower gets 408."""
+    keep_alive_seconds: Annotated[float, Limit(gt=0, le=3600)] = 5.0
+    """Seconds an idle connection is kept open, and the most a new connection may take to send
+    its headers; then it is closed."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -64,11 +64,14 @@ def serve(
         if asked is None:
             configure_logging(debug=debug, log_format="json")
         shown = f"[{host}]" if ":" in host else host
-        info(
-            f"aicli: serving on http://{shown}:{port} ({workers} worker(s)); Ctrl-C to stop",
-            "serve.start",
-            host=host,
-            port=port,
-            workers=workers,
-        )
-        run(cfg, host=host, port=port, workers=workers)
+
+        def starting(bound: int) -> None:  # once the port is known to be free (and chosen)
+            info(
+                f"aicli: serving on http://{shown}:{bound} ({workers} worker(s)); Ctrl-C to stop",
+                "serve.start",
+                host=host,
+                port=bound,
+                workers=workers,
+            )
+
+        run(cfg, host=host, port=port, workers=workers, on_start=starting)

@@ -4,9 +4,7 @@ request step re-implemented here."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,8 +15,8 @@ from aicli.cache import ResponseCache, open_cache
 from aicli.config import Config, load_config
 from aicli.engine import Engine
 from aicli.errors import CacheUnavailable
-from aicli.logs import configure
 from aicli.quota import DailyQuota, Incr
+from aicli.request_builder import TemplateSource
 from aicli.serve import errors, generate, health, metrics_route, openai_api
 from aicli.serve.deps import ServeState
 from aicli.serve.metrics import Metrics
@@ -29,13 +27,8 @@ CACHE_RETRY_S = 30.0
 
 
 def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
-    # JSON lines: warnings from the core, and the one line per request (the engine's own
-    # per-request info line would repeat it, so the core stays at warning level).
-    configure("json", logging.WARNING)
-    # The cache's thread hands results back through the GIL; at the default 5 ms switch
-    # interval a busy event loop makes every cache call wait for it (a convoy at 64 clients).
-    sys.setswitchinterval(0.0005)
-    logging.getLogger("aicli.serve").setLevel(logging.INFO)
+    """The app for one worker. Changes nothing in the process (logging, switch interval: the
+    worker's entry, serve/worker.py, does that), so a test can build it in process."""
     metrics = Metrics(list(cfg.tiers))
 
     @asynccontextmanager
@@ -50,6 +43,7 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
             metrics=metrics,
             tokens=read_tokens(cfg.serve.tokens_env),
             quota=DailyQuota(cap, _counter(cache)) if cap is not None else None,
+            templates=TemplateSource(cfg.prompts_dir),
         )
         app.state.aicli = state
         # Import the SDK now, off the event loop, so the first request does not pay for it
@@ -59,6 +53,7 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
             yield
         finally:
             await warm
+            state.offload.shutdown(wait=False, cancel_futures=True)
             await state.engine.aclose()
             await cache.aclose()
 
@@ -77,7 +72,10 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(openai_api.router, prefix="/v1")
     errors.install(app)
     app.add_middleware(
-        RequestMiddleware, max_body_bytes=cfg.serve.max_body_kb * 1024, metrics=metrics
+        RequestMiddleware,
+        max_body_bytes=cfg.serve.max_body_kb * 1024,
+        body_timeout_s=cfg.serve.body_timeout_seconds,
+        metrics=metrics,
     )
     return app
 

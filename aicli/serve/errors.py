@@ -160,18 +160,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    # The type only: an exception's text may quote a prompt; the traceback at debug level.
-    log.error("unexpected error", extra={"event": "serve.error", "error": type(exc).__name__})
-    log.debug("unexpected error", exc_info=exc)
-    return JSONResponse(
-        error_body("internal error", "server_error", "internal_error"), status_code=500
-    )
-
-
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ServeError, _serve_error)
     app.add_exception_handler(AicliError, _aicli_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected)
+    # Unexpected errors are the middleware's (RequestMiddleware): a handler for Exception here
+    # would run outside it, without the request id.

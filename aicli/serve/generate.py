@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from aicli.errors import TemplateError
 from aicli.request_builder import PromptInput, build_request
 from aicli.serve.answering import answer, answer_headers, cap_max_tokens
-from aicli.serve.deps import state_of
+from aicli.serve.deps import ServeState, off_loop, require_tier, state_of
+from aicli.templates import Template, TemplateStore
+from aicli.types import Request as AicliRequest
+
+log = logging.getLogger("aicli.serve")
 
 router = APIRouter()
 
@@ -57,12 +63,40 @@ async def generate(body: GenerateBody, http: Request) -> JSONResponse:
         seed=body.seed,
         schema=body.schema_,
     )
-    request = build_request(state.cfg, given)
+    # A template (files, Jinja) or a schema (jsonschema's own check) is work whose time the
+    # caller chooses: off the event loop. A plain prompt is only joined.
+    heavy = given.template is not None or given.schema is not None
+    request = await off_loop(state, _render, state, given) if heavy else _render(state, given)
     tier = request.tier or state.cfg.default_tier
-    state.cfg.tier(tier)  # an unknown tier is 400 before anything else
+    # an unknown tier is 400 before anything else
+    require_tier(state, tier, "tier" if body.tier else None)
     request.max_tokens = cap_max_tokens(state, tier, body.max_tokens)
     request.cache_mode = body.cache
     request.request_id = http.state.request_id
     request.front = "http"  # errors name the body's fields, never CLI flags
     result = await answer(http, request, endpoint="generate")
     return JSONResponse(result.to_json(), headers=answer_headers(result))
+
+
+def _render(state: ServeState, given: PromptInput) -> AicliRequest:
+    """build_request over the app's one template store (in the offload pool: it may read the
+    prompts folder and renders a template)."""
+    store = state.templates.current() if state.templates and given.template else None
+    return build_request(state.cfg, given, store=_ForCaller(store) if store else None)
+
+
+class _ForCaller:
+    """A store whose lookup errors name only what the caller sent: never the server's folder,
+    files or other template names (the operator finds the detail in the log)."""
+
+    def __init__(self, store: TemplateStore) -> None:
+        self.store = store
+
+    def get(self, ref: str) -> Template:
+        try:
+            return self.store.get(ref)
+        except TemplateError as exc:
+            log.warning(
+                "template lookup failed: %s", exc.message, extra={"event": "serve.template"}
+            )
+            raise TemplateError(f"template '{ref}' is not available on this server") from None

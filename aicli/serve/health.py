@@ -1,5 +1,5 @@
 """`/health` (doctor's checks as dependencies; `?deep=1` probes providers, reused for 30 s),
-`/health/live` and `/health/ready`."""
+`/health/live` and `/health/ready`. HEAD is answered as GET (the middleware)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ async def health(http: Request, deep: bool = False) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-@router.get("/health/live")  # never authenticated (deps.OPEN_PATHS)
+@router.get("/health/live")  # never authenticated (deps.OPEN_PATHS): so it says nothing more
 async def live() -> dict[str, Any]:
-    return {"status": "ok", "version": __version__}
+    return {"status": "ok"}
 
 
 @router.get("/health/ready")
