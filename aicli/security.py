@@ -23,14 +23,27 @@ def register_secret(value: str) -> None:
         _secrets.add(value)
 
 
-def scrub(text: str) -> str:
-    """Replace every known key value (and the env's key-like variables) with `***`, and any word
-    that shows a key's tail (`sk-...7890abcd`, `****90abcd`, `'7890ABCD'`) or 12+ of its
-    characters in a row: servers echo keys masked in many ways."""
+def hide_keys(text: str) -> str:
+    """Every known key value (and the env's key-like variables) replaced by `***`: exact matches
+    only, so an answer's own words are never touched."""
     _read_env()
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
+    return text
+
+
+def longest_key() -> int:
+    """The length of the longest known key (0 when none): what a stream must hold back."""
+    _read_env()
+    return max(map(len, _secrets), default=0)
+
+
+def scrub(text: str) -> str:
+    """Replace every known key value (and the env's key-like variables) with `***`, and any word
+    that shows a key's tail (`sk-...7890abcd`, `****90abcd`, `'7890ABCD'`) or 12+ of its
+    characters in a row: servers echo keys masked in many ways."""
+    text = hide_keys(text)
     # Word by word is slow (every log line of a server passes here): look word by word only
     # when the whole text holds some key's tail or 12-character run.
     if _secrets and _clue().search(text.lower().replace("ς", "σ")):
@@ -105,14 +118,77 @@ _ESCAPES = re.compile(
 
 
 def safe_line(text: object, limit: int | None = 300) -> str:
-    """Text from a server (or anyone else) made fit for a terminal or a report line: no key or
-    key tail, escape sequences dropped, other control and format characters and every line break
-    turned into spaces, runs of spaces folded, at most `limit` characters."""
+    """Text from a server, a suite or a report made fit for a terminal or a report line: no key
+    or key tail, escape sequences dropped, other control and format characters (lone surrogates
+    too) and every line break turned into spaces, runs of spaces folded, no CI workflow command
+    (`::error::`), at most `limit` characters."""
     # escapes go first: a key split by one ("78\x1b[0m90abcd") is whole again for scrub()
     line = " ".join(scrub(_printable(_ESCAPES.sub("", str(text)))).split())
     if limit is not None and len(line) > limit:
         line = line[: limit - 3] + "..."
-    return line
+    return defuse_commands(line)
+
+
+# GitHub Actions runs a log line's `::command ...::` (leading spaces trimmed; the legacy form
+# `##[command]` too), wherever a table cell or a wrapped line puts it: one space defuses it.
+_WORKFLOW = re.compile(
+    r"::(?=(?:add-mask|add-matcher|add-path|debug|echo|endgroup|error|group|notice|"
+    r"remove-matcher|save-state|set-env|set-output|stop-commands|warning)\b[^\n]*?::)"
+    r"|##(?=\[)",
+    re.IGNORECASE,
+)
+
+
+def defuse_commands(text: str) -> str:
+    """`::error::x` -> `: :error::x` (and `##[` -> `## [`): shown, never run by a CI runner."""
+    if "::" not in text and "##[" not in text:
+        return text
+    return _WORKFLOW.sub(lambda m: m.group(0)[0] + " " + m.group(0)[1], text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """text with every lone surrogate (a "\\ud800" escape in JSON, an undecodable byte in an
+    argument) replaced by U+FFFD: no UTF-8 can carry one, so every write of it would fail."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def answer_text(text: str) -> str:
+    """A provider's answer as aicli keeps and shows it: lone surrogates -> U+FFFD, any known key
+    -> `***`. Line breaks and everything else stay: it is the answer."""
+    return hide_keys(valid_text(text))
+
+
+def answer_field(value: object, limit: int = 200) -> str:
+    """Any other text of a provider's answer that aicli passes on (model, ids, finish reason):
+    one printable line without a key (empty when nothing printable is left)."""
+    return safe_line(valid_text(str(value)), limit)
+
+
+class StreamKeys:
+    """answer_text() for a streamed answer: a key may arrive split across deltas, so the last
+    (longest key - 1) characters wait for the next delta (or `rest()` at the end)."""
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, delta: str) -> str:
+        """What may be shown now of everything fed so far."""
+        text = answer_text(self._held + valid_text(delta))
+        hold = max(0, longest_key() - 1)
+        cut = max(0, len(text) - hold)
+        self._held = text[cut:]
+        return text[:cut]
+
+    def rest(self) -> str:
+        held, self._held = self._held, ""
+        return answer_text(held)
 
 
 def safe_block(text: str) -> str:
@@ -226,11 +302,47 @@ def check_private_dir(path: Path, rules: PrivateDir) -> None:
         )
 
 
+# Query parameters that carry a credential (redis-py reads `password` and `username`).
+_SECRET_PARAMS = {"password", "username", "user", "pass", "passwd", "token", "secret", "key"}
+
+
 def without_credentials(url: str) -> str:
-    """A URL as messages may show it: `user:password@` becomes `***@`."""
+    """A URL as messages may show it: every credential it can carry masked. `user:password@`
+    becomes `***@` and `?password=...`, `username=...` (and the like) become `=***`."""
     from urllib.parse import urlsplit, urlunsplit
 
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an unparsable URL, not shown)"
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1])
+    if parts.query:
+        fields = []
+        for field in parts.query.split("&"):
+            name, sep, _value = field.partition("=")
+            secret = sep and _unquoted(name).strip().lower() in _SECRET_PARAMS
+            fields.append(f"{name}=***" if secret else field)
+        parts = parts._replace(query="&".join(fields))
+    return urlunsplit(parts)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials a URL carries (its password, `password=` and the like), for scrub()."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        found = [parts.password or ""]
+    except ValueError:
+        return []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name.strip().lower() in _SECRET_PARAMS - {"username", "user"}:
+            found.append(value)
+    return [value for value in found if value]
+
+
+def _unquoted(text: str) -> str:
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(text)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aicli.cache.backend import EntryFacts
+from aicli.security import valid_text
 from aicli.cache.disk_store import (
     COUNTERS,
     ENTRIES,
@@ -95,6 +96,7 @@ class DiskBackend:
     async def set(
         self, key: str, value: str, *, ttl_s: float | None, expires: float | None
     ) -> None:
+        value = valid_text(value)  # a lone surrogate would fail in SQLite, outside CacheError
         size = len(value.encode("utf-8"))
         if size > min(MAX_VALUE_BYTES, self.size_limit_bytes):  # it could only evict itself
             log.warning(

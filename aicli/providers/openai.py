@@ -25,7 +25,7 @@ from aicli.providers.base import (
     ProviderFailure,
     ResponseObserver,
 )
-from aicli.security import register_secret, safe_line
+from aicli.security import StreamKeys, answer_field, answer_text, register_secret, safe_line
 from aicli.types import Usage
 
 log = logging.getLogger(__name__)
@@ -202,16 +202,25 @@ class OpenAIProvider:
             stream=True,
             stream_cls=openai.AsyncStream[ChatCompletionChunk],
         )
+        keys = StreamKeys()  # what a server sends is untrusted: parsed here, cleaned here
+        raw_model: object = None
         async for chunk in stream:
             if getattr(chunk, "usage", None):
                 usage = _reported_usage(chunk.usage)
-            model = getattr(chunk, "model", None) or model
+            if getattr(chunk, "model", None) and chunk.model != raw_model:  # once, not per chunk
+                raw_model = chunk.model
+                model = answer_field(raw_model) or model
             for choice in chunk.choices or []:
-                text = choice.delta.content if choice.delta else None
+                text = keys.feed(choice.delta.content or "") if choice.delta else ""
                 if text:
                     parts.append(text)
                     emitted[0] = True
                     on_delta(text)
+        text = keys.rest()
+        if text:
+            parts.append(text)
+            emitted[0] = True
+            on_delta(text)
         return ProviderAnswer("".join(parts), usage, model, counter[0])
 
     def _answer(self, response: Any, model: str, attempts: int) -> ProviderAnswer:
@@ -225,9 +234,10 @@ class OpenAIProvider:
             )
         usage_obj = getattr(response, "usage", None)
         usage = _reported_usage(usage_obj) if usage_obj is not None else None
-        return ProviderAnswer(
-            message.content or "", usage, getattr(response, "model", None) or model, attempts
-        )
+        # the one place a whole answer is parsed: every field aicli passes on is cleaned here
+        content = answer_text(message.content or "")
+        shown_model = answer_field(getattr(response, "model", None) or "") or model
+        return ProviderAnswer(content, usage, shown_model, attempts)
 
     def _failure(self, exc: openai.OpenAIError, attempts: int, emitted: bool) -> ProviderFailure:
         where = f"provider '{self.name}' ({self.shown_url})"
