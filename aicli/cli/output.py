@@ -211,13 +211,21 @@ class ClosedStream(io.TextIOBase):
         raise OSError(errno.EBADF, "stdout is closed")
 
 
-def io_failure(exc: OSError) -> None:
+def io_failure(exc: OSError | None) -> None:
     """An OSError nobody handled (stdout on a full disk or closed, a file that vanished): one
-    error line, exit 2. stdout then goes to devnull so the final flush cannot fail again."""
-    if exc.filename:
+    error line, exit 2 (None: the reader went away, no message). stdout then goes to devnull so
+    no later flush can fail again."""
+    if exc is not None and exc.filename:
         error(f"cannot use {exc.filename}: {exc.strerror or exc}", "check that file")
         return
-    error(f"cannot write the output: {exc.strerror or exc}", "check where stdout goes")
+    if exc is not None:
+        error(f"cannot write the output: {exc.strerror or exc}", "check where stdout goes")
+    with contextlib.suppress(Exception):
+        # What the failed flush left in the buffer goes too: the interpreter flushes the
+        # original stream once more at exit, and that must not fail ("Exception ignored").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno())
+        os.close(devnull)
     with contextlib.suppress(Exception):
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
 
