@@ -306,25 +306,30 @@ def check_private_dir(path: Path, rules: PrivateDir) -> None:
 _SECRET_PARAMS = {"password", "username", "user", "pass", "passwd", "token", "secret", "key"}
 
 
-def without_credentials(url: str) -> str:
+def without_credentials(url: str, *, keep_user: bool = False) -> str:
     """A URL as messages may show it: every credential it can carry masked. `user:password@`
-    becomes `***@` and `?password=...`, `username=...` (and the like) become `=***`."""
-    from urllib.parse import urlsplit, urlunsplit
+    becomes `***@` (keep_user: `user:***@`, and `user@` stays), and `?password=...`,
+    `username=...` (and the like) become `=***`."""
+    from urllib.parse import urlsplit
 
     try:
         parts = urlsplit(url)
     except ValueError:
         return "(an unparsable URL, not shown)"
+    shown = url  # edited in place: urlunsplit would turn `unix:///path` into `unix:/path`
     if "@" in parts.netloc:
-        parts = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1])
+        userinfo, host = parts.netloc.rsplit("@", 1)
+        user, colon, _password = userinfo.partition(":")
+        masked = "***" if not keep_user else f"{user}:***" if colon else user
+        shown = shown.replace(f"//{parts.netloc}", f"//{masked}@{host}", 1)
     if parts.query:
         fields = []
         for field in parts.query.split("&"):
             name, sep, _value = field.partition("=")
             secret = sep and _unquoted(name).strip().lower() in _SECRET_PARAMS
             fields.append(f"{name}=***" if secret else field)
-        parts = parts._replace(query="&".join(fields))
-    return urlunsplit(parts)
+        shown = shown.replace(f"?{parts.query}", "?" + "&".join(fields), 1)
+    return shown
 
 
 def url_secrets(url: str) -> list[str]:
@@ -339,7 +344,8 @@ def url_secrets(url: str) -> list[str]:
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name.strip().lower() in _SECRET_PARAMS - {"username", "user"}:
             found.append(value)
-    return [value for value in found if value]
+    found += [_unquoted(value) for value in found]  # redis-py decodes %xx before it sends them
+    return sorted({value for value in found if value}, key=len, reverse=True)
 
 
 def _unquoted(text: str) -> str:

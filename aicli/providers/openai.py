@@ -25,7 +25,14 @@ from aicli.providers.base import (
     ProviderFailure,
     ResponseObserver,
 )
-from aicli.security import StreamKeys, answer_field, answer_text, register_secret, safe_line
+from aicli.security import (
+    StreamKeys,
+    answer_field,
+    answer_text,
+    register_secret,
+    safe_line,
+    without_credentials,
+)
 from aicli.types import Usage
 
 log = logging.getLogger(__name__)
@@ -70,7 +77,7 @@ class OpenAIProvider:
         self.name = name
         self.cfg = cfg
         self.base_url = base_url
-        self.shown_url = _without_credentials(base_url)  # for messages: never user:password@
+        self.shown_url = without_credentials(base_url)  # for messages: no credential of the URL
         self.pool_size = pool_size  # calls in flight at once (-j): keep that many connections
         self._client: openai.AsyncOpenAI | None = None
         # One client per (timeout, retries), all sharing one connection pool: with_options()
@@ -310,11 +317,3 @@ def _error_message(exc: openai.APIStatusError) -> str:
             return str(err["message"])
     return str(getattr(exc, "message", "") or "")
 
-
-def _without_credentials(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
