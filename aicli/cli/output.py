@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -85,8 +86,14 @@ def out(text: str, end: str = "\n") -> None:
     sys.stdout.flush()
 
 
+# What JSON leaves raw inside strings but a terminal acts on (C1 controls such as \x9b, a CSI)
+# or reorders (bidi controls), and line separators: written as \uXXXX, the same JSON value.
+_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
 def print_json(obj: Any) -> None:
-    out(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=str)
+    out(_JSON_RAW.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text))
 
 
 def info(text: str, event: str = "message", **fields: Any) -> None:
