@@ -48,7 +48,9 @@ def _one_error(done: Any, *words: str) -> None:
         ("generate", "-t", "echo", "--var", "k=\udcfe", "x"),
     ],
 )
-def test_a_non_utf8_argument_is_exit_2_naming_it(run_aicli: Any, make_config: Any, args: Any) -> None:
+def test_a_non_utf8_argument_is_exit_2_naming_it(
+    run_aicli: Any, make_config: Any, args: Any
+) -> None:
     make_config()
     done = run_aicli(*args)  # subprocess turns the surrogate back into the raw byte
     _one_error(done, "is not UTF-8 text")
@@ -69,7 +71,10 @@ def test_a_vars_file_with_a_lone_surrogate_or_absurd_nesting_is_exit_2(
     make_config()
     Path(name).write_text(text, encoding="ascii")
     _template()
-    for args in (("render", "t", "--vars-file", name), ("generate", "-t", "echo", "--template", "t", "--vars-file", name)):
+    for args in (
+        ("render", "t", "--vars-file", name),
+        ("generate", "-t", "echo", "--template", "t", "--vars-file", name),
+    ):
         _one_error(run_aicli(*args), name)
 
 
@@ -83,7 +88,9 @@ def test_a_var_given_as_a_json_surrogate_escape_is_exit_2(run_aicli: Any, make_c
 def _template() -> None:
     tpl = Path("prompts") / "t"
     tpl.mkdir(parents=True)
-    (tpl / "1.0.0.yaml").write_text("name: t\nversion: 1.0.0\ntemplate: 'say {{ input }}'\nvariables: {input: {}}\n")
+    (tpl / "1.0.0.yaml").write_text(
+        "name: t\nversion: 1.0.0\ntemplate: 'say {{ input }}'\nvariables: {input: {}}\n"
+    )
 
 
 # ---- items 2 and 3: recordings ------------------------------------------------------------
@@ -175,10 +182,7 @@ def test_a_device_as_a_report_or_baseline_is_exit_2(make_config: Any, device: st
     [
         '{"format_version": 1, "results": ' + DEEP + "}",
         '{"format_version": 1, "results": [], "x": "\\ud800"}',
-        '{"format_version": 1, "results": [], "x": '
-        + "[" * 150
-        + "]" * 150
-        + "}",
+        '{"format_version": 1, "results": [], "x": ' + "[" * 150 + "]" * 150 + "}",
     ],
     ids=["very-deep", "surrogate", "deep"],
 )

@@ -28,7 +28,7 @@ def _suite() -> Path:
     suite.parent.mkdir(exist_ok=True)
     suite.write_text(
         f"suite: {json.dumps(SUITE)}\nprompt: '::error::echoed {{{{ w }}}}'\ntier: echo\ncases:\n"
-        f"  - name: {json.dumps(CASE)}\n    vars: {{w: \"x\\n::warning::y\"}}\n"
+        f'  - name: {json.dumps(CASE)}\n    vars: {{w: "x\\n::warning::y"}}\n'
         f"    assert: [{{type: equals, value: {json.dumps(REASON)}}}]\n"
     )
     return suite

@@ -26,13 +26,17 @@ NASTY = [
 ]  # fmt: skip
 _piece = st.one_of(st.characters(exclude_categories=()), st.sampled_from(NASTY))
 _text = st.lists(_piece, max_size=8).map("".join)
+
+
 # A benign value half the time, so that runs also get past the config and suite checks.
 def _field(benign: str) -> st.SearchStrategy[str]:
     return st.one_of(st.just(benign), _text, _text.map(lambda t: benign + t))
 
 
 # Any C0/C1 control but the line feed, bidi controls and line separators, lone surrogates.
-CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+CONTROL = re.compile(
+    r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 # JSON escapes such text as \uXXXX, except what it carries raw (bidi, separators).
 RAW_IN_JSON = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
@@ -109,14 +113,20 @@ def test_hostile_text_everywhere(
     with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
         root = Path(tmp)
         config = default_config(server.base_url)
-        config["tiers"] = {tier: {"model": "m", "provider": "fake"}, "echo": config["tiers"]["echo"]}
+        config["tiers"] = {
+            tier: {"model": "m", "provider": "fake"},
+            "echo": config["tiers"]["echo"],
+        }
         config["default_tier"] = tier
-        Path("aicli.yaml").write_text(yaml.safe_dump(config), encoding="utf-8", errors="surrogatepass")
+        Path("aicli.yaml").write_text(
+            yaml.safe_dump(config), encoding="utf-8", errors="surrogatepass"
+        )
         tpl = Path("prompts") / "templates"
         tpl.mkdir(parents=True)
         (tpl / "t.yaml").write_text(
             f"name: {json.dumps(template)}\nversion: 1.0.0\n"
-            f"template: {json.dumps('say {{ ' + var + ' }}')}\nvariables: {{{json.dumps(var)}: {{}}}}\n"
+            f"template: {json.dumps('say {{ ' + var + ' }}')}\n"
+            f"variables: {{{json.dumps(var)}: {{}}}}\n"
         )
         Path("prompts/x.test.yaml").write_text(
             f"suite: {json.dumps(suite)}\ntemplate: {json.dumps(template)}\ncases:\n"

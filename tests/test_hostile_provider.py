@@ -71,7 +71,9 @@ def test_a_key_and_escapes_in_the_model_field_reach_nobody(
     assert not CONTROL.search(streamed.stderr.replace("\n", "")), streamed.stderr
     suite = Path("prompts") / "m.test.yaml"
     suite.parent.mkdir(exist_ok=True)
-    suite.write_text("suite: m\nprompt: hi\ncases:\n  - name: one\n    assert: [{type: equals, value: no}]\n")
+    suite.write_text(
+        "suite: m\nprompt: hi\ncases:\n  - name: one\n    assert: [{type: equals, value: no}]\n"
+    )
     report = tmp_path / "r.json"
     ran = run_aicli("test-prompts", "--record", str(record), "-o", str(report), str(suite))
     assert ran.exit_code == 1, ran
@@ -150,7 +152,11 @@ def test_serve_returns_a_surrogate_answer_and_never_the_key_in_model(
 
 
 def test_a_paid_answer_is_printed_when_the_cache_disk_has_a_little_room_left(
-    run_aicli: Any, server: FakeOpenAI, make_config: Any, isolate: Any, tmpfs: Any
+    run_aicli: Any,
+    server: FakeOpenAI,
+    make_config: Any,
+    isolate: Any,
+    tmpfs: Any,  # noqa: F811 (the fixture imported above)
 ) -> None:
     make_config()
     small = tmpfs(isolate.tmp / "small", 1024)

@@ -15,7 +15,10 @@ USER = "bobTheUser"
 
 MASKED = [
     (f"redis://127.0.0.1:1/0?password={SECRET}", "redis://127.0.0.1:1/0?password=***"),
-    (f"redis://h/0?username={USER}&db=1&PASSWORD={SECRET}", "redis://h/0?username=***&db=1&PASSWORD=***"),
+    (
+        f"redis://h/0?username={USER}&db=1&PASSWORD={SECRET}",
+        "redis://h/0?username=***&db=1&PASSWORD=***",
+    ),
     (f"redis://{USER}:{SECRET}@h:6379/0", "redis://***@h:6379/0"),
     (f"rediss://:{SECRET}@[::1]:6380/0", "rediss://***@[::1]:6380/0"),
     (f"unix:///tmp/r.sock?password={SECRET}&db=0", "unix:///tmp/r.sock?password=***&db=0"),

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aicli.cache.backend import EntryFacts
-from aicli.security import valid_text
 from aicli.cache.disk_store import (
     COUNTERS,
     ENTRIES,
@@ -31,6 +30,7 @@ from aicli.cache.disk_store import (
     evict_others,
     sweep_orphans,
 )
+from aicli.security import valid_text
 
 if TYPE_CHECKING:
     import diskcache

@@ -230,9 +230,10 @@ def io_failure(exc: OSError | None) -> None:
     with contextlib.suppress(Exception):
         # What the failed flush left in the buffer goes too: the interpreter flushes the
         # original stream once more at exit, and that must not fail ("Exception ignored").
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.__stdout__.fileno())
-        os.close(devnull)
+        if sys.__stdout__ is not None:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.__stdout__.fileno())
+            os.close(devnull)
     with contextlib.suppress(Exception):
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
 

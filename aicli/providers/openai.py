@@ -316,4 +316,3 @@ def _error_message(exc: openai.APIStatusError) -> str:
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])
     return str(getattr(exc, "message", "") or "")
-

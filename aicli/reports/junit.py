@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 from aicli.reports.atomic import atomic_write
 from aicli.reports.results import CaseResult, Summary, cut, one_line
+
 
 def _clean(text: str) -> str:
     """An attribute: one printable line (XML 1.0 can carry it; a CI log that shows it runs no
