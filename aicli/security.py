@@ -33,10 +33,17 @@ def hide_keys(text: str) -> str:
     return text
 
 
-def longest_key() -> int:
-    """The length of the longest known key (0 when none): what a stream must hold back."""
+def key_start_at_end(text: str) -> int:
+    """The length of the longest end of text that some known key begins with (0 when none):
+    what a stream must hold back until the next chunk says whether a key follows."""
     _read_env()
-    return max(map(len, _secrets), default=0)
+    longest = 0
+    for secret in _secrets:
+        for n in range(min(len(secret) - 1, len(text)), longest, -1):
+            if text.endswith(secret[:n]):
+                longest = n
+                break
+    return longest
 
 
 def scrub(text: str) -> str:
@@ -172,8 +179,9 @@ def answer_field(value: object, limit: int = 200) -> str:
 
 
 class StreamKeys:
-    """answer_text() for a streamed answer: a key may arrive split across deltas, so the last
-    (longest key - 1) characters wait for the next delta (or `rest()` at the end)."""
+    """answer_text() for a streamed answer: a key may arrive split across deltas, so an end that
+    could be the start of a key waits for the next delta (or `rest()` at the end); any other
+    text is shown at once."""
 
     def __init__(self) -> None:
         self._held = ""
@@ -181,8 +189,7 @@ class StreamKeys:
     def feed(self, delta: str) -> str:
         """What may be shown now of everything fed so far."""
         text = answer_text(self._held + valid_text(delta))
-        hold = max(0, longest_key() - 1)
-        cut = max(0, len(text) - hold)
+        cut = len(text) - key_start_at_end(text)
         self._held = text[cut:]
         return text[:cut]
 
