@@ -53,7 +53,7 @@ def test_a_non_utf8_argument_is_exit_2_naming_it(
 ) -> None:
     make_config()
     done = run_aicli(*args)  # subprocess turns the surrogate back into the raw byte
-    _one_error(done, "is not UTF-8 text")
+    _one_error(done, "is not valid UTF-8 text")
     assert "a\ufffdb" in done.stderr or "\ufffd" in done.stderr
 
 
