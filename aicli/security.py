@@ -201,7 +201,7 @@ class StreamKeys:
 def safe_block(text: str) -> str:
     """safe_line for several lines (a --debug traceback): line breaks and indents are kept."""
     lines = _ESCAPES.sub("", text).splitlines()
-    return "\n".join(scrub(_printable(line)) for line in lines)
+    return "\n".join(defuse_commands(scrub(_printable(line))) for line in lines)
 
 
 def _printable(text: str) -> str:
