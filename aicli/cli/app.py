@@ -171,8 +171,8 @@ def _check_arguments(argv: list[str]) -> None:
         except UnicodeEncodeError as exc:
             shown = safe_line(valid_text(arg), 80)
             raise _NotText(
-                f"the argument {shown!r} is not valid UTF-8 text (a byte that is not UTF-8 at position"
-                f" {exc.start})",
+                f"the argument {shown!r} is not valid UTF-8 text"
+                f" (a byte that is not UTF-8 at position {exc.start})",
                 "pass UTF-8 text (check the terminal's or the shell's encoding)",
             ) from None
 
