@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -188,6 +189,8 @@ def parse_line(raw: bytes) -> tuple[str, CacheEntry]:
 
 def _check_lines(fd: int, path: Path) -> None:
     """Refuse (exit 2) an existing file to record into that holds a line no recording has."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # /dev/null, a pipe: nothing to read back
+        return
     with open(os.dup(fd), "rb") as fh:
         fh.seek(0)
         for lineno, raw in enumerate(fh, start=1):
