@@ -147,7 +147,7 @@ _WORKFLOW = re.compile(
 
 
 def defuse_commands(text: str) -> str:
-    """`::error::x` -> `: :error::x` (and `##[` -> `## [`): shown, never run by a CI runner."""
+    """`::error::x` -> `: :error::x` (and `##[` -> `# #[`): shown, never run by a CI runner."""
     if "::" not in text and "##[" not in text:
         return text
     return _WORKFLOW.sub(lambda m: m.group(0)[0] + " " + m.group(0)[1], text)
