@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aicli.errors import close_matches
+from aicli.security import without_credentials
 
 DEFAULTS_HINT = "`aicli config show --defaults` prints every key, with comments"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -161,7 +162,7 @@ def reference_mistakes(data: Mapping[str, Any], builtin_tiers: list[str]) -> lis
             )
         elif isinstance(url, str) and (problem := url_problem(url)):
             where = position(data, ("providers", name, "base_url"))
-            shown = re.sub(r"//[^/?#]*@", "//***@", url)  # never a password written in the URL
+            shown = without_credentials(url)  # never a credential written in the URL
             found.append(Mistake(where, f"providers.{name}.base_url", f"{problem}, got {shown!r}"))
         if kind == "openai" and not env and not provider.get("local"):
             found.append(

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from aicli.errors import UsageError
-from aicli.security import close_durably
+from aicli.security import close_durably, valid_text
 from aicli.types import Message, TemplateRef, Usage
 
 if TYPE_CHECKING:
@@ -100,9 +101,13 @@ class Recorder:
             os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
         try:
             _drop_torn_tail(fd, path)
+            _check_lines(fd, path)  # before the run: a file that is no recording stays untouched
         except OSError as exc:
             os.close(fd)
             raise UsageError(f"--record {path}: cannot write: {exc.strerror}") from None
+        except UsageError:
+            os.close(fd)
+            raise
         self._f: IO[bytes] | None = os.fdopen(fd, "ab")
 
     def write(
@@ -113,7 +118,7 @@ class Recorder:
         asked: dict[str, str] | None = None,
     ) -> None:
         line = json.dumps(entry_to_line(key, entry, template, asked), ensure_ascii=False) + "\n"
-        data = line.encode("utf-8")
+        data = valid_text(line).encode("utf-8")
         with self._lock:
             if self._f is None:
                 raise UsageError(f"--record {self.path}: the recording is already closed")
@@ -149,20 +154,18 @@ class Recorder:
         """Drop lines that a later line with the same key replaced (atomic rewrite, 0600)."""
         from aicli.security import atomic_write_text
 
-        latest: dict[str, str] = {}
+        latest: dict[str, bytes] = {}
         lines = 0
-        with open(self.path, encoding="utf-8") as fh:
+        with open(self.path, "rb") as fh:
             for raw in fh:
                 lines += 1
                 try:
-                    key = json.loads(raw).get("key")
-                except (ValueError, AttributeError):
-                    return  # not ours to repair: ReplayStore names the bad line
-                if not isinstance(key, str):
-                    return
-                latest[key] = raw if raw.endswith("\n") else raw + "\n"  # keeps first position
+                    key, _entry = parse_line(raw)
+                except ValueError:
+                    return  # not ours to repair (the file changed under us): left as it is
+                latest[key] = raw if raw.endswith(b"\n") else raw + b"\n"  # keeps first position
         if lines != len(latest):
-            atomic_write_text(self.path, "".join(latest.values()))
+            atomic_write_text(self.path, b"".join(latest.values()).decode("utf-8"))
 
     def __enter__(self) -> Recorder:
         return self
@@ -195,6 +198,41 @@ def _drop_torn_tail(fd: int, path: Path) -> None:
         os.ftruncate(fd, line_start)
     else:
         os.write(fd, b"\n")
+
+
+def parse_line(raw: bytes) -> tuple[str, CacheEntry]:
+    """One line of a recording -> (key, CacheEntry). A file is hostile input: anything that is
+    not one (bad UTF-8, bad JSON, absurd nesting, a lone surrogate, a wrong field) is a
+    ValueError saying what is wrong."""
+    from aicli.yamlsafe import has_lone_surrogate
+
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if has_lone_surrogate(data):
+        raise ValueError("a lone surrogate (a \\ud800-style escape), which is not text")
+    return line_to_entry(data)
+
+
+def _check_lines(fd: int, path: Path) -> None:
+    """Refuse (exit 2) an existing file to record into that holds a line no recording has."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # /dev/null, a pipe: nothing to read back
+        return
+    with open(os.dup(fd), "rb") as fh:
+        fh.seek(0)
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                parse_line(raw)
+            except ValueError as exc:
+                raise UsageError(
+                    f"--record {path}:{lineno}: not a recording line: {exc}",
+                    "record into a new file, or delete that line",
+                ) from None
 
 
 def _num(line: dict[str, Any], name: str, default: float) -> float:
@@ -279,8 +317,8 @@ class ReplayStore:
                     if not raw.strip():
                         continue
                     try:
-                        key, entry = line_to_entry(json.loads(raw.decode("utf-8")))
-                    except (ValueError, UnicodeDecodeError) as exc:
+                        key, entry = parse_line(raw)
+                    except ValueError as exc:
                         if not raw.endswith(b"\n") and not fh.read(1):  # torn by a killed run
                             log.warning(
                                 "--replay %s:%d: skipping a torn last line (an interrupted"

@@ -23,14 +23,34 @@ def register_secret(value: str) -> None:
         _secrets.add(value)
 
 
-def scrub(text: str) -> str:
-    """Replace every known key value (and the env's key-like variables) with `***`, and any word
-    that shows a key's tail (`sk-...7890abcd`, `****90abcd`, `'7890ABCD'`) or 12+ of its
-    characters in a row: servers echo keys masked in many ways."""
+def hide_keys(text: str) -> str:
+    """Every known key value (and the env's key-like variables) replaced by `***`: exact matches
+    only, so an answer's own words are never touched."""
     _read_env()
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
+    return text
+
+
+def key_start_at_end(text: str) -> int:
+    """The length of the longest end of text that some known key begins with (0 when none):
+    what a stream must hold back until the next chunk says whether a key follows."""
+    _read_env()
+    longest = 0
+    for secret in _secrets:
+        for n in range(min(len(secret) - 1, len(text)), longest, -1):
+            if text.endswith(secret[:n]):
+                longest = n
+                break
+    return longest
+
+
+def scrub(text: str) -> str:
+    """Replace every known key value (and the env's key-like variables) with `***`, and any word
+    that shows a key's tail (`sk-...7890abcd`, `****90abcd`, `'7890ABCD'`) or 12+ of its
+    characters in a row: servers echo keys masked in many ways."""
+    text = hide_keys(text)
     # Word by word is slow (every log line of a server passes here): look word by word only
     # when the whole text holds some key's tail or 12-character run.
     if _secrets and _clue().search(text.lower().replace("ς", "σ")):
@@ -105,20 +125,83 @@ _ESCAPES = re.compile(
 
 
 def safe_line(text: object, limit: int | None = 300) -> str:
-    """Text from a server (or anyone else) made fit for a terminal or a report line: no key or
-    key tail, escape sequences dropped, other control and format characters and every line break
-    turned into spaces, runs of spaces folded, at most `limit` characters."""
+    """Text from a server, a suite or a report made fit for a terminal or a report line: no key
+    or key tail, escape sequences dropped, other control and format characters (lone surrogates
+    too) and every line break turned into spaces, runs of spaces folded, no CI workflow command
+    (`::error::`), at most `limit` characters."""
     # escapes go first: a key split by one ("78\x1b[0m90abcd") is whole again for scrub()
     line = " ".join(scrub(_printable(_ESCAPES.sub("", str(text)))).split())
     if limit is not None and len(line) > limit:
         line = line[: limit - 3] + "..."
-    return line
+    return defuse_commands(line)
+
+
+# GitHub Actions runs a log line's `::command ...::` (leading spaces trimmed; the legacy form
+# `##[command]` too), wherever a table cell or a wrapped line puts it: one space defuses it.
+_WORKFLOW = re.compile(
+    r"::(?=(?:add-mask|add-matcher|add-path|debug|echo|endgroup|error|group|notice|"
+    r"remove-matcher|save-state|set-env|set-output|stop-commands|warning)\b[^\n]*?::)"
+    r"|##(?=\[)",
+    re.IGNORECASE,
+)
+
+
+def defuse_commands(text: str) -> str:
+    """`::error::x` -> `: :error::x` (and `##[` -> `# #[`): shown, never run by a CI runner."""
+    if "::" not in text and "##[" not in text:
+        return text
+    return _WORKFLOW.sub(lambda m: m.group(0)[0] + " " + m.group(0)[1], text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """text with every lone surrogate (a "\\ud800" escape in JSON, an undecodable byte in an
+    argument) replaced by U+FFFD: no UTF-8 can carry one, so every write of it would fail."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def answer_text(text: str) -> str:
+    """A provider's answer as aicli keeps and shows it: lone surrogates -> U+FFFD, any known key
+    -> `***`. Line breaks and everything else stay: it is the answer."""
+    return hide_keys(valid_text(text))
+
+
+def answer_field(value: object, limit: int = 200) -> str:
+    """Any other text of a provider's answer that aicli passes on (model, ids, finish reason):
+    one printable line without a key (empty when nothing printable is left)."""
+    return safe_line(valid_text(str(value)), limit)
+
+
+class StreamKeys:
+    """answer_text() for a streamed answer: a key may arrive split across deltas, so an end that
+    could be the start of a key waits for the next delta (or `rest()` at the end); any other
+    text is shown at once."""
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, delta: str) -> str:
+        """What may be shown now of everything fed so far."""
+        text = answer_text(self._held + valid_text(delta))
+        cut = len(text) - key_start_at_end(text)
+        self._held = text[cut:]
+        return text[:cut]
+
+    def rest(self) -> str:
+        held, self._held = self._held, ""
+        return answer_text(held)
 
 
 def safe_block(text: str) -> str:
     """safe_line for several lines (a --debug traceback): line breaks and indents are kept."""
     lines = _ESCAPES.sub("", text).splitlines()
-    return "\n".join(scrub(_printable(line)) for line in lines)
+    return "\n".join(defuse_commands(scrub(_printable(line))) for line in lines)
 
 
 def _printable(text: str) -> str:
@@ -226,11 +309,53 @@ def check_private_dir(path: Path, rules: PrivateDir) -> None:
         )
 
 
-def without_credentials(url: str) -> str:
-    """A URL as messages may show it: `user:password@` becomes `***@`."""
-    from urllib.parse import urlsplit, urlunsplit
+# Query parameters that carry a credential (redis-py reads `password` and `username`).
+_SECRET_PARAMS = {"password", "username", "user", "pass", "passwd", "token", "secret", "key"}
 
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+def without_credentials(url: str, *, keep_user: bool = False) -> str:
+    """A URL as messages may show it: every credential it can carry masked. `user:password@`
+    becomes `***@` (keep_user: `user:***@`, and `user@` stays), and `?password=...`,
+    `username=...` (and the like) become `=***`."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an unparsable URL, not shown)"
+    shown = url  # edited in place: urlunsplit would turn `unix:///path` into `unix:/path`
+    if "@" in parts.netloc:
+        userinfo, host = parts.netloc.rsplit("@", 1)
+        user, colon, _password = userinfo.partition(":")
+        masked = "***" if not keep_user else f"{user}:***" if colon else user
+        shown = shown.replace(f"//{parts.netloc}", f"//{masked}@{host}", 1)
+    if parts.query:
+        fields = []
+        for field in parts.query.split("&"):
+            name, sep, _value = field.partition("=")
+            secret = sep and _unquoted(name).strip().lower() in _SECRET_PARAMS
+            fields.append(f"{name}=***" if secret else field)
+        shown = shown.replace(f"?{parts.query}", "?" + "&".join(fields), 1)
+    return shown
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials a URL carries (its password, `password=` and the like), for scrub()."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        found = [parts.password or ""]
+    except ValueError:
+        return []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name.strip().lower() in _SECRET_PARAMS - {"username", "user"}:
+            found.append(value)
+    found += [_unquoted(value) for value in found]  # redis-py decodes %xx before it sends them
+    return sorted({value for value in found if value}, key=len, reverse=True)
+
+
+def _unquoted(text: str) -> str:
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(text)

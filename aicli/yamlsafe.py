@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ MAX_DEPTH = 100  # nested lists/mappings, counting what aliases pull in
 MAX_NODES = 250_000  # values in one file, counting every alias expansion
 
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE = "a lone surrogate (a \\ud800-style escape), which is not text"
 
 
 class YamlProblem(ValueError):
@@ -99,6 +102,8 @@ class BoundedLoader(_Base):  # type: ignore[misc]
                     raise _problem(f"found undefined alias *{event.anchor}", event)
                 done = anchors[event.anchor]
             elif isinstance(event, ScalarEvent):
+                if not event.value.isascii() and _SURROGATE.search(event.value):
+                    raise _problem(LONE_SURROGATE, event)  # a "\ud800" escape: not text
                 tag = event.tag
                 if tag is None or tag == "!":
                     tag = self.resolve(ScalarNode, event.value, event.implicit)
@@ -242,6 +247,23 @@ def read_text(path: str | Path, max_bytes: int = MAX_BYTES) -> str:
         return b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
         raise OSError(errno.EILSEQ, "not UTF-8 text") from None
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether JSON-like data (from json.loads) holds a lone surrogate in a string or key: no
+    UTF-8 can carry one, so every later write of it would fail. Iterative: depth cannot crash."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _first_line(exc: BaseException) -> str:

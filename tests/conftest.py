@@ -27,6 +27,7 @@ _DROP_ENV = {"OPENAI_API_KEY", "OPENAI_BASE_URL", "AICLI_CONFIG", "AICLI_CACHE_D
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than 5 seconds")
+    config.addinivalue_line("markers", "buffered: aicli subprocesses run without PYTHONUNBUFFERED")
 
 
 # ---- isolation ------------------------------------------------------------------------------
@@ -307,3 +308,16 @@ def any_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setenv("AICLI_CACHE_BACKEND", "redis")
         monkeypatch.setenv("AICLI_REDIS_URL", server.url)
     return str(request.param)
+
+
+# ---- stdout block-buffered, as in a clean environment (issue 21) ----------------------------
+# The usual shell here sets PYTHONUNBUFFERED, which hid write failures that only show when
+# stdout is block-buffered (`aicli --version > /dev/full`). Tests marked `buffered` run their
+# aicli subprocesses without it; AICLI_TEST_BUFFERED=1 does so for every test (CI runs the CLI
+# tests once that way).
+
+
+@pytest.fixture(autouse=True)
+def _buffered_stdout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("buffered") or os.environ.get("AICLI_TEST_BUFFERED"):
+        monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)

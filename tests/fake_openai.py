@@ -253,6 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # stopped or reset meanwhile: never answer
             return
         key = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        self._bearer = key  # for `fields` values that echo it
         if fake.expected_key is not None and key != fake.expected_key:
             behaviour = "401"
         if behaviour == "hang":
@@ -297,7 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
             if behaviour == "null":
                 completion["choices"][0]["message"]["content"] = None
             headers = {**fake._id_headers(), **quota, **fake.headers}
-            self._send_json(200, completion, headers)
+            self._send_json(200, fake._with_fields(completion, key), headers)
 
     def _error(
         self,
@@ -309,6 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         message, etype, code = _ERRORS.get(status, ("Fake error.", "server_error", None))
         message = message.format(model=model, key=mask_key(key) if key else "<none>")
+        message = self.server.fake.fields.get("error", message).replace("{key}", key)
         headers = {**(extra or {}), **({"Retry-After": retry_after} if retry_after else {})}
         self._send_json(status, _error_body(status, message, etype, code), headers)
 
@@ -358,7 +360,8 @@ class _Handler(BaseHTTPRequestHandler):
                 [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
             )
             obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
-            return f"data: {json.dumps({**obj, 'choices': choices, **extra})}\n\n".encode()
+            obj = fake._with_fields({**obj, "choices": choices, **extra}, self._bearer)
+            return f"data: {json.dumps(obj)}\n\n".encode()
 
         self._start_sse(fake._id_headers())
         self._write_chunk(chunk({"role": "assistant", "content": ""}))
@@ -540,6 +543,11 @@ class FakeOpenAI:
         self.rate_limit: tuple[int, float] | None = None
         self.retry_after = True  # send Retry-After with those 429s
         self.headers: dict[str, str] = {}  # extra headers on every successful completion
+        # A hostile server: values for the answer's own fields, whatever was asked ("model",
+        # "id", "system_fingerprint", "finish_reason", "error" for an error's message), in
+        # plain and streamed answers. "{key}" in a value becomes the bearer key the request
+        # carried; lone surrogates go out as the JSON escapes they are ("\ud800").
+        self.fields: dict[str, str] = {}
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -737,6 +745,21 @@ class FakeOpenAI:
             "choices": [choice],
             "usage": self._usage(body, answer),
         }
+
+    def _with_fields(self, obj: dict[str, Any], key: str) -> dict[str, Any]:
+        """obj with `fields` put in (a hostile server's own fields); obj itself when none."""
+        if not self.fields:
+            return obj
+        out = dict(obj)
+        for name in ("model", "id", "system_fingerprint"):
+            if name in self.fields:
+                out[name] = self.fields[name].replace("{key}", key)
+        if "finish_reason" in self.fields:
+            out["choices"] = [
+                {**c, "finish_reason": self.fields["finish_reason"].replace("{key}", key)}
+                for c in out.get("choices") or []
+            ]
+        return out
 
     def _bounded(self, body: dict[str, Any], answer: str) -> str:
         """With tokens_per_char set, honour max_tokens as a real server does (cut the answer)."""

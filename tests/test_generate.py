@@ -351,7 +351,7 @@ def test_stdin_that_is_not_utf8_is_exit_2(run_aicli) -> None:
         capture_output=True, env=_child_env(None), stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert bad_arg.returncode == 2
-    assert b"PROMPT is not valid UTF-8" in bad_arg.stderr
+    assert b"is not valid UTF-8 text" in bad_arg.stderr  # checked before any command runs
 
 
 def test_budget_warns_about_a_tier_without_price(cli, server, make_config) -> None:

@@ -30,6 +30,7 @@ from aicli.cache.disk_store import (
     evict_others,
     sweep_orphans,
 )
+from aicli.security import valid_text
 
 if TYPE_CHECKING:
     import diskcache
@@ -95,6 +96,7 @@ class DiskBackend:
     async def set(
         self, key: str, value: str, *, ttl_s: float | None, expires: float | None
     ) -> None:
+        value = valid_text(value)  # a lone surrogate would fail in SQLite, outside CacheError
         if self._fits(value):
             await self._run(ENTRIES, _write(key, value, ttl_s, expires))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class Flights:
                         await cache.set(key, entry)  # before the lock goes: waiters find it
                     return entry, False
             finally:
-                await lock.__aexit__(None, None, None)
+                await self._release(lock)
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 1.5, _MAX_POLL_S)
         return await produce(), False
@@ -154,6 +155,16 @@ class Flights:
                 writes=True,
             )
         return entry, False
+
+    async def _release(self, lock: AbstractAsyncContextManager[bool]) -> None:
+        """Best effort: the answer may be paid for by now (a full disk must not lose it), and a
+        lock left behind lapses by itself after its ttl."""
+        from aicli.errors import CacheError
+
+        try:
+            await lock.__aexit__(None, None, None)
+        except CacheError as exc:
+            self.cache.went_down(exc, "could not release the single-flight lock")
 
     async def _fresh(self, key: str) -> CacheEntry | None:
         entry = await self.cache.get(key)

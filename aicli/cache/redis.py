@@ -15,11 +15,11 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from aicli import install_hint
 from aicli.cache.backend import EntryFacts
 from aicli.errors import CacheError, CacheUnavailable
+from aicli.security import register_secret, url_secrets, without_credentials
 
 if TYPE_CHECKING:
     from aicli.config import Config
@@ -50,19 +50,9 @@ def redis_url(cfg: Config) -> str:
 
 
 def hide_password(url: str) -> str:
-    """The URL as it may be shown: any password replaced by ***."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        user = parts.username or ""
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        port = f":{parts.port}" if parts.port is not None else ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
-    except ValueError:
-        return "(an unparsable Redis URL, not shown)"
+    """The URL as it may be shown: the password in it and every credential in its query
+    (`?password=`, `username=`: redis-py reads both) replaced by ***."""
+    return without_credentials(url, keep_user=True)
 
 
 class RedisBackend:
@@ -74,10 +64,9 @@ class RedisBackend:
         self.location = hide_password(url)
         self.timeout_s = timeout_s
         self._url = url
-        try:
-            self._password = urlsplit(url).password or ""
-        except ValueError:
-            self._password = ""
+        self._secrets = url_secrets(url)  # userinfo and query: never in a message
+        for secret in self._secrets:
+            register_secret(secret)  # scrub() then hides it from every log line too
         self._client: Any = None
 
     def _redis(self) -> Any:
@@ -109,7 +98,9 @@ class RedisBackend:
         return self._client
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._password, "***") if self._password else text
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     async def _do(self, op: Callable[[Any], Awaitable[T]]) -> T:
         """One bounded operation; any failure becomes CacheUnavailable (password never shown)."""

@@ -106,7 +106,9 @@ class _Group(TyperGroup):
         ClickException, NoArgsIsHelpError = _click_exceptions()
         Exit, Abort = typer.Exit, typer.Abort
 
+        argv = list(sys.argv[1:] if args is None else args)
         try:
+            _check_arguments(argv)
             with sigterm_as_interrupt():
                 rv = super().main(
                     args=args,
@@ -115,7 +117,7 @@ class _Group(TyperGroup):
                     standalone_mode=False,
                     **extra,
                 )
-        except _PromptNotCommand as exc:
+        except (_PromptNotCommand, _NotText) as exc:
             error(exc.message, exc.hint)
             rv = ExitCode.USAGE
         except NoArgsIsHelpError as exc:
@@ -144,9 +146,46 @@ class _Group(TyperGroup):
         except OSError as exc:  # --help or --version to a full or closed stdout
             io_failure(exc)
             rv = ExitCode.USAGE
+        rv = _flush_stdout(rv)
         if not standalone_mode:
             return rv
         sys.exit(rv or 0)
+
+
+class _NotText(_PromptNotCommand):
+    """An argument with bytes that are not UTF-8 (they arrive as lone surrogates)."""
+
+
+def _check_arguments(argv: list[str]) -> None:
+    """Every argument is text before any command sees it: a non-UTF-8 byte would otherwise fail
+    much later, wherever the argument is first written (a cache key, a request, a report)."""
+    from aicli.security import safe_line, valid_text
+
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            shown = safe_line(valid_text(arg), 80)
+            raise _NotText(
+                f"the argument {shown!r} is not valid UTF-8 text"
+                f" (a byte that is not UTF-8 at position {exc.start})",
+                "pass UTF-8 text (check the terminal's or the shell's encoding)",
+            ) from None
+
+
+def _flush_stdout(rv: Any) -> Any:
+    """stdout flushed while a failure can still be one error line and exit 2: Python's own
+    flush at exit would print "Exception ignored" and exit 120 (stdout is block-buffered
+    unless PYTHONUNBUFFERED is set, so even `aicli --version > /dev/full` gets here)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        io_failure(None)
+    except OSError as exc:
+        io_failure(exc)
+        if rv in (None, ExitCode.OK, ExitCode.FAILED):
+            return ExitCode.USAGE
+    return rv
 
 
 def _quoted(text: str) -> str:

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -94,8 +95,14 @@ def out(text: str, end: str = "\n") -> None:
     sys.stdout.flush()
 
 
+# What JSON leaves raw inside strings but a terminal acts on (C1 controls such as \x9b, a CSI)
+# or reorders (bidi controls), and line separators: written as \uXXXX, the same JSON value.
+_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
 def print_json(obj: Any) -> None:
-    out(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=str)
+    out(_JSON_RAW.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text))
 
 
 def info(text: str, event: str = "message", **fields: Any) -> None:
@@ -221,13 +228,22 @@ class ClosedStream(io.TextIOBase):
         raise OSError(errno.EBADF, "stdout is closed")
 
 
-def io_failure(exc: OSError) -> None:
+def io_failure(exc: OSError | None) -> None:
     """An OSError nobody handled (stdout on a full disk or closed, a file that vanished): one
-    error line, exit 2. stdout then goes to devnull so the final flush cannot fail again."""
-    if exc.filename:
+    error line, exit 2 (None: the reader went away, no message). stdout then goes to devnull so
+    no later flush can fail again."""
+    if exc is not None and exc.filename:
         error(f"cannot use {exc.filename}: {exc.strerror or exc}", "check that file")
         return
-    error(f"cannot write the output: {exc.strerror or exc}", "check where stdout goes")
+    if exc is not None:
+        error(f"cannot write the output: {exc.strerror or exc}", "check where stdout goes")
+    with contextlib.suppress(Exception):
+        # What the failed flush left in the buffer goes too: the interpreter flushes the
+        # original stream once more at exit, and that must not fail ("Exception ignored").
+        if sys.__stdout__ is not None:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.__stdout__.fileno())
+            os.close(devnull)
     with contextlib.suppress(Exception):
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
 

@@ -27,7 +27,14 @@ from aicli.providers.base import (
     ResponseObserver,
 )
 from aicli.providers.tool_calls import StreamedToolCalls, dumped, finish_reason, parse_tool_calls
-from aicli.security import register_secret, safe_line
+from aicli.security import (
+    StreamKeys,
+    answer_field,
+    answer_text,
+    register_secret,
+    safe_line,
+    without_credentials,
+)
 from aicli.types import FinishEvent, TextDelta, Usage
 
 log = logging.getLogger(__name__)
@@ -72,7 +79,7 @@ class OpenAIProvider:
         self.name = name
         self.cfg = cfg
         self.base_url = base_url
-        self.shown_url = _without_credentials(base_url)  # for messages: never user:password@
+        self.shown_url = without_credentials(base_url)  # for messages: no credential of the URL
         self.pool_size = pool_size  # calls in flight at once (-j): keep that many connections
         self._client: openai.AsyncOpenAI | None = None
         # One client per (timeout, retries), all sharing one connection pool: with_options()
@@ -197,13 +204,17 @@ class OpenAIProvider:
             stream=True,
             stream_cls=openai.AsyncStream[ChatCompletionChunk],
         )
+        keys = StreamKeys()  # what a server sends is untrusted: parsed here, cleaned here
+        raw_model: object = None
         async for chunk in stream:
             if getattr(chunk, "usage", None):
                 usage = _reported_usage(chunk.usage)
-            model = getattr(chunk, "model", None) or model
+            if getattr(chunk, "model", None) and chunk.model != raw_model:  # once, not per chunk
+                raw_model = chunk.model
+                model = answer_field(raw_model) or model
             for choice in chunk.choices or []:
                 delta = choice.delta
-                text = delta.content if delta else None
+                text = keys.feed(delta.content or "") if delta else ""
                 if text:
                     parts.append(text)
                     emitted[0] = True
@@ -216,6 +227,11 @@ class OpenAIProvider:
                 if isinstance(content, list):
                     logprobs.extend(dumped(item) for item in content)
                 finish = getattr(choice, "finish_reason", None) or finish
+        text = keys.rest()
+        if text:
+            parts.append(text)
+            emitted[0] = True
+            on_delta(TextDelta(text))
         tool_calls = calls.result()
         finish = finish_reason(finish, tool_calls)
         on_delta(FinishEvent(finish))
@@ -244,10 +260,13 @@ class OpenAIProvider:
         usage = _reported_usage(usage_obj) if usage_obj is not None else None
         tool_calls = parse_tool_calls(getattr(message, "tool_calls", None))
         logprobs = getattr(choice, "logprobs", None)
+        # the one place a whole answer is parsed: every field aicli passes on is cleaned here
+        content = answer_text(message.content or "")
+        shown_model = answer_field(getattr(response, "model", None) or "") or model
         return ProviderAnswer(
-            message.content or "",
+            content,
             usage,
-            getattr(response, "model", None) or model,
+            shown_model,
             attempts,
             tool_calls=tool_calls,
             finish_reason=finish_reason(getattr(choice, "finish_reason", None), tool_calls),
@@ -346,12 +365,3 @@ def _error_message(exc: openai.APIStatusError) -> str:
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])
     return str(getattr(exc, "message", "") or "")
-
-
-def _without_credentials(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))

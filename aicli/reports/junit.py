@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
-import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from aicli.reports.atomic import atomic_write
-from aicli.reports.results import CaseResult, Summary, Tally, cut
-
-_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+from aicli.reports.results import CaseResult, Summary, Tally, cut, one_line
 
 
 def _clean(text: str) -> str:
-    """Text XML 1.0 can carry: control characters shown as \\xNN."""
-    return _XML_BAD.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+    """An attribute: one printable line (XML 1.0 can carry it; a CI log that shows it runs no
+    workflow command), the sanitiser every report format shares."""
+    return one_line(text)
+
+
+def _body(text: str) -> str:
+    """A failure's body: its lines kept, each one printable line with its indent."""
+    return "\n".join(
+        " " * (len(line) - len(line.lstrip(" "))) + one_line(line) for line in text.split("\n")
+    )
 
 
 class JUnitWriter:
@@ -91,11 +96,11 @@ class JUnitWriter:
                 lines += ["", f"answer ({model}):", c["excerpt"]]
             tag = "failure" if c["status"] == "failed" else "error"
             el = ET.SubElement(tc, tag, message=message, type=c["kind"] or "api_error")
-            el.text = _clean("\n".join(lines).strip())
+            el.text = _body("\n".join(lines).strip())
         elif c["status"] == "skipped":
             ET.SubElement(tc, "skipped", message=message)
         else:
-            ET.SubElement(tc, "system-out").text = _clean(f"{model}\n{c['excerpt']}")
+            ET.SubElement(tc, "system-out").text = _body(f"{model}\n{c['excerpt']}")
 
     def close(self, summary: Summary) -> None:
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")

@@ -17,6 +17,7 @@ from aicli.reports.results import (
     Tally,
     TierStats,
     cut,
+    one_line,
 )
 
 MAX_CHARS = 60_000  # GitHub refuses step summaries and comments over 65,536 characters
@@ -29,7 +30,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 def escape(text: str) -> str:
     """One table cell's text: HTML and Markdown shown as typed, never rendered."""
-    text = " ".join(text.split())
+    text = one_line(text)  # no line break, escape or workflow command (`::error::`)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MD_SPECIAL.sub(r"\\\1", text)
 

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aicli import yamlsafe
 from aicli.errors import UsageError
+from aicli.jsontext import too_deep
 from aicli.reports.results import (
     FORMAT_VERSION,
     REASON_KINDS,
@@ -15,9 +17,12 @@ from aicli.reports.results import (
     AssertionRecord,
     CaseResult,
 )
+from aicli.security import safe_line
 from aicli.types import TemplateRef, Usage
 
 MAX_REPORT_BYTES = 512 * 1024 * 1024  # far above any real run; refuses a runaway file
+MAX_DEPTH = yamlsafe.MAX_DEPTH + 10  # a result's vars and assertion values come from YAML
+MAX_RESULTS = 1_000_000  # runs in one report
 
 
 @dataclass
@@ -41,15 +46,21 @@ def _bad(path: Path, why: str, hint: str | None = None) -> UsageError:
 def read_report(path: Path) -> Report:
     """One JSON report; any unreadable, foreign or unknown-version file is a UsageError (2)."""
     try:
-        if path.stat().st_size > MAX_REPORT_BYTES:
-            raise _bad(path, f"larger than {MAX_REPORT_BYTES // 2**20} MiB")
-        data = json.loads(path.read_bytes())
+        # the rules of every input file: a regular file or a pipe (never /dev/zero), bounded
+        text = yamlsafe.read_text(path, MAX_REPORT_BYTES)
+        data = json.loads(text)
     except OSError as exc:
         raise _bad(path, f"cannot read it: {exc.strerror or exc}") from None
-    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
-        raise _bad(path, f"not JSON: {str(exc)[:200]}") from None
+    except (ValueError, RecursionError) as exc:  # bad JSON, absurd nesting
+        raise _bad(path, f"not JSON: {safe_line(exc, 200)}") from None
+    if too_deep(data, MAX_DEPTH):
+        raise _bad(path, f"nested deeper than {MAX_DEPTH} levels (the limit)")
+    if yamlsafe.has_lone_surrogate(data):
+        raise _bad(path, yamlsafe.LONE_SURROGATE)
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise _bad(path, "not an aicli JSON report (no `results` list)")
+    if len(data["results"]) > MAX_RESULTS:
+        raise _bad(path, f"holds more than {MAX_RESULTS:,} results (the limit)")
     version = data.get("format_version")
     if version != FORMAT_VERSION or isinstance(version, bool):
         shown = "missing" if version is None else repr(version)

@@ -60,6 +60,15 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
 
 
+def one_line(text: str) -> str:
+    """The one-line sanitiser every report format uses for names, reasons and excerpts from
+    suites, reports and servers (security.safe_line, uncut): no escape sequence, control or
+    format character, line break, key, or CI workflow command (`::error::`) at any line start."""
+    from aicli.security import safe_line
+
+    return safe_line(text, None)
+
+
 def cut(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -145,9 +154,9 @@ class CaseResult:
     def excerpt(self, n: int = 200) -> str:
         """The answer on one line, cut to n characters; control characters shown as \\xNN, and
         no key or key tail (an excerpt is shown text; the full answer stays as it came)."""
-        from aicli.security import scrub
+        from aicli.security import defuse_commands, scrub
 
-        return cut(printable(scrub(" ".join(self.output.split()))), n)
+        return cut(defuse_commands(printable(scrub(" ".join(self.output.split())))), n)
 
     def failed_assertions(self) -> list[AssertionRecord]:
         return [a for a in self.assertions if not a.passed]

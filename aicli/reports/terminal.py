@@ -8,13 +8,19 @@ from rich.table import Table
 from rich.text import Text
 
 from aicli.reports.figures import interval, kn, ms, pvalue, rate, signed, verdicts
-from aicli.reports.results import BaselineDiff, CaseResult, CaseStats, Summary, printable
+from aicli.reports.results import BaselineDiff, CaseResult, CaseStats, Summary, one_line, printable
 
 _STYLE = {"passed": "green", "failed": "red", "error": "bold red", "skipped": "dim"}
 
 
 def _case_name(r: CaseResult, repeats: int) -> str:
     return f"{r.case} #{r.repeat_index + 1}" if repeats > 1 else r.case
+
+
+def _line(text: str, style: str = "") -> Text:
+    """Text from a suite, a report or a server as one printable line: no escape sequence, line
+    break or CI workflow command (`::error::`) reaches the terminal or a CI log."""
+    return Text(one_line(text), style=style)
 
 
 _WIDE = 110  # below this many columns the results table keeps only what identifies a run
@@ -43,12 +49,12 @@ def _results_table(results: list[CaseResult], repeats: int, show_passed: bool, w
             continue
         answered = r.status in ("passed", "failed")
         name = _case_name(r, repeats)
-        ident = [Text(r.suite), Text(name)] if wide else [Text(f"{r.suite}/{name}")]
+        ident = [_line(r.suite), _line(name)] if wide else [_line(f"{r.suite}/{name}")]
         row: list[Text | str] = [
             *ident,
-            Text(r.tier_label),
+            _line(r.tier_label),
             Text(r.status, style=_STYLE.get(r.status, "")),
-            Text(printable(r.reason_kind or ("" if r.status == "passed" else r.reason[:40]))),
+            _line(r.reason_kind or ("" if r.status == "passed" else r.reason[:40])),
         ]
         if wide:
             row += [
@@ -67,16 +73,16 @@ def _explain(console: Console, r: CaseResult, repeats: int, excerpt_len: int) ->
     label = "FAILED" if r.status == "failed" else "ERROR"
     head = Text()
     head.append(label, style=_STYLE[r.status])
-    head.append(printable(f" {r.suite}/{_case_name(r, repeats)} [{r.tier_label}]"))
+    head.append(" " + one_line(f"{r.suite}/{_case_name(r, repeats)} [{r.tier_label}]"))
     if r.reason_kind:
         head.append(f": {r.reason_kind}", style="bold")
     console.print(head, soft_wrap=soft)
     failed = r.failed_assertions()
     if failed:
         for a in failed:
-            console.print(Text(printable(f"  ✗ {a.reason}")), soft_wrap=soft)
+            console.print(Text(f"  ✗ {one_line(a.reason)}"), soft_wrap=soft)
     elif r.reason:
-        console.print(Text(printable(f"  {r.reason}")), soft_wrap=soft)
+        console.print(Text(f"  {one_line(r.reason)}"), soft_wrap=soft)
     if r.output:
         console.print(Text(f"  answer: {r.excerpt(excerpt_len)}", style="dim"), soft_wrap=soft)
 
@@ -117,13 +123,13 @@ def _tier_table(summary: Summary, width: int) -> Table:
             "tokens": f"{t.tokens:,}",
             "cache hits": str(t.cache_hits),
         }
-        table.add_row(Text(t.tier), *(cells[c] for c in shown))
+        table.add_row(_line(t.tier), *(cells[c] for c in shown))
     return table
 
 
 def _baseline(console: Console, diff: BaselineDiff) -> None:
     counts = " · ".join(f"{n} {name}" for name, n in diff.counts().items())
-    console.print(Text(printable(f"Compared with {diff.source}: {counts}"), style="bold"))
+    console.print(_line(f"Compared with {diff.source}: {counts}", style="bold"))
     _significance(console, diff)
     changed = [c for c in diff.cases if c.change != "unchanged" or c.rate_changed]
     if changed:
@@ -140,8 +146,8 @@ def _baseline(console: Console, diff: BaselineDiff) -> None:
             before = f"{c.before} {kn(c.then.passed, c.then.runs)}" if c.then else "–"
             mark = Text(c.direction, style="bold red" if c.direction == "worse" else "green")
             table.add_row(
-                Text(c.change, style=style.get(c.change, "")), Text(printable(c.case_id)),
-                Text(c.tier), Text(before), Text(printable(now)), pvalue(c.p_holm),
+                Text(c.change, style=style.get(c.change, "")), _line(c.case_id),
+                _line(c.tier), Text(before), _line(now), pvalue(c.p_holm),
                 mark if c.significant else Text("within noise", style="dim"),
             )  # fmt: skip
         console.print(table)
@@ -151,7 +157,7 @@ def _baseline(console: Console, diff: BaselineDiff) -> None:
         table.add_column(col, justify="right", no_wrap=True)
     for t in diff.tiers:
         table.add_row(
-            Text(t.tier),
+            _line(t.tier),
             rate(t.pass_rate_after),
             signed(t.pass_rate_change, ".1f", " pts", 100),
             Text(pvalue(t.p_value), style="bold red" if t.significant_worse else ""),
@@ -196,7 +202,7 @@ def render_terminal(
                 table.add_column(col)
             for d in summary.disagreements:
                 table.add_row(
-                    Text(d.case_id), Text(", ".join(d.passed_on)), Text(", ".join(d.failed_on))
+                    _line(d.case_id), _line(", ".join(d.passed_on)), _line(", ".join(d.failed_on))
                 )
             console.print(table)
     _confidence(console, summary, show_passed)

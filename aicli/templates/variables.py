@@ -51,6 +51,8 @@ def parse_var_args(pairs: list[str]) -> dict[str, Any]:
                 'e.g. --var text="some words" --var bullets=5 --var \'labels=["a","b"]\'',
             )
         values[key] = _json_or_text(text)
+        if yamlsafe.has_lone_surrogate(values[key]):  # '"\ud800"' is valid JSON, not text
+            raise UsageError(f"--var {key}: {yamlsafe.LONE_SURROGATE}", "pass UTF-8 text")
         values.raw[key] = text
     return values
 
@@ -64,8 +66,10 @@ def load_vars_file(path: Path) -> dict[str, Any]:
     if Path(path).suffix.lower() == ".json":
         try:
             data = json.loads(text)
-        except ValueError as exc:
-            raise UsageError(f"--vars-file {path}: invalid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise UsageError(f"--vars-file {path}: invalid JSON: {str(exc)[:200]}") from None
+        if yamlsafe.has_lone_surrogate(data):
+            raise UsageError(f"--vars-file {path}: {yamlsafe.LONE_SURROGATE}", "pass UTF-8 text")
     else:
         try:
             data = load_yaml(text, f"--vars-file {path}")
