@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aicli.reports.figures import interval, kn, ms, pvalue, rate, signed, verdicts
-from aicli.reports.results import BaselineDiff, CaseResult, CaseStats, Summary, one_line, printable
+from aicli.reports.results import BaselineDiff, CaseResult, CaseStats, Summary, one_line
 
 _STYLE = {"passed": "green", "failed": "red", "error": "bold red", "skipped": "dim"}
 
@@ -237,8 +237,8 @@ def _confidence(console: Console, summary: Summary, show_passed: bool) -> None:
     if len(summary.tiers) == 1 and summary.tiers[0].tally.runs:
         t = summary.tiers[0]
         console.print(
-            Text(printable(f"{t.tier}: {t.passed} of {t.tally.runs} runs passed · "
-                 f"{rate(t.pass_rate)} · 95% CI {interval(t.tally.interval)}"))
+            _line(f"{t.tier}: {t.passed} of {t.tally.runs} runs passed · "
+                  f"{rate(t.pass_rate)} · 95% CI {interval(t.tally.interval)}")
         )  # fmt: skip
     auto = summary.max_repeat is not None
     if summary.repeats > 1 or auto:
@@ -266,7 +266,7 @@ def _case_table(
         verdict = c.tally.meets(threshold)
         sure = "" if c.tally.side(threshold) is not None else " (unsure)"
         row: list[Text | str] = [
-            Text(printable(c.case_id)), Text(printable(c.tier)), kn(c.passed, c.runs),
+            _line(c.case_id), _line(c.tier), kn(c.passed, c.runs),
             rate(c.pass_rate), interval(c.tally.interval),
             Text(verdict + sure, style=_STYLE.get(verdict, "")),
         ]  # fmt: skip
@@ -287,4 +287,4 @@ def _significance(console: Console, diff: BaselineDiff) -> None:
     )
     if tiers:
         line += f" · tier worse: {', '.join(tiers)}"
-    console.print(Text(printable(line), style="bold red" if worse or tiers else ""))
+    console.print(_line(line, style="bold red" if worse or tiers else ""))
