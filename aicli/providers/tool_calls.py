@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aicli.security import answer_field, answer_text, valid_text
 from aicli.types import ToolCall, ToolCallDelta
 
 # finish_reason values OpenAI documents; anything else a server invents is reported as "stop".
@@ -38,6 +39,9 @@ def parse_tool_calls(raw: Any) -> list[ToolCall] | None:
         ident, name, args = data.get("id"), function.get("name"), function.get("arguments")
         if not (isinstance(ident, str) and isinstance(name, str) and isinstance(args, str)):
             raise ValueError("a tool call's id, function.name or function.arguments is not text")
+        # cleaned where parsed, as the answer's text is: ids and names one printable line
+        # without a key, arguments without a key or lone surrogate
+        ident, name, args = answer_field(ident), answer_field(name), answer_text(args)
         calls.append(
             {"id": ident, "type": "function", "function": {"name": name, "arguments": args}}
         )
@@ -74,6 +78,9 @@ class StreamedToolCalls:
             and isinstance(args, str)
         ):
             raise ValueError("a streamed tool call's id, name or arguments is not text")
+        ident = answer_field(ident) if ident is not None else None
+        name = answer_field(name) if name is not None else None
+        args = valid_text(args)
         call = self._calls.setdefault(index, {"id": None, "name": None, "arguments": []})
         # Some servers repeat the id and name in every piece: they are passed on once.
         ident = None if call["id"] else ident
