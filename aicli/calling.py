@@ -1,8 +1,10 @@
-"""One call to one tier: the budget and quota reservations, the tier's concurrency gate and rate
-limit, the provider call, what it cost, and the answer as a cache entry (or None: fall back).
+"""One call to one tier, in four steps: reserve its worst case on every spending limit, admit it
+through the tier's concurrency gate and rate limit, send it to the provider, settle what it cost;
+the answer as a cache entry (or None: fall back).
 
-The engine decides which tier to call and when; this module only makes the call. asyncio is
-imported inside the coroutine that uses it (a CLI cache hit never imports it)."""
+The engine decides which tier to call and when; this module only makes the call. What a provider
+type needs (a gate, how long identical requests wait for it) is its Traits, never its name.
+asyncio is imported inside the coroutine that uses it (a CLI cache hit never imports it)."""
 
 from __future__ import annotations
 
@@ -14,17 +16,29 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from aicli.config import Config
-from aicli.cost import Budget, cost_of, estimate_usage, worst_case_cost
+from aicli.cost import (
+    Budget,
+    SpendLimit,
+    Ticket,
+    cost_of,
+    estimate_usage,
+    release_all,
+    reserve_all,
+    settle_all,
+    worst_case_cost,
+)
 from aicli.errors import NoAnswerError
 from aicli.planning import Plan, max_tokens_for, temperature_for
-from aicli.providers.base import Provider, ProviderCall, ProviderFailure
+from aicli.providers import traits as provider_traits
+from aicli.providers.base import Provider, ProviderAnswer, ProviderCall, ProviderFailure, Traits
 from aicli.resilience import Cooldowns, TierConcurrency, TierLimiters
-from aicli.types import Request
+from aicli.types import Request, Usage
 
 if TYPE_CHECKING:
     from aicli.cache import CacheEntry
-    from aicli.quota import DailyQuota
     from aicli.redact import Redactor
+    from aicli.redact.placeholders import StreamRestorer
+    from aicli.resilience import AdaptiveConcurrency as Gate
 
 log = logging.getLogger("aicli.engine")  # one logger for the request pipeline's events
 
@@ -45,12 +59,16 @@ class Outcome:
     """One run's state, and the per-request things a caller passed with it."""
 
     budget: Budget
-    quota: DailyQuota | None = None
+    quota: SpendLimit | None = None  # the service's daily cap (per-key budgets: more limits)
     observer: RunObserver | None = None
     attempts: int = 0
     tried: list[str] = field(default_factory=list)
     stale: tuple[Plan, CacheEntry] | None = None
     last_error: str = ""
+
+    def limits(self) -> list[SpendLimit]:
+        """Every spending limit a call reserves on, in order (rolled back together)."""
+        return [self.budget] if self.quota is None else [self.budget, self.quota]
 
 
 class TierCaller:
@@ -90,74 +108,29 @@ class TierCaller:
         on_delta: Callable[[str], None] | None,
         outcome: Outcome,
     ) -> CacheEntry | None:
-        """Call one tier; return the answer as a cache entry, or None to fall back."""
+        """Call one tier: reserve -> admit -> send -> settle. Returns the answer as a cache
+        entry, or None to fall back."""
         import asyncio  # loaded already (this is a coroutine); not at the top: see the docstring
 
-        from aicli.cache import CacheEntry
-        from aicli.logs import log_context
-
         tier = plan.tier
-        max_tokens = max_tokens_for(request, tier)
-        provider = self.provider(tier.provider)
-        worst = worst_case_cost(plan.messages, max_tokens, tier.price, request.schema)
-        budget = outcome.budget
-        if budget.cap is not None and worst == 0 and plan.name not in self._unpriced:
-            self._unpriced.add(plan.name)
-            if self.cfg.provider(tier.provider).type != "echo":
-                log.warning(
-                    "tier '%s' has no price in the config, so the budget cannot limit it"
-                    " (its calls count as $0)", plan.name,
-                    extra={"event": "budget.unpriced", "tier": plan.name},
-                )  # fmt: skip
+        traits = provider_traits(self.cfg, tier.provider)
+        call = self._provider_call(request, plan, on_delta)
         what = f"a call to tier '{plan.name}' ({plan.model})"
-        reserved = budget.reserve(worst, what)
-        ticket = None
-        if outcome.quota is not None:
-            try:
-                ticket = await outcome.quota.reserve(worst, what)
-            except BaseException:
-                budget.settle(reserved, 0.0)
-                raise
-        sink = on_delta
-        restorer = None
-        if on_delta is not None and redactor is not None and plan.redacted:
-            restorer = redactor.stream_restorer()
-            sink = lambda text: on_delta(restorer.feed(text))  # noqa: E731
-        call = ProviderCall(
-            model=plan.model,
-            messages=plan.messages,
-            max_tokens=max_tokens,  # always sent: the answer's cost is bounded
-            temperature=temperature_for(request, tier),
-            seed=request.seed,
-            schema=request.schema,
-            timeout_seconds=float(tier.timeout_seconds or 30),
-            max_retries=int(tier.max_retries if tier.max_retries is not None else 3),
-            stream=on_delta is not None,
-        )
+        worst = worst_case_cost(plan.messages, call.max_tokens or 0, tier.price, request.schema)
+        tickets = await self._reserve(plan, traits, worst, what, outcome)
+        sink, restorer = _restoring_sink(on_delta, redactor if plan.redacted else None)
         outcome.tried.append(plan.name)
-        charged = 0.0
+        charged = 0.0  # what the provider bills for this call, as far as we can know
         sent = False
         gate = None
         try:
-            if self.cfg.provider(tier.provider).type != "echo":  # offline: nothing to protect
-                tier_gate = self.concurrency.get(plan.name)
-                started = await tier_gate.acquire()
-                gate = tier_gate  # released below, also when the call is cancelled
-                call.on_response = functools.partial(gate.observe, started)
-                if tier.rate_limit:
-                    await self.limiters.acquire(plan.name, float(tier.rate_limit))
-            if outcome.observer is not None:
-                outcome.observer.answering(plan.name, plan.model, False)
-            # Latency is the provider's (retries included), not our queueing or start-up.
-            called = time.monotonic()
+            gate = await self._admit(plan, traits, call)
             sent = True
-            with log_context(tier=plan.name):  # SDK retries are logged with their tier
-                answer = await provider.complete(call, sink)
-            latency_ms = (time.monotonic() - called) * 1000
+            answer, latency_ms = await self._send(plan, call, sink, outcome)
             usage = answer.usage or estimate_usage(plan.messages, answer.content)
             actual = cost_of(usage, tier.price)
             # Without reported usage the whole reservation counts: the bound is all we know.
-            charged = actual if answer.usage is not None else max(actual, reserved)
+            charged = actual if answer.usage is not None else max(actual, worst)
             if not answer.content.strip():  # paid for, but nothing to use: the next tier may be
                 raise ProviderFailure(
                     f"tier '{plan.name}' returned an empty answer",
@@ -181,16 +154,14 @@ class TierCaller:
             # Stopped mid-call (a client that left a stream): the provider may bill what it
             # generated, and no usage came back, so the whole reservation counts.
             if sent:
-                charged = reserved
+                charged = worst
             raise
         else:
             outcome.attempts += answer.attempts
         finally:
             if gate is not None:
                 gate.release()
-            budget.settle(reserved, charged, what)
-            if outcome.quota is not None and ticket is not None:
-                await outcome.quota.settle(ticket, charged)
+            await _settle(tickets, charged, what, sent)
         self.cooldowns.succeeded(plan.name)
         if restorer is not None and on_delta is not None:
             on_delta(restorer.flush())
@@ -198,16 +169,116 @@ class TierCaller:
             from aicli.jsontext import check_answer_schema
 
             check_answer_schema(request.schema, answer.content, plan.name)
-        now = time.time()
-        return CacheEntry(
-            content=answer.content,
-            model_used=answer.model or plan.model,
-            provider=tier.provider,
-            tier=plan.name,
-            usage=usage,
-            cost_usd=actual,
-            latency_ms=latency_ms,
-            created=now,
-            expires=now + tier.cache_ttl if tier.cache_ttl else now,
-            template_checksum=request.template.checksum if request.template else None,
+        return _entry(request, plan, answer, usage, actual, latency_ms)
+
+    # ---- the steps -------------------------------------------------------------------------
+
+    def _provider_call(
+        self, request: Request, plan: Plan, on_delta: Callable[[str], None] | None
+    ) -> ProviderCall:
+        tier = plan.tier
+        return ProviderCall(
+            model=plan.model,
+            messages=plan.messages,
+            max_tokens=max_tokens_for(request, tier),  # always sent: the answer's cost is bounded
+            temperature=temperature_for(request, tier),
+            seed=request.seed,
+            schema=request.schema,
+            timeout_seconds=float(tier.timeout_seconds or 30),
+            max_retries=int(tier.max_retries if tier.max_retries is not None else 3),
+            stream=on_delta is not None,
         )
+
+    async def _reserve(
+        self, plan: Plan, traits: Traits, worst: float, what: str, outcome: Outcome
+    ) -> list[tuple[SpendLimit, Ticket]]:
+        """Hold the call's worst case on every spending limit, or refuse (nothing is held)."""
+        limits = outcome.limits()
+        unpriced = worst == 0 and traits.gated and plan.name not in self._unpriced
+        if unpriced and any(limit.capped for limit in limits):
+            self._unpriced.add(plan.name)
+            log.warning(
+                "tier '%s' has no price in the config, so the budget cannot limit it"
+                " (its calls count as $0)", plan.name,
+                extra={"event": "budget.unpriced", "tier": plan.name},
+            )  # fmt: skip
+        return await reserve_all(limits, worst, what)
+
+    async def _admit(self, plan: Plan, traits: Traits, call: ProviderCall) -> Gate | None:
+        """Wait for the tier's concurrency gate and rate limit; the gate to release, if any."""
+        if not traits.gated:  # offline: nothing to protect
+            return None
+        gate = self.concurrency.get(plan.name)
+        started = await gate.acquire()
+        try:
+            call.on_response = functools.partial(gate.observe, started)
+            if plan.tier.rate_limit:
+                await self.limiters.acquire(plan.name, float(plan.tier.rate_limit))
+        except BaseException:
+            gate.release()
+            raise
+        return gate
+
+    async def _send(
+        self,
+        plan: Plan,
+        call: ProviderCall,
+        sink: Callable[[str], None] | None,
+        outcome: Outcome,
+    ) -> tuple[ProviderAnswer, float]:
+        """The provider call; its answer and latency (the provider's, retries included, not our
+        queueing or start-up)."""
+        from aicli.logs import log_context
+
+        if outcome.observer is not None:
+            outcome.observer.answering(plan.name, plan.model, False)
+        called = time.monotonic()
+        with log_context(tier=plan.name):  # SDK retries are logged with their tier
+            answer = await self.provider(plan.tier.provider).complete(call, sink)
+        return answer, (time.monotonic() - called) * 1000
+
+
+async def _settle(
+    tickets: list[tuple[SpendLimit, Ticket]], charged: float, what: str, sent: bool
+) -> None:
+    """Count what the call cost on every limit (nothing sent: the reservations are released)."""
+    if sent:
+        await settle_all(tickets, charged, what)
+    else:
+        await release_all(tickets)
+
+
+def _restoring_sink(
+    on_delta: Callable[[str], None] | None, redactor: Redactor | None
+) -> tuple[Callable[[str], None] | None, StreamRestorer | None]:
+    """Where streamed text goes: through the redactor's restorer when placeholders were sent."""
+    if on_delta is None or redactor is None:
+        return on_delta, None
+    restorer = redactor.stream_restorer()
+    return (lambda text: on_delta(restorer.feed(text))), restorer
+
+
+def _entry(
+    request: Request,
+    plan: Plan,
+    answer: ProviderAnswer,
+    usage: Usage,
+    cost_usd: float,
+    latency_ms: float,
+) -> CacheEntry:
+    from aicli.cache import CacheEntry
+
+    now = time.time()
+    tier = plan.tier
+    return CacheEntry(
+        content=answer.content,
+        model_used=answer.model or plan.model,
+        provider=tier.provider,
+        tier=plan.name,
+        usage=usage,
+        cost_usd=cost_usd,
+        latency_ms=latency_ms,
+        created=now,
+        expires=now + tier.cache_ttl if tier.cache_ttl else now,
+        template_checksum=request.template.checksum if request.template else None,
+    )

@@ -132,7 +132,12 @@ class ServeConfig:
     tokens_env: str = "AICLI_SERVE_TOKENS"
     max_body_kb: Annotated[int, Limit(gt=0)] = 1024
     max_concurrency: Annotated[int, Limit(gt=0)] = 64
-    daily_budget_usd: Annotated[float, Limit(ge=0)] | None = None
+    # at most $1M: the shared counter counts nano-dollars exactly below 2**53
+    daily_budget_usd: Annotated[float, Limit(ge=0, le=1e6)] | None = None
+    # The shared spend counter unreachable (Redis down): refuse paid calls (503), or let each
+    # worker spend its share of what was left (daily_budget_usd / budget_local_share at most).
+    budget_when_unavailable: Literal["refuse", "local"] = "refuse"
+    budget_local_share: Annotated[float, Limit(ge=1, le=1e6)] = 4.0
     shutdown_timeout: Annotated[float, Limit(ge=0)] = 30.0
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aicli.calling import Outcome, RunObserver, TierCaller
 from aicli.config import Config
-from aicli.cost import Budget
+from aicli.cost import Budget, SpendLimit
 from aicli.errors import AicliError, NoAnswerError
 from aicli.planning import Plan, make_redactor, plan_request
 from aicli.providers.base import Provider
@@ -21,7 +21,6 @@ from aicli.types import Request, Result
 
 if TYPE_CHECKING:
     from aicli.cache import CacheEntry, ResponseCache
-    from aicli.quota import DailyQuota
     from aicli.recording import Recorder, ReplayStore
     from aicli.redact import Redactor
 
@@ -90,7 +89,7 @@ class Engine:
         on_delta: Callable[[str], None] | None = None,
         *,
         budget: Budget | None = None,
-        quota: DailyQuota | None = None,
+        quota: SpendLimit | None = None,
         observer: RunObserver | None = None,
     ) -> Result:
         """Answer one request. A server passes its per-request budget, the shared daily quota
@@ -177,7 +176,7 @@ class Engine:
         on_delta: Callable[[str], None] | None,
         *,
         budget: Budget | None,
-        quota: DailyQuota | None,
+        quota: SpendLimit | None,
         observer: RunObserver | None,
     ) -> Result:
         self.cfg.tier(request.tier or self.cfg.default_tier)  # unknown tier: exit 2 before all else
@@ -266,13 +265,21 @@ class Engine:
             return await cache.single_flight(
                 plan.key,
                 lambda: self.calls.call(request, plan, redactor, on_delta, outcome),
-                wait_s=float(plan.tier.timeout_seconds or 30),
+                wait_s=self._flight_wait_s(plan),
                 store=store,
             )
         fresh = await self.calls.call(request, plan, redactor, on_delta, outcome)
         if fresh is not None and store:
             await cache.set(plan.key, fresh)
         return fresh, False
+
+    def _flight_wait_s(self, plan: Plan) -> float:
+        """How long identical requests wait for this call: the provider's say, else the tier's
+        timeout."""
+        from aicli.providers import traits
+
+        wait = traits(self.cfg, plan.tier.provider).flight_wait_s
+        return wait if wait is not None else float(plan.tier.timeout_seconds or 30)
 
     def _replayed(
         self,

@@ -2,7 +2,7 @@
 
 Layout of the cache directory (0700, files 0600):
   entries/    diskcache store: key -> JSON text of a CacheEntry; tag = expiry (epoch s) or NULL
-  counters/   diskcache store without eviction: counters, and the single-flight locks
+  counters/   diskcache store without eviction: counters, the daily spend, single-flight locks
   *.corrupt-* a damaged store moved aside (deleted by `clear`)
 Every diskcache call runs on one worker thread of its own: the event loop never blocks on SQLite,
 the process umask (set around each call) is never changed by two threads at once, and each
@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aicli.cache.backend import EntryFacts
+from aicli.cache.backend import EntryFacts, SpendKeys
 from aicli.cache.disk_store import (
     COUNTERS,
     ENTRIES,
@@ -143,6 +143,45 @@ class DiskBackend:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(worker, self._stores.close)
             worker.shutdown(wait=True)
+
+    # ---- SpendBackend (the same contract as the Redis scripts) ------------------------------
+
+    async def spend_reserve(
+        self, keys: SpendKeys, nano: int, cap: int, *, ttl_s: float
+    ) -> tuple[bool, int, int]:
+        def reserve(c: diskcache.Cache) -> tuple[bool, int, int]:
+            with c.transact():  # one SQLite transaction: every process sees all of it or none
+                spent, reserved = _count(c.get(keys.spent, 0)), _count(c.get(keys.reserved, 0))
+                held = c.get(keys.ticket)
+                if held is not None:
+                    return held != "done", spent, reserved
+                if spent + reserved + nano > cap:
+                    return False, spent, reserved
+                c.set(keys.reserved, reserved + nano, expire=ttl_s)
+                c.set(keys.ticket, nano, expire=ttl_s)
+                return True, spent, reserved + nano
+
+        return await self._run(COUNTERS, reserve)
+
+    async def spend_settle(
+        self, keys: SpendKeys, nano: int, *, ttl_s: float, done_ttl_s: float
+    ) -> tuple[bool, int, int]:
+        def settle(c: diskcache.Cache) -> tuple[bool, int, int]:
+            with c.transact():
+                spent, reserved = _count(c.get(keys.spent, 0)), _count(c.get(keys.reserved, 0))
+                held = c.get(keys.ticket)
+                if held == "done":
+                    return False, spent, reserved
+                if held is not None:
+                    reserved = max(0, reserved - _count(held))
+                    c.set(keys.reserved, reserved, expire=ttl_s)
+                if nano > 0:
+                    spent += nano
+                    c.set(keys.spent, spent, expire=ttl_s)
+                c.set(keys.ticket, "done", expire=done_ttl_s)
+                return True, spent, reserved
+
+        return await self._run(COUNTERS, settle)
 
     # ---- NowBackend: the same, without an event loop ---------------------------------------
 

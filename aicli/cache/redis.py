@@ -2,9 +2,9 @@
 
 Imported only when the backend is Redis. Every operation is bounded by `timeout_s` with no
 retries, so a dead or hung Redis costs one short wait; each failure becomes CacheUnavailable with
-a message that never holds the password. Counters move in one MULTI (INCRBY, EXPIRE); locks are
-SET NX PX and released only by their holder; clear and prune walk the prefix with SCAN and
-UNLINK in batches, never FLUSHDB.
+a message that never holds the password. Counters move in one MULTI (INCRBY, EXPIRE); the daily
+spend in one Lua script per operation; locks are SET NX PX and released only by their holder;
+clear and prune walk the prefix with SCAN and UNLINK in batches, never FLUSHDB.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from aicli.cache.backend import EntryFacts
+from aicli.cache.backend import EntryFacts, SpendKeys
 from aicli.errors import CacheError, CacheUnavailable
 
 if TYPE_CHECKING:
@@ -37,6 +37,36 @@ for i, key in ipairs(KEYS) do
   if value and redis.sha1hex(value) == ARGV[i] then n = n + redis.call('unlink', key) end
 end
 return n
+"""
+# The daily spend (KEYS: spent, reserved, ticket). Counters are integer nano-dollars, checked and
+# moved in one script: never read-modify-write from a client.
+_SPEND_RESERVE = """
+local spent = tonumber(redis.call('get', KEYS[1]) or '0')
+local reserved = tonumber(redis.call('get', KEYS[2]) or '0')
+local held = redis.call('get', KEYS[3])
+if held then return {held ~= 'done' and 1 or 0, spent, reserved} end
+local nano = tonumber(ARGV[1])
+if spent + reserved + nano > tonumber(ARGV[2]) then return {0, spent, reserved} end
+reserved = redis.call('incrby', KEYS[2], nano)
+redis.call('pexpire', KEYS[2], ARGV[3])
+redis.call('set', KEYS[3], ARGV[1], 'px', ARGV[3])
+return {1, spent, reserved}
+"""
+_SPEND_SETTLE = """
+local held = redis.call('get', KEYS[3])
+local reserved = tonumber(redis.call('get', KEYS[2]) or '0')
+if held == 'done' then return {0, tonumber(redis.call('get', KEYS[1]) or '0'), reserved} end
+if held then
+  reserved = reserved - tonumber(held)
+  if reserved < 0 then reserved = 0 end
+  redis.call('set', KEYS[2], reserved, 'px', ARGV[2])
+end
+local spent = tonumber(redis.call('get', KEYS[1]) or '0')
+local nano = tonumber(ARGV[1])
+if nano > 0 then spent = redis.call('incrby', KEYS[1], nano) end
+if spent > 0 then redis.call('pexpire', KEYS[1], ARGV[2]) end
+redis.call('set', KEYS[3], 'done', 'px', ARGV[3])
+return {1, spent, reserved}
 """
 T = TypeVar("T")
 
@@ -161,6 +191,22 @@ class RedisBackend:
 
         return await self._do(bump)
 
+    # ---- SpendBackend ------------------------------------------------------------------------
+
+    async def spend_reserve(
+        self, keys: SpendKeys, nano: int, cap: int, *, ttl_s: float
+    ) -> tuple[bool, int, int]:
+        args = (keys.spent, keys.reserved, keys.ticket, nano, cap, _ms(ttl_s))
+        taken, spent, reserved = await self._cmd("eval", _SPEND_RESERVE, 3, *args)
+        return bool(taken), int(spent), int(reserved)
+
+    async def spend_settle(
+        self, keys: SpendKeys, nano: int, *, ttl_s: float, done_ttl_s: float
+    ) -> tuple[bool, int, int]:
+        args = (keys.spent, keys.reserved, keys.ticket, nano, _ms(ttl_s), _ms(done_ttl_s))
+        taken, spent, reserved = await self._cmd("eval", _SPEND_SETTLE, 3, *args)
+        return bool(taken), int(spent), int(reserved)
+
     @contextlib.asynccontextmanager
     async def lock(self, key: str, *, ttl_s: float) -> AsyncIterator[bool]:
         token = os.urandom(8).hex()
@@ -238,6 +284,10 @@ async def _memory_usage(r: Any, *, keys: list[str]) -> list[Any]:
         for key in keys:
             pipe.memory_usage(key)
         return list(await pipe.execute())
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
 
 
 def _sha1(text: str) -> str:

@@ -1,6 +1,6 @@
 """ResponseCache: the cache policy both backends share, and the only cache the engine sees.
 
-It owns the key layout (`<namespace>:v1:entry|counter|lock:...`), the CacheEntry JSON, the
+It owns the key layout (`<namespace>:v1:entry|counter|lock|spend:...`), the CacheEntry JSON, the
 counter names, how long an expired answer stays as a stale fallback, single-flight, and failing
 open: on the first failure it warns once, naming the location, and carries on without the cache
 (a long-running server may try again after `retry_after_s`).
@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from aicli.cache.backend import CacheAdmin, CacheBackend, NowBackend
+from aicli.cache.backend import CacheAdmin, CacheBackend, NowBackend, SpendBackend, SpendKeys
 from aicli.cache.entries import CacheEntry
 from aicli.cache.flight import Flights
 from aicli.errors import CacheError, CacheUnavailable
@@ -80,6 +80,12 @@ class ResponseCache:
 
     def lock_key(self, key: str) -> str:
         return f"{self.prefix}lock:{key}"
+
+    def spend_keys(self, day: str, ticket: str = "") -> SpendKeys:
+        """The daily spend lives beside the cache, not in it: `clear` and `prune` never touch
+        the `spend:` keys (only entries and the hit/miss counters are the cache's)."""
+        base = f"{self.prefix}spend:"
+        return SpendKeys(f"{base}{day}:spent", f"{base}{day}:reserved", f"{base}ticket:{ticket}")
 
     # ---- failing open ----------------------------------------------------------------------
 
@@ -289,6 +295,27 @@ class ResponseCache:
         that long after its last change). Raises CacheUnavailable: the caller decides."""
         (value,) = await self.backend.incr({self.counter_key(name): delta}, ttl_s=ttl_s)
         return value
+
+    # ---- the daily spend (aicli.quota's ledger): raises CacheUnavailable, the caller decides ----
+
+    async def spend_reserve(
+        self, day: str, ticket: str, nano: int, cap: int, *, ttl_s: float
+    ) -> tuple[bool, int, int]:
+        spend = cast(SpendBackend, self.backend)
+        return await spend.spend_reserve(self.spend_keys(day, ticket), nano, cap, ttl_s=ttl_s)
+
+    async def spend_settle(
+        self, day: str, ticket: str, nano: int, *, ttl_s: float, done_ttl_s: float
+    ) -> tuple[bool, int, int]:
+        spend = cast(SpendBackend, self.backend)
+        keys = self.spend_keys(day, ticket)
+        return await spend.spend_settle(keys, nano, ttl_s=ttl_s, done_ttl_s=done_ttl_s)
+
+    async def spend_read(self, day: str) -> tuple[int, int]:
+        """(spent, reserved) of a day, in nano-dollars."""
+        keys = self.spend_keys(day)
+        spent, reserved = await self._admin.read_counters([keys.spent, keys.reserved])
+        return spent, reserved
 
     # ---- admin (aicli cache) -----------------------------------------------------------------
 

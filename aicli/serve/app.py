@@ -13,12 +13,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from aicli import __version__
-from aicli.cache import ResponseCache, open_cache
+from aicli.cache import open_cache
 from aicli.config import Config, load_config
 from aicli.engine import Engine
-from aicli.errors import CacheUnavailable
 from aicli.logs import configure
-from aicli.quota import DailyQuota, Incr
+from aicli.quota import daily_quota
 from aicli.serve import errors, generate, health, metrics_route, openai_api
 from aicli.serve.deps import ServeState
 from aicli.serve.metrics import Metrics
@@ -42,13 +41,13 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One cache per worker; after a failure the service tries the backend again in 30 s.
         cache = open_cache(cfg, retry_after_s=CACHE_RETRY_S)
-        cap = cfg.serve.daily_budget_usd
+        quota = daily_quota(cfg, cache)
         state = ServeState(
             cfg=cfg,
             engine=engine or Engine(cfg, cache=cache),
             metrics=metrics,
             tokens=read_tokens(cfg.serve.tokens_env),
-            quota=DailyQuota(cap, _counter(cache)) if cap is not None else None,
+            quota=quota,
         )
         app.state.aicli = state
         # Import the SDK now, off the event loop, so the first request does not pay for it
@@ -59,6 +58,7 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
         finally:
             await warm
             await state.engine.aclose()
+            await quota.aclose()  # spend the cache could not take yet: one last try
             await cache.aclose()
 
     app = FastAPI(
@@ -79,21 +79,6 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
         RequestMiddleware, max_body_bytes=cfg.serve.max_body_kb * 1024, metrics=metrics
     )
     return app
-
-
-def _counter(cache: ResponseCache) -> Incr:
-    """The cache's atomic counter, skipped (like every cache call) while the cache is down."""
-
-    async def incr(name: str, delta: int, *, ttl_s: float | None = None) -> int:
-        if not cache.available:
-            raise CacheUnavailable(f"the cache at {cache.location} is unavailable")
-        try:
-            return await cache.incr_counter(name, delta, ttl_s=ttl_s)
-        except CacheUnavailable as exc:
-            cache.went_down(exc, "daily budget")
-            raise
-
-    return incr
 
 
 def _warm_imports() -> None:
