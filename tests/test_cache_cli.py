@@ -30,6 +30,7 @@ STATS_FIELDS = [
     "cost_saved_usd",
     "oldest",
     "newest",
+    "spend_today_usd",  # the service's daily spend: not a cache counter (tests/test_spend_*.py)
 ]
 
 
@@ -124,6 +125,7 @@ def test_stats_on_an_empty_cache(cli: Any, store: Store) -> None:
         "cost_saved_usd": 0.0,
         "oldest": None,
         "newest": None,
+        "spend_today_usd": 0.0,
     }
     assert isinstance(data["size_bytes"], int)
 
@@ -143,6 +145,7 @@ def test_stats_on_an_empty_cache(cli: Any, store: Store) -> None:
         "cost saved",
         "oldest entry",
         "newest entry",
+        "spent today",
     ]
     values = {k.strip(): v.strip() for k, v in lines.items()}
     assert values["location"] == store.location

@@ -102,9 +102,9 @@ def _rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("hit rate", rate),
         ("tokens saved", f"{s['tokens_saved']:,}"),
         ("cost saved", _money(s["cost_saved_usd"])),
-        ("spent today", _spent_today(s)),
         ("oldest entry", s["oldest"] or "-"),
         ("newest entry", s["newest"] or "-"),
+        ("spent today", _spent_today(s)),
     ]
 
 
