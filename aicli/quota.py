@@ -304,6 +304,20 @@ class DailyQuota:
         finally:
             self._replaying = False
 
+    async def keep_replaying(self, every_s: float = LEDGER_RETRY_S) -> None:
+        """Run for the service's life: what waits is written when the ledger is back, even if
+        no request comes to carry it (cancel the task to stop)."""
+        import asyncio
+
+        while True:
+            await asyncio.sleep(every_s)
+            if (
+                self._pending
+                or any(self._local_unsynced.values())
+                or any(self._unreserved.values())
+            ):
+                await self._replay()
+
     def unwritten_usd(self) -> float:
         """Spend this process knows of that the ledger does not hold yet."""
         queued = sum(op.nano for op in self._pending)

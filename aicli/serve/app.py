@@ -53,9 +53,11 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
         # Import the SDK now, off the event loop, so the first request does not pay for it
         # while start-up (ready at /health/live) does not wait for it either.
         warm = asyncio.get_running_loop().run_in_executor(None, _warm_imports)
+        replaying = asyncio.get_running_loop().create_task(quota.keep_replaying())
         try:
             yield
         finally:
+            replaying.cancel()
             await warm
             await state.engine.aclose()
             await quota.aclose()  # spend the cache could not take yet: one last try
