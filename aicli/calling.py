@@ -138,6 +138,8 @@ class TierCaller:
                     attempts=answer.attempts,
                 )
         except ProviderFailure as failure:
+            if not charged and _maybe_billed(failure):
+                charged = worst  # money fails closed: the provider may have generated it all
             outcome.attempts += failure.attempts
             outcome.last_error = failure.message
             if outcome.observer is not None:
@@ -246,6 +248,16 @@ async def _settle(
         await settle_all(tickets, charged, what)
     else:
         await release_all(tickets)
+
+
+def _maybe_billed(failure: ProviderFailure) -> bool:
+    """Whether the provider may bill a failed call: it timed out or broke off after the request
+    was sent (a refused connection or an HTTP error is not billed)."""
+    if failure.partial_output:
+        return True
+    return failure.status is None and any(
+        word in failure.message for word in ("timed out", "malformed", "broke off")
+    )
 
 
 def _restoring_sink(

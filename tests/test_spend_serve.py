@@ -32,6 +32,7 @@ TIERS = {
     "paid": {
         "model": "paid-model",
         "provider": "fake",
+        "timeout_seconds": 20,
         "price": {"input_per_1m": 0.0, "output_per_1m": OUT_PER_TOKEN * 1_000_000},
     },
     "free": {"model": "free-model", "provider": "fake", "price": {}},
@@ -68,6 +69,8 @@ class Fleet:
                 serve=self.serve, tiers=TIERS, default_tier="paid",
             )  # fmt: skip
             self.replicas.append(svc)
+            for _ in range(2 * workers):  # the SDK loaded in every worker before the money
+                assert ask(svc.url, tier="free").status_code == 200
         return self
 
     def stop(self) -> None:
@@ -134,6 +137,13 @@ def race(
     return answers
 
 
+def paid_calls(server: FakeOpenAI, n: int, timeout: float = 30) -> None:
+    """Wait until the provider has received n paid calls (the race is on)."""
+    deadline = time.monotonic() + timeout
+    while len(server.requests_for("paid-model")) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def check_refusals(answers: list[httpx.Response]) -> None:
     for resp in answers:
         if resp.status_code == 200:
@@ -162,7 +172,7 @@ def test_redis_killed_mid_race_never_spends_past_the_budget(
     try:
         answers = race(
             [svc.url for svc in fleet.replicas], 120,
-            during=lambda: (time.sleep(0.5), redis.kill()),
+            during=lambda: (paid_calls(priced, 6), redis.kill()),
         )  # fmt: skip
         check_refusals(answers)
         codes = [r.status_code for r in answers]
@@ -202,7 +212,7 @@ def test_redis_paused_and_resumed_the_counter_equals_what_was_billed(
     fleet.start(replicas=2, workers=2)
 
     def pause() -> None:
-        time.sleep(0.6)
+        paid_calls(priced, 8)
         redis.pause()  # calls in flight settle into a Redis that does not answer
         time.sleep(3)
         redis.resume()
@@ -223,7 +233,7 @@ def test_redis_paused_and_resumed_the_counter_equals_what_was_billed(
 def test_restart_with_an_empty_redis_never_goes_negative_and_replays_what_was_spent(
     priced: FakeOpenAI, redis: RedisServer, tmp_path: Path
 ) -> None:
-    priced.latency = 1.5
+    priced.latency = 1.0
     fleet = Fleet(tmp_path, priced, redis, daily_budget_usd=1000.0)
     fleet.start(replicas=1, workers=2)
     url = fleet.replicas[0].url
@@ -231,7 +241,7 @@ def test_restart_with_an_empty_redis_never_goes_negative_and_replays_what_was_sp
     try:
         # 1. Reserved, then Redis dies and the calls finish: their spend waits in the workers.
         def kill_then_restart_later() -> None:
-            time.sleep(0.7)
+            paid_calls(priced, 8)
             redis.kill()
             time.sleep(2.0)  # the calls end while it is down
             redis.restart_empty()
@@ -251,7 +261,7 @@ def test_restart_with_an_empty_redis_never_goes_negative_and_replays_what_was_sp
         first = billed(priced)
 
         def restart_now() -> None:
-            time.sleep(0.7)
+            paid_calls(priced, 16)
             redis.kill()
             redis.restart_empty()
 
