@@ -1,16 +1,12 @@
 """The service's daily spending cap and the day's spend, shared by every worker and replica.
 
-DailyQuota is a SpendLimit over a Ledger: the cache backend's atomic script (a Lua script in
-Redis, one SQLite transaction on disk) that holds, per UTC day, what was spent, what calls in
-flight have reserved, and one key per ticket. A reservation and its settlement carry the same
-ticket id, so each is applied exactly once, whenever it arrives: a settlement sent twice, or
-after a Redis restart that forgot the reservation, never releases what was not reserved, and the
-counters never go below zero. Amounts are integer nano-dollars.
-
-Money fails closed: while the ledger cannot be reached, a call that would spend money is refused
-(BudgetUnavailable, HTTP 503), unless `serve.budget_when_unavailable: local`, where each worker
-may spend a share of what was left. Settlements and local spend that could not be written are
-kept and replayed, once, as soon as the ledger answers again.
+DailyQuota is a SpendLimit over a Ledger (a Lua script in Redis, one SQLite transaction on disk)
+holding per UTC day what was spent, what calls in flight reserved, and one key per ticket; each
+reservation and settlement is applied exactly once by ticket id, so a repeated settlement or one
+after a Redis restart never releases what was not held, and no counter goes below zero.
+Money fails closed: with the ledger unreachable a paid call is refused (BudgetUnavailable, 503)
+unless `serve.budget_when_unavailable: local` (each worker spends a share of what was left);
+what could not be written is kept and replayed, once, when the ledger answers again.
 """
 
 from __future__ import annotations
@@ -20,15 +16,16 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from aicli.cost import Ticket, usd
 from aicli.errors import BudgetUnavailable, CacheError, QuotaError
 
 if TYPE_CHECKING:
     from aicli.cache import ResponseCache
+    from aicli.cache.backend import CacheAdmin, SpendBackend
     from aicli.config import Config
 
 log = logging.getLogger(__name__)
@@ -97,8 +94,16 @@ def daily_quota(cfg: Config, cache: ResponseCache) -> DailyQuota:
 
 async def spend_today(cache: ResponseCache, *, clock: Callable[[], float] = time.time) -> float:
     """Today's spend (UTC) as the cache holds it, in dollars. Raises CacheUnavailable."""
-    spent, _reserved = await cache.spend_read(utc_day(clock()))
+    spent, _reserved = await spend_read(cache, utc_day(clock()))
     return spent / NANO
+
+
+async def spend_read(cache: ResponseCache, day: str) -> tuple[int, int]:
+    """(spent, reserved) of a day, in nano-dollars. Raises CacheUnavailable."""
+    keys = cache.spend_keys(day)
+    admin = cast("CacheAdmin", cache.backend)
+    spent, reserved = await admin.read_counters([keys.spent, keys.reserved])
+    return spent, reserved
 
 
 class CacheLedger:
@@ -116,37 +121,35 @@ class CacheLedger:
     def retry_after_s(self) -> float:
         return max(1.0, math.ceil(self._down_until - time.monotonic()))
 
-    def _failed(self, exc: CacheError) -> None:
-        self._down_until = time.monotonic() + self.retry_s
-        self.cache.went_down(exc, "daily budget")
+    @property
+    def _store(self) -> SpendBackend:
+        return cast("SpendBackend", self.cache.backend)  # both backends implement it
+
+    async def _guard(self, op: Awaitable[tuple[bool, int, int]]) -> LedgerState:
+        try:
+            taken, spent, reserved = await op
+        except CacheError as exc:
+            self._down_until = time.monotonic() + self.retry_s
+            self.cache.went_down(exc, "daily budget")
+            raise
+        return LedgerState(taken, spent, reserved)
 
     async def reserve(self, day: str, ticket: str, nano: int, cap: int) -> LedgerState:
-        try:
-            taken, spent, reserved = await self.cache.spend_reserve(
-                day, ticket, nano, cap, ttl_s=KEEP_S
-            )
-        except CacheError as exc:
-            self._failed(exc)
-            raise
-        return LedgerState(taken, spent, reserved)
+        keys = self.cache.spend_keys(day, ticket)
+        return await self._guard(self._store.spend_reserve(keys, nano, cap, ttl_s=KEEP_S))
 
     async def settle(self, day: str, ticket: str, nano: int) -> LedgerState:
-        try:
-            taken, spent, reserved = await self.cache.spend_settle(
-                day, ticket, nano, ttl_s=KEEP_S, done_ttl_s=DONE_S
-            )
-        except CacheError as exc:
-            self._failed(exc)
-            raise
-        return LedgerState(taken, spent, reserved)
+        keys = self.cache.spend_keys(day, ticket)
+        done = DONE_S
+        return await self._guard(
+            self._store.spend_settle(keys, nano, ttl_s=KEEP_S, done_ttl_s=done)
+        )
 
     async def read(self, day: str) -> LedgerState:
-        try:
-            spent, reserved = await self.cache.spend_read(day)
-        except CacheError as exc:
-            self._failed(exc)
-            raise
-        return LedgerState(True, spent, reserved)
+        async def both() -> tuple[bool, int, int]:
+            return (True, *await spend_read(self.cache, day))
+
+        return await self._guard(both())
 
 
 class QuotaTicket(Ticket):

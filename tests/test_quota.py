@@ -12,7 +12,7 @@ import pytest
 from aicli.cache import ResponseCache
 from aicli.cache.disk import DiskBackend
 from aicli.errors import BudgetUnavailable, QuotaError
-from aicli.quota import CacheLedger, DailyQuota, utc_day
+from aicli.quota import CacheLedger, DailyQuota, spend_read, utc_day
 
 
 def run(coro: Any) -> Any:
@@ -51,8 +51,8 @@ def test_each_utc_day_has_its_own_counter(tmp_path: Path) -> None:
         now[0] += 86400
         await quota.reserve(0.01, "tomorrow's call")
         await quota.settle(ticket, 0.004)  # settles on the day it was reserved
-        assert await cache.spend_read(utc_day(now[0] - 86400)) == (4_000_000, 0)
-        assert await cache.spend_read(utc_day(now[0])) == (0, 10_000_000)
+        assert await spend_read(cache, utc_day(now[0] - 86400)) == (4_000_000, 0)
+        assert await spend_read(cache, utc_day(now[0])) == (0, 10_000_000)
         await cache.aclose()
 
     run(go())

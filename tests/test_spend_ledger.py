@@ -28,7 +28,7 @@ from aicli.cache import ResponseCache
 from aicli.cache.disk import DiskBackend
 from aicli.cost import Budget, reserve_all, usd
 from aicli.errors import BudgetError, BudgetUnavailable, CacheUnavailable, QuotaError
-from aicli.quota import NANO, CacheLedger, DailyQuota, LedgerState, Ticket
+from aicli.quota import NANO, CacheLedger, DailyQuota, LedgerState, Ticket, spend_read
 
 DAY = 86400 * 20000 + 3600.0  # a fixed UTC day
 
@@ -94,31 +94,41 @@ def run(coro: Any) -> Any:
 # ---- the ledger itself ------------------------------------------------------------------------
 
 
+async def res(cache: ResponseCache, day: str, ticket: str, nano: int, cap: int) -> Any:
+    state = await CacheLedger(cache, retry_s=0).reserve(day, ticket, nano, cap)
+    return (state.taken, state.spent, state.reserved)
+
+
+async def stl(cache: ResponseCache, day: str, ticket: str, nano: int) -> Any:
+    state = await CacheLedger(cache, retry_s=0).settle(day, ticket, nano)
+    return (state.taken, state.spent, state.reserved)
+
+
 def test_a_settlement_counts_once_and_never_releases_what_was_not_held(
     store: ResponseCache,
 ) -> None:
     async def go() -> None:
         day = "2026-12-06"
         try:
-            assert await store.spend_reserve(day, "a", 300, 1000, ttl_s=60) == (True, 0, 300)
-            assert await store.spend_reserve(day, "b", 800, 1000, ttl_s=60) == (False, 0, 300)
-            assert await store.spend_settle(day, "a", 120, ttl_s=60, done_ttl_s=60) == (
+            assert await res(store, day, "a", 300, 1000) == (True, 0, 300)
+            assert await res(store, day, "b", 800, 1000) == (False, 0, 300)
+            assert await stl(store, day, "a", 120) == (
                 True, 120, 0,
             )  # fmt: skip
             # repeated (a retry after a lost reply): nothing changes
-            assert await store.spend_settle(day, "a", 120, ttl_s=60, done_ttl_s=60) == (
+            assert await stl(store, day, "a", 120) == (
                 False, 120, 0,
             )  # fmt: skip
             # a settlement whose reservation the store forgot (restart): spend added, nothing
             # released below zero
-            assert await store.spend_settle(day, "gone", 50, ttl_s=60, done_ttl_s=60) == (
+            assert await stl(store, day, "gone", 50) == (
                 True, 170, 0,
             )  # fmt: skip
             # a release that overtook its own reservation (a paused Redis): the late
             # reservation holds nothing
-            assert (await store.spend_settle(day, "late", 0, ttl_s=60, done_ttl_s=60))[0]
-            assert await store.spend_reserve(day, "late", 500, 1000, ttl_s=60) == (False, 170, 0)
-            assert await store.spend_read(day) == (170, 0)
+            assert (await stl(store, day, "late", 0))[0]
+            assert await res(store, day, "late", 500, 1000) == (False, 170, 0)
+            assert await spend_read(store, day) == (170, 0)
         finally:
             await store.aclose()
 
@@ -129,12 +139,12 @@ def test_clear_and_prune_keep_the_days_spend(store: ResponseCache) -> None:
     async def go() -> None:
         day = "2026-12-06"
         try:
-            await store.spend_reserve(day, "a", 300, 1000, ttl_s=60)
-            await store.spend_settle(day, "a", 250, ttl_s=60, done_ttl_s=60)
+            await res(store, day, "a", 300, 1000)
+            await stl(store, day, "a", 250)
             await store.record_miss()
             await store.prune()
             await store.clear()
-            assert await store.spend_read(day) == (250, 0)
+            assert await spend_read(store, day) == (250, 0)
             assert (await store.stats())["misses"] == 0  # the cache's own counters did reset
         finally:
             await store.aclose()
@@ -293,7 +303,7 @@ class QuotaMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(coro)
 
     def _raw(self) -> tuple[int, int]:
-        result: tuple[int, int] = self._run(self.cache.spend_read(self.quota.today()))
+        result: tuple[int, int] = self._run(spend_read(self.cache, self.quota.today()))
         return result
 
     @rule(target=tickets, nano=st.integers(1, 600_000))

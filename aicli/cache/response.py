@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from aicli.cache.backend import CacheAdmin, CacheBackend, NowBackend, SpendBackend, SpendKeys
+from aicli.cache.backend import CacheAdmin, CacheBackend, NowBackend, SpendKeys
 from aicli.cache.entries import CacheEntry
 from aicli.cache.flight import Flights
 from aicli.errors import CacheError, CacheUnavailable
@@ -295,27 +295,6 @@ class ResponseCache:
         that long after its last change). Raises CacheUnavailable: the caller decides."""
         (value,) = await self.backend.incr({self.counter_key(name): delta}, ttl_s=ttl_s)
         return value
-
-    # ---- the daily spend (aicli.quota's ledger): raises CacheUnavailable, the caller decides ----
-
-    async def spend_reserve(
-        self, day: str, ticket: str, nano: int, cap: int, *, ttl_s: float
-    ) -> tuple[bool, int, int]:
-        spend = cast(SpendBackend, self.backend)
-        return await spend.spend_reserve(self.spend_keys(day, ticket), nano, cap, ttl_s=ttl_s)
-
-    async def spend_settle(
-        self, day: str, ticket: str, nano: int, *, ttl_s: float, done_ttl_s: float
-    ) -> tuple[bool, int, int]:
-        spend = cast(SpendBackend, self.backend)
-        keys = self.spend_keys(day, ticket)
-        return await spend.spend_settle(keys, nano, ttl_s=ttl_s, done_ttl_s=done_ttl_s)
-
-    async def spend_read(self, day: str) -> tuple[int, int]:
-        """(spent, reserved) of a day, in nano-dollars."""
-        keys = self.spend_keys(day)
-        spent, reserved = await self._admin.read_counters([keys.spent, keys.reserved])
-        return spent, reserved
 
     # ---- admin (aicli cache) -----------------------------------------------------------------
 
