@@ -135,6 +135,25 @@ def test_a_settlement_counts_once_and_never_releases_what_was_not_held(
     run(go())
 
 
+def test_large_amounts_stay_exact_integers(store: ResponseCache) -> None:
+    async def go() -> None:
+        day, cap = "2026-12-06", 1_000_000 * NANO  # the largest daily_budget_usd
+        try:
+            assert await res(store, day, "a", 999_999_999_999_999, cap) == (
+                True, 0, 999_999_999_999_999,
+            )  # fmt: skip
+            assert await res(store, day, "b", 2, cap) == (False, 0, 999_999_999_999_999)
+            assert await stl(store, day, "a", 999_999_999_999_998) == (
+                True, 999_999_999_999_998, 0,
+            )  # fmt: skip
+            assert await res(store, day, "c", 2, cap) == (True, 999_999_999_999_998, 2)
+            assert await stl(store, day, "c", 1) == (True, 999_999_999_999_999, 0)
+        finally:
+            await store.aclose()
+
+    run(go())
+
+
 def test_clear_and_prune_keep_the_days_spend(store: ResponseCache) -> None:
     async def go() -> None:
         day = "2026-12-06"

@@ -40,14 +40,14 @@ return n
 """
 # The daily spend (KEYS: spent, reserved, ticket). Counters are integer nano-dollars, checked and
 # moved in one script: never read-modify-write from a client.
+# (Numbers go to redis.call as the strings they came in as: Lua would print a large one as 1e+15.)
 _SPEND_RESERVE = """
 local spent = tonumber(redis.call('get', KEYS[1]) or '0')
 local reserved = tonumber(redis.call('get', KEYS[2]) or '0')
 local held = redis.call('get', KEYS[3])
 if held then return {held ~= 'done' and 1 or 0, spent, reserved} end
-local nano = tonumber(ARGV[1])
-if spent + reserved + nano > tonumber(ARGV[2]) then return {0, spent, reserved} end
-reserved = redis.call('incrby', KEYS[2], nano)
+if spent + reserved + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return {0, spent, reserved} end
+reserved = redis.call('incrby', KEYS[2], ARGV[1])
 redis.call('pexpire', KEYS[2], ARGV[3])
 redis.call('set', KEYS[3], ARGV[1], 'px', ARGV[3])
 return {1, spent, reserved}
@@ -57,14 +57,15 @@ local held = redis.call('get', KEYS[3])
 local reserved = tonumber(redis.call('get', KEYS[2]) or '0')
 if held == 'done' then return {0, tonumber(redis.call('get', KEYS[1]) or '0'), reserved} end
 if held then
-  reserved = reserved - tonumber(held)
-  if reserved < 0 then reserved = 0 end
-  redis.call('set', KEYS[2], reserved, 'px', ARGV[2])
+  reserved = redis.call('decrby', KEYS[2], held)
+  if reserved < 0 then
+    redis.call('set', KEYS[2], '0')
+    reserved = 0
+  end
+  redis.call('pexpire', KEYS[2], ARGV[2])
 end
-local spent = tonumber(redis.call('get', KEYS[1]) or '0')
-local nano = tonumber(ARGV[1])
-if nano > 0 then spent = redis.call('incrby', KEYS[1], nano) end
-if spent > 0 then redis.call('pexpire', KEYS[1], ARGV[2]) end
+local spent = redis.call('incrby', KEYS[1], ARGV[1])
+redis.call('pexpire', KEYS[1], ARGV[2])
 redis.call('set', KEYS[3], 'done', 'px', ARGV[3])
 return {1, spent, reserved}
 """
@@ -196,14 +197,14 @@ class RedisBackend:
     async def spend_reserve(
         self, keys: SpendKeys, nano: int, cap: int, *, ttl_s: float
     ) -> tuple[bool, int, int]:
-        args = (keys.spent, keys.reserved, keys.ticket, nano, cap, _ms(ttl_s))
+        args = (keys.spent, keys.reserved, keys.ticket, str(nano), str(cap), _ms(ttl_s))
         taken, spent, reserved = await self._cmd("eval", _SPEND_RESERVE, 3, *args)
         return bool(taken), int(spent), int(reserved)
 
     async def spend_settle(
         self, keys: SpendKeys, nano: int, *, ttl_s: float, done_ttl_s: float
     ) -> tuple[bool, int, int]:
-        args = (keys.spent, keys.reserved, keys.ticket, nano, _ms(ttl_s), _ms(done_ttl_s))
+        args = (keys.spent, keys.reserved, keys.ticket, str(nano), _ms(ttl_s), _ms(done_ttl_s))
         taken, spent, reserved = await self._cmd("eval", _SPEND_SETTLE, 3, *args)
         return bool(taken), int(spent), int(reserved)
 
