@@ -57,6 +57,7 @@ class LedgerState:
     taken: bool
     spent: int
     reserved: int
+    epoch: str = ""  # changes when the store lost the day (a Redis restart): see DailyQuota._saw
 
 
 class Ledger(Protocol):
@@ -125,31 +126,28 @@ class CacheLedger:
     def _store(self) -> SpendBackend:
         return cast("SpendBackend", self.cache.backend)  # both backends implement it
 
-    async def _guard(self, op: Awaitable[tuple[bool, int, int]]) -> LedgerState:
+    async def _guard(self, op: Awaitable[tuple[bool, int, int, str]]) -> LedgerState:
         try:
-            taken, spent, reserved = await op
+            return LedgerState(*await op)
         except CacheError as exc:
             self._down_until = time.monotonic() + self.retry_s
             self.cache.went_down(exc, "daily budget")
             raise
-        return LedgerState(taken, spent, reserved)
 
     async def reserve(self, day: str, ticket: str, nano: int, cap: int) -> LedgerState:
-        keys = self.cache.spend_keys(day, ticket)
-        return await self._guard(self._store.spend_reserve(keys, nano, cap, ttl_s=KEEP_S))
+        keys, epoch = self.cache.spend_keys(day, ticket), _new_id()
+        return await self._guard(self._store.spend_reserve(keys, nano, cap, epoch, ttl_s=KEEP_S))
 
     async def settle(self, day: str, ticket: str, nano: int) -> LedgerState:
-        keys = self.cache.spend_keys(day, ticket)
-        done = DONE_S
+        keys, epoch = self.cache.spend_keys(day, ticket), _new_id()
         return await self._guard(
-            self._store.spend_settle(keys, nano, ttl_s=KEEP_S, done_ttl_s=done)
+            self._store.spend_settle(keys, nano, epoch, ttl_s=KEEP_S, done_ttl_s=DONE_S)
         )
 
     async def read(self, day: str) -> LedgerState:
-        async def both() -> tuple[bool, int, int]:
-            return (True, *await spend_read(self.cache, day))
-
-        return await self._guard(both())
+        # A settlement of nothing on one shared ticket: it changes no amount, and it reports
+        # the day's epoch, so a reader notices a store that restarted empty.
+        return await self.settle(day, "read", 0)
 
 
 class QuotaTicket(Ticket):
@@ -193,6 +191,8 @@ class DailyQuota:
         self._pending: deque[_Op] = deque()  # in order; written by _replay, exactly once each
         self._replaying = False
         self._seen: dict[str, int] = {}  # spent + reserved as the ledger last reported it
+        self._epoch: dict[str, str] = {}  # the day's epoch as the ledger last reported it
+        self._written: dict[str, int] = {}  # spend this worker wrote into that epoch
         self.seen_spent: dict[str, int] = {}
         self._local_reserved: dict[str, int] = {}  # tickets held locally, not in the ledger
         self._local_unsynced: dict[str, int] = {}  # local spend not yet queued for replay
@@ -269,7 +269,17 @@ class DailyQuota:
 
     # ---- the ledger, and what waits for it -----------------------------------------------------
 
-    def _saw(self, day: str, state: LedgerState) -> None:
+    def _saw(self, day: str, state: LedgerState, written: int = 0) -> None:
+        """Remember what the ledger said; if it lost the day (a restart: a new epoch), add back
+        what this worker had written to it, once (every live worker does the same)."""
+        if state.epoch:
+            known = self._epoch.get(day)
+            if known is not None and known != state.epoch:
+                lost = self._written.pop(day, 0)
+                if lost:
+                    self._pending.append(_Op(day, _new_id(), lost, replay=True))
+            self._epoch[day] = state.epoch
+        self._written[day] = self._written.get(day, 0) + written
         self._seen[day] = state.spent + state.reserved
         self.seen_spent[day] = state.spent
 
@@ -297,10 +307,11 @@ class DailyQuota:
                 except CacheError:
                     return  # kept: the next call (or shutdown) tries again
                 self._pending.popleft()
-                self._saw(op.day, state)
+                self._saw(op.day, state, op.nano)  # written now, or before (a lost reply)
                 if op.replay:
                     log.warning(
-                        "added %s spent while the shared budget counter was unreachable",
+                        "added %s to the shared budget counter: spent while it was unreachable,"
+                        " or held before it restarted empty",
                         usd(op.nano / NANO),
                         extra={"event": "quota.replayed", "cost_usd": op.nano / NANO},
                     )
@@ -346,9 +357,13 @@ class DailyQuota:
             return None
         try:
             state = await self.ledger.read(day)
+            self._saw(day, state)
+            if self._pending:  # the store restarted empty: what this worker wrote goes back
+                await self._replay()
+                state = await self.ledger.read(day)
+                self._saw(day, state)
         except CacheError:
             return None
-        self._saw(day, state)
         return state
 
     # ---- while the ledger is unreachable -------------------------------------------------------

@@ -55,22 +55,25 @@ class SpendKeys:
     spent: str
     reserved: str
     ticket: str
+    epoch: str  # a random id set when the day's counters are first written: a restart changes it
 
 
 class SpendBackend(Protocol):
     """The daily spend's atomic operations (aicli.quota's Ledger), one store transaction each.
 
     A ticket key holds its reservation (nano-dollars) until settled, then "done" for done_ttl_s:
-    a settlement repeated, or a reservation arriving after its own release, changes nothing."""
+    a settlement repeated, or a reservation arriving after its own release, changes nothing.
+    Both return (taken, spent, reserved, epoch) after the operation; `epoch` is set to the given
+    one when the store holds none (a new day, or a store that lost the day)."""
 
     async def spend_reserve(
-        self, keys: SpendKeys, nano: int, cap: int, *, ttl_s: float
-    ) -> tuple[bool, int, int]:
-        """Hold nano if spent + reserved + nano <= cap: (taken, spent, reserved) after it."""
+        self, keys: SpendKeys, nano: int, cap: int, epoch: str, *, ttl_s: float
+    ) -> tuple[bool, int, int, str]:
+        """Hold nano if spent + reserved + nano <= cap."""
 
     async def spend_settle(
-        self, keys: SpendKeys, nano: int, *, ttl_s: float, done_ttl_s: float
-    ) -> tuple[bool, int, int]:
+        self, keys: SpendKeys, nano: int, epoch: str, *, ttl_s: float, done_ttl_s: float
+    ) -> tuple[bool, int, int, str]:
         """Release the ticket's reservation (if held) and add nano to spent, once per ticket."""
 
 

@@ -147,39 +147,40 @@ class DiskBackend:
     # ---- SpendBackend (the same contract as the Redis scripts) ------------------------------
 
     async def spend_reserve(
-        self, keys: SpendKeys, nano: int, cap: int, *, ttl_s: float
-    ) -> tuple[bool, int, int]:
-        def reserve(c: diskcache.Cache) -> tuple[bool, int, int]:
+        self, keys: SpendKeys, nano: int, cap: int, epoch: str, *, ttl_s: float
+    ) -> tuple[bool, int, int, str]:
+        def reserve(c: diskcache.Cache) -> tuple[bool, int, int, str]:
             with c.transact():  # one SQLite transaction: every process sees all of it or none
+                day = _spend_epoch(c, keys, epoch, ttl_s)
                 spent, reserved = _count(c.get(keys.spent, 0)), _count(c.get(keys.reserved, 0))
                 held = c.get(keys.ticket)
                 if held is not None:
-                    return held != "done", spent, reserved
+                    return held != "done", spent, reserved, day
                 if spent + reserved + nano > cap:
-                    return False, spent, reserved
+                    return False, spent, reserved, day
                 c.set(keys.reserved, reserved + nano, expire=ttl_s)
                 c.set(keys.ticket, nano, expire=ttl_s)
-                return True, spent, reserved + nano
+                return True, spent, reserved + nano, day
 
         return await self._run(COUNTERS, reserve)
 
     async def spend_settle(
-        self, keys: SpendKeys, nano: int, *, ttl_s: float, done_ttl_s: float
-    ) -> tuple[bool, int, int]:
-        def settle(c: diskcache.Cache) -> tuple[bool, int, int]:
+        self, keys: SpendKeys, nano: int, epoch: str, *, ttl_s: float, done_ttl_s: float
+    ) -> tuple[bool, int, int, str]:
+        def settle(c: diskcache.Cache) -> tuple[bool, int, int, str]:
             with c.transact():
+                day = _spend_epoch(c, keys, epoch, ttl_s)
                 spent, reserved = _count(c.get(keys.spent, 0)), _count(c.get(keys.reserved, 0))
                 held = c.get(keys.ticket)
                 if held == "done":
-                    return False, spent, reserved
+                    return False, spent, reserved, day
                 if held is not None:
                     reserved = max(0, reserved - _count(held))
                     c.set(keys.reserved, reserved, expire=ttl_s)
-                if nano > 0:
-                    spent += nano
-                    c.set(keys.spent, spent, expire=ttl_s)
+                spent += nano
+                c.set(keys.spent, spent, expire=ttl_s)
                 c.set(keys.ticket, "done", expire=done_ttl_s)
-                return True, spent, reserved
+                return True, spent, reserved, day
 
         return await self._run(COUNTERS, settle)
 
@@ -283,6 +284,14 @@ def _bump(deltas: Mapping[str, int], ttl_s: float | None) -> Callable[[diskcache
             return values
 
     return bump
+
+
+def _spend_epoch(c: diskcache.Cache, keys: SpendKeys, epoch: str, ttl_s: float) -> str:
+    """The day's epoch (set to `epoch` when the store holds none), kept as long as the day."""
+    held = c.get(keys.epoch)
+    day = held if isinstance(held, str) else epoch
+    c.set(keys.epoch, day, expire=ttl_s)
+    return day
 
 
 def _count(value: Any) -> int:

@@ -85,7 +85,9 @@ class ResponseCache:
         """The daily spend lives beside the cache, not in it: `clear` and `prune` never touch
         the `spend:` keys (only entries and the hit/miss counters are the cache's)."""
         base = f"{self.prefix}spend:"
-        return SpendKeys(f"{base}{day}:spent", f"{base}{day}:reserved", f"{base}ticket:{ticket}")
+        day_keys = (f"{base}{day}:{part}" for part in ("spent", "reserved", "epoch"))
+        spent, reserved, epoch = day_keys
+        return SpendKeys(spent, reserved, f"{base}ticket:{ticket}", epoch)
 
     # ---- failing open ----------------------------------------------------------------------
 
