@@ -1,85 +1,42 @@
-"""The service's daily spending cap and the day's spend, shared by every worker and replica.
+"""The service's daily spending cap: a SpendLimit over the day's ledger (aicli.ledger), shared by
+every worker and replica.
 
-DailyQuota is a SpendLimit over a Ledger (a Lua script in Redis, one SQLite transaction on disk)
-holding per UTC day what was spent, what calls in flight reserved, and one key per ticket; each
-reservation and settlement is applied exactly once by ticket id, so a repeated settlement or one
-after a Redis restart never releases what was not held, and no counter goes below zero.
 Money fails closed: with the ledger unreachable a paid call is refused (BudgetUnavailable, 503)
-unless `serve.budget_when_unavailable: local` (each worker spends a share of what was left);
-what could not be written is kept and replayed, once, when the ledger answers again.
+unless `serve.budget_when_unavailable: local` (each worker spends a share of what was left).
+What could not be written (settlements, local spend) is kept and replayed, once, when the ledger
+answers again; a worker that sees the ledger lost the day (a Redis restart) adds back what it
+had written.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING
 
 from aicli.cost import Ticket, usd
 from aicli.errors import BudgetUnavailable, CacheError, QuotaError
+from aicli.ledger import (
+    LEDGER_RETRY_S,
+    NANO,
+    CacheLedger,
+    Ledger,
+    LedgerState,
+    cost_nano,
+    new_id,
+    reserve_nano,
+    utc_day,
+)
 
 if TYPE_CHECKING:
     from aicli.cache import ResponseCache
-    from aicli.cache.backend import CacheAdmin, SpendBackend
     from aicli.config import Config
 
 log = logging.getLogger(__name__)
-
-NANO = 1_000_000_000
-KEEP_S = 2 * 86400  # a day's counters outlive their day by one more, then expire
-DONE_S = 3600  # a settled ticket is remembered this long: a late or repeated message is a no-op
-LEDGER_RETRY_S = 5.0  # after a failure, the ledger is tried again this much later
-
-
-def utc_day(ts: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(ts))
-
-
-def reserve_nano(amount_usd: float) -> int:
-    """A worst case in nano-dollars, rounded up: a reservation never holds less than its bound."""
-    return max(0, math.ceil(round(amount_usd * NANO, 3)))
-
-
-def cost_nano(amount_usd: float) -> int:
-    return max(0, round(amount_usd * NANO))
-
-
-@dataclass(frozen=True)
-class LedgerState:
-    """A day's counters after one ledger operation (taken: the reservation or settlement was
-    applied now; False when refused, or already applied before)."""
-
-    taken: bool
-    spent: int
-    reserved: int
-    epoch: str = ""  # changes when the store lost the day (a Redis restart): see DailyQuota._saw
-
-
-class Ledger(Protocol):
-    """The day's shared money. Each method is one atomic operation; CacheError when the store
-    cannot be reached (the operation may or may not have happened)."""
-
-    @property
-    def available(self) -> bool:
-        """False for a while after a failure: callers skip the store (a dead Redis costs one
-        timeout per LEDGER_RETRY_S, not one per request)."""
-
-    def retry_after_s(self) -> float: ...
-
-    async def reserve(self, day: str, ticket: str, nano: int, cap: int) -> LedgerState:
-        """Hold nano under ticket if spent + reserved + nano <= cap (and the ticket was not
-        settled or released already)."""
-
-    async def settle(self, day: str, ticket: str, nano: int) -> LedgerState:
-        """Release the ticket's reservation, if the store holds it, and add nano to spent; a
-        ticket already settled changes nothing."""
-
-    async def read(self, day: str) -> LedgerState: ...
 
 
 def daily_quota(cfg: Config, cache: ResponseCache) -> DailyQuota:
@@ -91,63 +48,6 @@ def daily_quota(cfg: Config, cache: ResponseCache) -> DailyQuota:
         when_unavailable=serve.budget_when_unavailable,
         local_share=serve.budget_local_share,
     )
-
-
-async def spend_today(cache: ResponseCache, *, clock: Callable[[], float] = time.time) -> float:
-    """Today's spend (UTC) as the cache holds it, in dollars. Raises CacheUnavailable."""
-    spent, _reserved = await spend_read(cache, utc_day(clock()))
-    return spent / NANO
-
-
-async def spend_read(cache: ResponseCache, day: str) -> tuple[int, int]:
-    """(spent, reserved) of a day, in nano-dollars. Raises CacheUnavailable."""
-    keys = cache.spend_keys(day)
-    admin = cast("CacheAdmin", cache.backend)
-    spent, reserved = await admin.read_counters([keys.spent, keys.reserved])
-    return spent, reserved
-
-
-class CacheLedger:
-    """The Ledger on the service's cache (Redis or disk), with a short breaker of its own."""
-
-    def __init__(self, cache: ResponseCache, *, retry_s: float = LEDGER_RETRY_S) -> None:
-        self.cache = cache
-        self.retry_s = retry_s
-        self._down_until = 0.0  # time.monotonic()
-
-    @property
-    def available(self) -> bool:
-        return time.monotonic() >= self._down_until
-
-    def retry_after_s(self) -> float:
-        return max(1.0, math.ceil(self._down_until - time.monotonic()))
-
-    @property
-    def _store(self) -> SpendBackend:
-        return cast("SpendBackend", self.cache.backend)  # both backends implement it
-
-    async def _guard(self, op: Awaitable[tuple[bool, int, int, str]]) -> LedgerState:
-        try:
-            return LedgerState(*await op)
-        except CacheError as exc:
-            self._down_until = time.monotonic() + self.retry_s
-            self.cache.went_down(exc, "daily budget")
-            raise
-
-    async def reserve(self, day: str, ticket: str, nano: int, cap: int) -> LedgerState:
-        keys, epoch = self.cache.spend_keys(day, ticket), _new_id()
-        return await self._guard(self._store.spend_reserve(keys, nano, cap, epoch, ttl_s=KEEP_S))
-
-    async def settle(self, day: str, ticket: str, nano: int) -> LedgerState:
-        keys, epoch = self.cache.spend_keys(day, ticket), _new_id()
-        return await self._guard(
-            self._store.spend_settle(keys, nano, epoch, ttl_s=KEEP_S, done_ttl_s=DONE_S)
-        )
-
-    async def read(self, day: str) -> LedgerState:
-        # A settlement of nothing on one shared ticket: it changes no amount, and it reports
-        # the day's epoch, so a reader notices a store that restarted empty.
-        return await self.settle(day, "read", 0)
 
 
 class QuotaTicket(Ticket):
@@ -164,10 +64,6 @@ class _Op:
     ticket: str
     nano: int
     replay: bool = False
-
-
-def _new_id() -> str:
-    return os.urandom(12).hex()
 
 
 class DailyQuota:
@@ -213,7 +109,7 @@ class DailyQuota:
         if self._cap is None or nano == 0:  # nothing to hold: a free call never waits on Redis
             return QuotaTicket(amount_usd, day, "", 0, local=False)
         await self._replay()
-        ident = _new_id()
+        ident = new_id()
         if not self.ledger.available:
             return self._reserve_locally(day, ident, nano, amount_usd, what, "")
         try:
@@ -277,7 +173,7 @@ class DailyQuota:
             if known is not None and known != state.epoch:
                 lost = self._written.pop(day, 0)
                 if lost:
-                    self._pending.append(_Op(day, _new_id(), lost, replay=True))
+                    self._pending.append(_Op(day, new_id(), lost, replay=True))
             self._epoch[day] = state.epoch
         self._written[day] = self._written.get(day, 0) + written
         self._seen[day] = state.spent + state.reserved
@@ -290,11 +186,11 @@ class DailyQuota:
             return
         for day, nano in self._local_unsynced.items():
             if nano:
-                self._pending.append(_Op(day, _new_id(), nano, replay=True))
+                self._pending.append(_Op(day, new_id(), nano, replay=True))
                 self._local_unsynced[day] = 0
         for day, nano in self._unreserved.items():
             if nano:
-                self._pending.append(_Op(day, _new_id(), nano))
+                self._pending.append(_Op(day, new_id(), nano))
                 self._unreserved[day] = 0
         if not self._pending:
             return

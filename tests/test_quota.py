@@ -12,7 +12,8 @@ import pytest
 from aicli.cache import ResponseCache
 from aicli.cache.disk import DiskBackend
 from aicli.errors import BudgetUnavailable, QuotaError
-from aicli.quota import CacheLedger, DailyQuota, spend_read, utc_day
+from aicli.ledger import CacheLedger, spend_read, utc_day
+from aicli.quota import DailyQuota
 
 
 def run(coro: Any) -> Any:

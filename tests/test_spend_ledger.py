@@ -26,9 +26,10 @@ from hypothesis.stateful import (
 
 from aicli.cache import ResponseCache
 from aicli.cache.disk import DiskBackend
-from aicli.cost import Budget, reserve_all, usd
+from aicli.cost import Budget, Ticket, reserve_all, usd
 from aicli.errors import BudgetError, BudgetUnavailable, CacheUnavailable, QuotaError
-from aicli.quota import NANO, CacheLedger, DailyQuota, LedgerState, Ticket, spend_read
+from aicli.ledger import NANO, CacheLedger, LedgerState, spend_read
+from aicli.quota import DailyQuota
 
 DAY = 86400 * 20000 + 3600.0  # a fixed UTC day
 

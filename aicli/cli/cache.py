@@ -116,7 +116,7 @@ def _spent_today(s: dict[str, Any]) -> str:
 
 async def _stats(cache: ResponseCache, budget: float | None) -> dict[str, Any]:
     """The cache's stats, and the service's spend today (kept apart: `clear` never resets it)."""
-    from aicli.quota import spend_today
+    from aicli.ledger import spend_today
 
     s = await cache.stats()
     s["spend_today_usd"] = round(await cache._admin_op(lambda: spend_today(cache)), 9)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from aicli.quota import NANO
+from aicli.ledger import NANO
 from aicli.serve.deps import state_of
 
 router = APIRouter()
