@@ -89,7 +89,6 @@ class DailyQuota:
         self._seen: dict[str, int] = {}  # spent + reserved as the ledger last reported it
         self._epoch: dict[str, str] = {}  # the day's epoch as the ledger last reported it
         self._written: dict[str, int] = {}  # spend this worker wrote into that epoch
-        self.seen_spent: dict[str, int] = {}
         self._local_reserved: dict[str, int] = {}  # tickets held locally, not in the ledger
         self._local_unsynced: dict[str, int] = {}  # local spend not yet queued for replay
         self._unreserved: dict[str, int] = {}  # spend with no reservation (no cap), not written
@@ -111,7 +110,7 @@ class DailyQuota:
         await self._replay()
         ident = new_id()
         if not self.ledger.available:
-            return self._reserve_locally(day, ident, nano, amount_usd, what, "")
+            return self._reserve_locally(day, ident, nano, amount_usd, what)
         try:
             state = await self.ledger.reserve(day, ident, nano, self._cap)
         except BaseException as exc:
@@ -120,7 +119,7 @@ class DailyQuota:
             self._pending.append(_Op(day, ident, 0))
             if not isinstance(exc, CacheError):
                 raise
-            return self._reserve_locally(day, ident, nano, amount_usd, what, exc.message)
+            return self._reserve_locally(day, ident, nano, amount_usd, what)
         self._saw(day, state)
         self._local_warned = False  # back: a later outage warns again
         if not state.taken:
@@ -177,7 +176,6 @@ class DailyQuota:
             self._epoch[day] = state.epoch
         self._written[day] = self._written.get(day, 0) + written
         self._seen[day] = state.spent + state.reserved
-        self.seen_spent[day] = state.spent
 
     async def _replay(self) -> None:
         """Write what waits (settlements, then local spend), oldest first, while the ledger
@@ -276,14 +274,15 @@ class DailyQuota:
         return self._local_reserved.get(day, 0) + self._local_unsynced.get(day, 0) + queued
 
     def _reserve_locally(
-        self, day: str, ident: str, nano: int, amount_usd: float, what: str, why: str
+        self, day: str, ident: str, nano: int, amount_usd: float, what: str
     ) -> QuotaTicket:
+        """Refuse (503), or hold nano on this worker's own share. Why the store failed is in
+        the `cache.unavailable` log line, not in what a client reads (it names the host)."""
         retry = self.ledger.retry_after_s()
-        because = f" ({why})" if why else ""
         if not self.local_mode:
             raise BudgetUnavailable(
                 f"{what} was not sent: today's spend cannot be counted, the shared counter is"
-                f" unreachable{because}, and serve.daily_budget_usd caps it",
+                " unreachable, and serve.daily_budget_usd caps it",
                 "retry later; cached answers and free tiers still answer",
                 retry_after_s=retry,
             )
@@ -291,7 +290,7 @@ class DailyQuota:
         if used + nano > allowance:
             raise BudgetUnavailable(
                 f"{what} could cost up to {usd(amount_usd)}; the shared budget counter is"
-                f" unreachable{because}, and this worker's share while it is"
+                " unreachable, and this worker's share while it is"
                 f" ({usd(allowance / NANO)}) holds {usd(used / NANO)} spent or reserved",
                 "retry later; cached answers and free tiers still answer",
                 retry_after_s=retry,

@@ -153,6 +153,7 @@ def check_refusals(answers: list[httpx.Response]) -> None:
             assert (err["type"], err["code"]) == ("server_error", "budget_unavailable"), err
             assert int(resp.headers["retry-after"]) >= 1
             assert "x-should-retry" not in resp.headers  # a later retry can succeed
+            assert "127.0.0.1" not in err["message"]  # where Redis lives is not the caller's
         else:
             assert (resp.status_code, err["code"]) == (429, "insufficient_quota"), err
             assert (
