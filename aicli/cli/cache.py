@@ -118,8 +118,10 @@ async def _stats(cache: ResponseCache, budget: float | None) -> dict[str, Any]:
     """The cache's stats, and the service's spend today (kept apart: `clear` never resets it)."""
     from aicli.ledger import spend_today
 
+    # read first: stats() closes the stores at its end (a truer size on disk)
+    spent = await cache._admin_op(lambda: spend_today(cache))
     s = await cache.stats()
-    s["spend_today_usd"] = round(await cache._admin_op(lambda: spend_today(cache)), 9)
+    s["spend_today_usd"] = round(spent, 9)
     if budget is not None:
         s["daily_budget_usd"] = budget
     return s
