@@ -200,9 +200,18 @@ class ServeConfig:
     """Larger request bodies get 413."""
     max_concurrency: Annotated[int, Limit(gt=0)] = 64
     """Requests in flight per worker; beyond it 429 with `Retry-After`."""
-    daily_budget_usd: Annotated[float, Limit(ge=0)] | None = None
+    daily_budget_usd: Annotated[float, Limit(ge=0, le=1e6)] | None = None
     """Spend cap per UTC day across workers (and replicas sharing a Redis cache); past it 429
-    `insufficient_quota`; null: none."""
+    `insufficient_quota`; null: none. At most $1M: the shared counter counts nano-dollars
+    exactly."""
+    budget_when_unavailable: Literal["refuse", "local"] = "refuse"
+    """When the shared spend counter cannot be reached (Redis down): `refuse` paid calls (503
+    `budget_unavailable` with `Retry-After`), or `local`: each worker may spend its share of what
+    was left (`daily_budget_usd / budget_local_share` at most), added to the counter once it is
+    back. Cache hits and price-0 tiers answer either way."""
+    budget_local_share: Annotated[float, Limit(ge=1, le=1e6)] = 4.0
+    """With `budget_when_unavailable: local`, the share of the daily budget one worker may spend
+    while the counter is unreachable: `daily_budget_usd / budget_local_share`."""
     shutdown_timeout: Annotated[float, Limit(ge=0)] = 30.0
     """Seconds SIGTERM waits for requests in flight (streams too)."""
     body_timeout_seconds: Annotated[float, Limit(gt=0, le=3600)] = 10.0

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aicli.calling import Outcome, RunObserver, TierCaller
 from aicli.config import Config
-from aicli.cost import Budget
+from aicli.cost import Budget, SpendLimit
 from aicli.errors import AicliError, NoAnswerError
 from aicli.planning import Plan, make_redactor, plan_request
 from aicli.providers.base import Provider
@@ -20,7 +20,6 @@ from aicli.types import EventSink, Request, Result, answer_events
 
 if TYPE_CHECKING:
     from aicli.cache import CacheEntry, ResponseCache
-    from aicli.quota import DailyQuota
     from aicli.recording import Recorder, ReplayStore
     from aicli.redact import Redactor
 
@@ -97,7 +96,7 @@ class Engine:
         on_delta: EventSink | None = None,
         *,
         budget: Budget | None = None,
-        quota: DailyQuota | None = None,
+        quota: SpendLimit | None = None,
         observer: RunObserver | None = None,
     ) -> Result:
         """Answer one request. A server passes its per-request budget, the shared daily quota
@@ -184,7 +183,7 @@ class Engine:
         on_delta: EventSink | None,
         *,
         budget: Budget | None,
-        quota: DailyQuota | None,
+        quota: SpendLimit | None,
         observer: RunObserver | None,
     ) -> Result:
         self.cfg.tier(request.tier or self.cfg.default_tier)  # unknown tier: exit 2 before all else
@@ -283,13 +282,19 @@ class Engine:
             return await cache.single_flight(
                 plan.key,
                 lambda: self.calls.call(request, plan, redactor, on_delta, outcome),
-                wait_s=float(plan.tier.timeout_seconds or 30),
+                wait_s=self._flight_wait_s(plan),
                 store=store,
             )
         fresh = await self.calls.call(request, plan, redactor, on_delta, outcome)
         if fresh is not None and store:
             await cache.set(plan.key, fresh)
         return fresh, False
+
+    def _flight_wait_s(self, plan: Plan) -> float:
+        """How long identical requests wait for this call: the provider's say, else the tier's
+        timeout."""
+        wait = self.calls.traits_for(plan.tier.provider).flight_wait_s
+        return wait if wait is not None else float(plan.tier.timeout_seconds or 30)
 
     def _replayed(
         self,

@@ -117,6 +117,17 @@ class QuotaError(BudgetError):
     exit_code: int = ExitCode.BUDGET
 
 
+class BudgetUnavailable(AicliError):
+    """The shared daily spend cannot be read or counted (Redis down), so a call that would
+    spend money is refused: money fails closed (exit 3, HTTP 503 budget_unavailable)."""
+
+    exit_code: int = ExitCode.NO_ANSWER
+
+    def __init__(self, message: str, hint: str | None = None, *, retry_after_s: float) -> None:
+        super().__init__(message, hint)
+        self.retry_after_s = retry_after_s
+
+
 def close_matches(name: str, names: Iterable[str], n: int = 3) -> list[str]:
     """The names most like `name`, best first (for "did you mean" hints)."""
     import difflib

@@ -14,6 +14,11 @@ stopped, a provider blip, a replica stopped, all under load.
 Usage: python scripts/bench_serve.py [--duration S] [--latency S] [--workers 1,2]
        [--clients 1,16,64] [--max-requests N]
        python scripts/bench_serve.py --faults [--fault-clients N] [--fault-workers N]
+       python scripts/bench_serve.py --money [--money-budget 2] [--money-requests 200]
+
+--money: the money phase alone (see money_phase): two replicas of two workers share a Redis and a
+daily budget; Redis is killed mid-race; billed (the provider's usage x price) vs the budget, for
+serve.budget_when_unavailable refuse and local.
 """
 
 from __future__ import annotations
@@ -248,11 +253,17 @@ def main() -> None:
     parser.add_argument("--fault-workers", type=int, default=2, help="per replica")
     parser.add_argument("--hang-after", type=float, default=30.0, help="s without an answer")
     parser.add_argument("--keep-logs", action="store_true", help="copy the replicas' logs here")
+    parser.add_argument("--money", action="store_true", help="run only the money phase")
+    parser.add_argument("--money-budget", type=float, default=2.0)
+    parser.add_argument("--money-requests", type=int, default=200)
     args = parser.parse_args()
     if args.faults:
         from bench_serve_faults import run_faults
 
         run_faults(args)
+        return
+    if args.money:
+        money_phase(args)
         return
     worker_counts = [int(w) for w in args.workers.split(",")]
     client_counts = [int(c) for c in args.clients.split(",")]
@@ -356,6 +367,156 @@ def bench_workers(
     finally:
         server.terminate()
         server.wait(30)
+
+
+# ---- the money phase (issue 20): the daily budget while Redis dies --------------------------
+
+MONEY_USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+MONEY_PER_TOKEN = 0.05  # $/completion token: $0.10 a call, $0.15 reserved (max_tokens 3)
+
+
+def money_phase(args: argparse.Namespace) -> None:
+    """Per mode: a fresh Redis, 2 replicas x 2 workers with serve.daily_budget_usd, 16 clients
+    sending paid requests; Redis is SIGKILLed once 6 calls reached the provider. Reports what
+    the provider billed against the budget (target: billed <= budget; with `local`, <= budget +
+    one worker's share)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.fake_openai import FakeOpenAI
+    from tests.redis_server import redis_server_path
+
+    fake = FakeOpenAI().start()
+    fake.usage_override = dict(MONEY_USAGE)
+    fake.latency = args.latency
+    try:
+        for mode in ("refuse", "local"):
+            fake.reset()
+            fake.usage_override, fake.latency = dict(MONEY_USAGE), args.latency
+            with tempfile.TemporaryDirectory(prefix="aicli-bench-money-") as tmp_name:
+                billed, codes = _money_run(Path(tmp_name), fake, redis_server_path(), mode, args)
+            budget = args.money_budget
+            share = budget / 4
+            limit = budget if mode == "refuse" else budget + share
+            verdict = "ok" if billed <= limit + 1e-9 else "OVER"
+            counts = ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))
+            print(
+                f"money  budget_when_unavailable={mode:<6} billed ${billed:.2f} of a"
+                f" ${budget:.2f} budget (target <= ${limit:.2f}: {verdict}); answers {counts}"
+            )
+    finally:
+        fake.stop()
+
+
+def _money_run(
+    tmp: Path, fake: Any, redis_bin: str, mode: str, args: argparse.Namespace
+) -> tuple[float, dict[int, int]]:
+    import threading
+
+    redis_port = free_port()
+    redis = subprocess.Popen(
+        [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    servers: list[subprocess.Popen[bytes]] = []
+    try:
+        config = tmp / "aicli.yaml"
+        price = {"input_per_1m": 0.0, "output_per_1m": MONEY_PER_TOKEN * 1_000_000}
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "default_tier": "paid",
+                    "providers": {"fake": {"base_url": fake.base_url, "api_key_env": "BENCH_KEY"}},
+                    "defaults": {"rate_limit": 1_000_000, "timeout_seconds": 30, "max_retries": 0},
+                    "tiers": {
+                        "paid": {"model": "paid-model", "provider": "fake", "price": price},
+                        "free": {"model": "free-model", "provider": "fake"},
+                    },
+                    "cache": {
+                        "backend": "redis",
+                        "url": f"redis://127.0.0.1:{redis_port}/0",
+                        "timeout_seconds": 0.5,
+                    },
+                    "serve": {
+                        "daily_budget_usd": args.money_budget,
+                        "budget_when_unavailable": mode,
+                        "max_concurrency": 256,
+                    },
+                }
+            )
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AICLI_", "PROMETHEUS_"))}
+        env.update(BENCH_KEY="sk-bench-0123456789abcdef", HOME=str(tmp), PYTHONPATH=str(ROOT))
+        env["XDG_CACHE_HOME"] = str(tmp / ".cache")
+        urls = []
+        for _ in range(2):
+            port = free_port()
+            servers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "aicli",
+                        "serve",
+                        "--config",
+                        str(config),
+                        "--port",
+                        str(port),
+                        "--workers",
+                        "2",
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        for url in urls:
+            wait_until_up(f"{url}/health/live")
+            for _ in range(4):  # every worker has the SDK loaded before the race
+                httpx.post(
+                    f"{url}/generate", json={"prompt": uuid.uuid4().hex, "tier": "free"}, timeout=60
+                )
+        codes: dict[int, int] = {}
+        lock = threading.Lock()
+        left = [args.money_requests]
+
+        def client(i: int) -> None:
+            while True:
+                with lock:
+                    if left[0] <= 0:
+                        return
+                    left[0] -= 1
+                body = {"prompt": f"spend {uuid.uuid4().hex}", "max_tokens": 3}
+                try:
+                    status = httpx.post(
+                        f"{urls[i % 2]}/generate", json=body, timeout=60
+                    ).status_code
+                except httpx.HTTPError:
+                    status = 0
+                with lock:
+                    codes[status] = codes.get(status, 0) + 1
+
+        pool = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+        for t in pool:
+            t.start()
+        deadline = time.monotonic() + 60
+        while len(fake.requests_for("paid-model")) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        redis.kill()  # SIGKILL, mid-race
+        for t in pool:
+            t.join()
+        billed = sum(
+            r["usage"]["completion_tokens"] * MONEY_PER_TOKEN
+            for r in fake.requests_for("paid-model")
+            if "usage" in r
+        )
+        return billed, codes
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(30)
+        redis.kill()
+        redis.wait(10)
 
 
 if __name__ == "__main__":

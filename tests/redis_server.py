@@ -73,6 +73,33 @@ class RedisServer:
             raise RuntimeError("redis-server did not start again on its port")
         return self
 
+    # ---- faults (tests/test_spend_serve.py) ---------------------------------------------------
+
+    def kill(self) -> None:
+        """SIGKILL: everything it held is gone (no persistence)."""
+        self.stop()
+
+    def restart_empty(self) -> None:
+        """A new, empty redis-server on the same port (as after a crash and a restart)."""
+        assert self.proc is None, "kill() it first"
+        args = [redis_server_path(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "no", "--dir", str(self.workdir), "--loglevel", "warning"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        args += list(self.extra)
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if not self._wait_up():
+            raise RuntimeError(f"redis-server did not restart on port {self.port}")
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open, nothing is answered (a hung server)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def _wait_up(self) -> bool:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

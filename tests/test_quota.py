@@ -1,64 +1,89 @@
-"""The daily budget's arithmetic on a counter (the shared counter itself is tested with the
-cache backends and end to end in tests/test_serve_budget.py)."""
+"""The daily budget's arithmetic on a real disk ledger (the Redis ledger, failures and the state
+machine are in tests/test_spend_ledger.py; end to end in tests/test_spend_serve.py)."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aicli.errors import CacheUnavailable, QuotaError
+from aicli.cache import ResponseCache
+from aicli.cache.disk import DiskBackend
+from aicli.errors import BudgetUnavailable, QuotaError
+from aicli.ledger import CacheLedger, spend_read, utc_day
 from aicli.quota import DailyQuota
-
-
-class Counters:
-    def __init__(self) -> None:
-        self.values: dict[str, int] = {}
-        self.down = False
-
-    async def incr(self, name: str, delta: int, *, ttl_s: float | None = None) -> int:
-        if self.down:
-            raise CacheUnavailable("redis://127.0.0.1:1/0 is down")
-        self.values[name] = self.values.get(name, 0) + delta
-        return self.values[name]
 
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def test_reserve_settle_and_refuse() -> None:
-    counters = Counters()
-    quota = DailyQuota(0.01, counters.incr, clock=lambda: 86400 * 100)
-    first = run(quota.reserve(0.006, "a call"))
-    with pytest.raises(QuotaError) as refused:
-        run(quota.reserve(0.006, "another call"))  # 0.012 would pass the cap
-    assert "insufficient" not in refused.value.message and "0.01" in refused.value.message
-    assert run(quota.spent_usd()) == pytest.approx(0.006)  # the refused one left nothing behind
-    run(quota.settle(first, 0.001))  # the real cost was lower: the rest comes back
-    assert run(quota.spent_usd()) == pytest.approx(0.001)
-    run(quota.reserve(0.009, "fits now"))
+def disk(tmp_path: Path) -> ResponseCache:
+    return ResponseCache(DiskBackend(tmp_path / "cache"))
 
 
-def test_each_utc_day_has_its_own_counter() -> None:
-    counters = Counters()
-    now = [86400 * 100 + 3600.0]
-    quota = DailyQuota(0.01, counters.incr, clock=lambda: now[0])
-    ticket = run(quota.reserve(0.01, "a call"))
-    now[0] += 86400
-    run(quota.reserve(0.01, "tomorrow's call"))
-    run(quota.settle(ticket, 0.0))  # settles on the day it was reserved
-    assert sorted(counters.values.values()) == [0, 10_000_000]
+def test_reserve_settle_and_refuse(tmp_path: Path) -> None:
+    async def go() -> None:
+        cache = disk(tmp_path)
+        quota = DailyQuota(0.01, CacheLedger(cache), clock=lambda: 86400 * 100)
+        first = await quota.reserve(0.006, "a call")
+        with pytest.raises(QuotaError) as refused:
+            await quota.reserve(0.006, "another call")  # 0.012 would pass the cap
+        assert "insufficient" not in refused.value.message and "$0.01 " in refused.value.message
+        state = await quota.spent_today()
+        assert state is not None and (state.spent, state.reserved) == (0, 6_000_000)
+        await quota.settle(first, 0.001)  # the real cost was lower: the rest comes back
+        state = await quota.spent_today()
+        assert state is not None and (state.spent, state.reserved) == (1_000_000, 0)
+        await quota.reserve(0.009, "fits now")
+        await cache.aclose()
+
+    run(go())
 
 
-def test_a_cache_that_is_down_still_caps_per_process(caplog: pytest.LogCaptureFixture) -> None:
-    counters = Counters()
-    counters.down = True
-    quota = DailyQuota(0.01, counters.incr)
-    run(quota.reserve(0.008, "a call"))
-    with pytest.raises(QuotaError):
-        run(quota.reserve(0.008, "another call"))
-    assert [r.message for r in caplog.records].count(
-        "the daily budget is counted per process while the cache is unavailable"
-    ) == 1
+def test_each_utc_day_has_its_own_counter(tmp_path: Path) -> None:
+    async def go() -> None:
+        cache = disk(tmp_path)
+        now = [86400 * 100 + 3600.0]
+        quota = DailyQuota(0.01, CacheLedger(cache), clock=lambda: now[0])
+        ticket = await quota.reserve(0.01, "a call")
+        now[0] += 86400
+        await quota.reserve(0.01, "tomorrow's call")
+        await quota.settle(ticket, 0.004)  # settles on the day it was reserved
+        assert await spend_read(cache, utc_day(now[0] - 86400)) == (4_000_000, 0)
+        assert await spend_read(cache, utc_day(now[0])) == (0, 10_000_000)
+        await cache.aclose()
+
+    run(go())
+
+
+def test_without_a_cap_the_spend_is_still_counted(tmp_path: Path) -> None:
+    async def go() -> None:
+        cache = disk(tmp_path)
+        quota = DailyQuota(None, CacheLedger(cache))
+        ticket = await quota.reserve(5.0, "a call")  # nothing held: there is no cap
+        await quota.settle(ticket, 0.25)
+        state = await quota.spent_today()
+        assert state is not None and (state.spent, state.reserved) == (250_000_000, 0)
+        await cache.aclose()
+
+    run(go())
+
+
+def test_an_unusable_cache_refuses_paid_calls(tmp_path: Path) -> None:
+    async def go() -> None:
+        from aicli.cache.redis import RedisBackend
+        from tests.serve_process import free_port
+
+        dead = ResponseCache(RedisBackend(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.3))
+        quota = DailyQuota(1.0, CacheLedger(dead))
+        with pytest.raises(BudgetUnavailable) as refused:
+            await quota.reserve(0.001, "a call to tier 'standard' (gpt-4o-mini)")
+        assert refused.value.retry_after_s >= 1
+        with pytest.raises(BudgetUnavailable):  # the breaker: no second wait on a dead store
+            await quota.reserve(0.001, "a call")
+        await dead.aclose()
+
+    run(go())

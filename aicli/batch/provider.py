@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from aicli.batch.scheduler import BatchScheduler
 from aicli.errors import BudgetError
-from aicli.providers.base import DeltaSink, Provider, ProviderAnswer, ProviderCall, ProviderFailure
+from aicli.providers.base import (
+    DeltaSink,
+    Provider,
+    ProviderAnswer,
+    ProviderCall,
+    ProviderFailure,
+    Traits,
+)
 from aicli.providers.openai import OpenAIProvider
 
 if TYPE_CHECKING:
@@ -25,8 +32,9 @@ HELD = "held for the batch run's last round"
 class BatchProvider:
     """A batch tier's provider in a batch run."""
 
-    gated = False  # no concurrency gate or rate limit: nothing goes out per call
-    batch = True  # answers cost the tier's batch price
+    # No concurrency gate or rate limit (nothing goes out per call); reserved and billed at the
+    # tier's batch price; an identical request elsewhere waits no longer than a normal call.
+    traits = Traits(gated=False, batched=True)
 
     def __init__(
         self, cfg: Config, direct: OpenAIProvider, scheduler: BatchScheduler, *, only: bool
@@ -115,7 +123,7 @@ class BatchProvider:
 class HeldProvider:
     """A tier without batches while rounds collect: its calls wait for the last round."""
 
-    gated = False
+    traits = Traits(gated=False)
 
     def __init__(self, name: str) -> None:
         self.name = name

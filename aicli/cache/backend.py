@@ -1,4 +1,5 @@
-"""The cache backend Protocols: strings under keys, atomic counters and locks; the admin side.
+"""The cache backend Protocols: strings under keys, atomic counters, locks, the daily spend's
+ledger; the admin side.
 
 A backend knows nothing about entries, counter names or policy (that is ResponseCache's job).
 Failures a caller should survive raise CacheUnavailable; an unsafe store raises CacheError.
@@ -45,6 +46,35 @@ class CacheBackend(Protocol):
         """Try once to take a lock that expires by itself; yields whether it was taken."""
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SpendKeys:
+    """The keys of one day's spend and of one ticket (ResponseCache names them)."""
+
+    spent: str
+    reserved: str
+    ticket: str
+    epoch: str  # a random id set when the day's counters are first written: a restart changes it
+
+
+class SpendBackend(Protocol):
+    """The daily spend's atomic operations (aicli.quota's Ledger), one store transaction each.
+
+    A ticket key holds its reservation (nano-dollars) until settled, then "done" for done_ttl_s:
+    a settlement repeated, or a reservation arriving after its own release, changes nothing.
+    Both return (taken, spent, reserved, epoch) after the operation; `epoch` is set to the given
+    one when the store holds none (a new day, or a store that lost the day)."""
+
+    async def spend_reserve(
+        self, keys: SpendKeys, nano: int, cap: int, epoch: str, *, ttl_s: float
+    ) -> tuple[bool, int, int, str]:
+        """Hold nano if spent + reserved + nano <= cap."""
+
+    async def spend_settle(
+        self, keys: SpendKeys, nano: int, epoch: str, *, ttl_s: float, done_ttl_s: float
+    ) -> tuple[bool, int, int, str]:
+        """Release the ticket's reservation (if held) and add nano to spent, once per ticket."""
 
 
 class NowBackend(Protocol):

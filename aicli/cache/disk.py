@@ -2,7 +2,7 @@
 
 Layout of the cache directory (0700, files 0600):
   entries/    diskcache store: key -> JSON text of a CacheEntry; tag = expiry (epoch s) or NULL
-  counters/   diskcache store without eviction: counters, and the single-flight locks
+  counters/   diskcache store without eviction: counters, the daily spend, single-flight locks
   *.corrupt-* a damaged store moved aside (deleted by `clear`)
 Every diskcache call runs on one worker thread of its own: the event loop never blocks on SQLite,
 the process umask (set around each call) is never changed by two threads at once, and each
@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aicli.cache.backend import EntryFacts
+from aicli.cache.backend import EntryFacts, SpendKeys
 from aicli.cache.disk_store import (
     COUNTERS,
     ENTRIES,
@@ -194,6 +194,46 @@ class DiskBackend:
             await loop.run_in_executor(worker, self._stores.close)
             worker.shutdown(wait=True)
 
+    # ---- SpendBackend (the same contract as the Redis scripts) ------------------------------
+
+    async def spend_reserve(
+        self, keys: SpendKeys, nano: int, cap: int, epoch: str, *, ttl_s: float
+    ) -> tuple[bool, int, int, str]:
+        def reserve(c: diskcache.Cache) -> tuple[bool, int, int, str]:
+            with c.transact():  # one SQLite transaction: every process sees all of it or none
+                day = _spend_epoch(c, keys, epoch, ttl_s)
+                spent, reserved = _count(c.get(keys.spent, 0)), _count(c.get(keys.reserved, 0))
+                held = c.get(keys.ticket)
+                if held is not None:
+                    return held != "done", spent, reserved, day
+                if spent + reserved + nano > cap:
+                    return False, spent, reserved, day
+                c.set(keys.reserved, reserved + nano, expire=ttl_s)
+                c.set(keys.ticket, nano, expire=ttl_s)
+                return True, spent, reserved + nano, day
+
+        return await self._run(COUNTERS, reserve)
+
+    async def spend_settle(
+        self, keys: SpendKeys, nano: int, epoch: str, *, ttl_s: float, done_ttl_s: float
+    ) -> tuple[bool, int, int, str]:
+        def settle(c: diskcache.Cache) -> tuple[bool, int, int, str]:
+            with c.transact():
+                day = _spend_epoch(c, keys, epoch, ttl_s)
+                spent, reserved = _count(c.get(keys.spent, 0)), _count(c.get(keys.reserved, 0))
+                held = c.get(keys.ticket)
+                if held == "done":
+                    return False, spent, reserved, day
+                if held is not None:
+                    reserved = max(0, reserved - _count(held))
+                    c.set(keys.reserved, reserved, expire=ttl_s)
+                spent += nano
+                c.set(keys.spent, spent, expire=ttl_s)
+                c.set(keys.ticket, "done", expire=done_ttl_s)
+                return True, spent, reserved, day
+
+        return await self._run(COUNTERS, settle)
+
     # ---- NowBackend: the same, without an event loop ---------------------------------------
 
     def get_now(self, key: str) -> str | None:
@@ -316,6 +356,14 @@ def _bump(deltas: Mapping[str, int], ttl_s: float | None) -> Callable[[diskcache
             return values
 
     return bump
+
+
+def _spend_epoch(c: diskcache.Cache, keys: SpendKeys, epoch: str, ttl_s: float) -> str:
+    """The day's epoch (set to `epoch` when the store holds none), kept as long as the day."""
+    held = c.get(keys.epoch)
+    day = held if isinstance(held, str) else epoch
+    c.set(keys.epoch, day, expire=ttl_s)
+    return day
 
 
 def _count(value: Any) -> int:

@@ -2,9 +2,9 @@
 
 Imported only when the backend is Redis. Every operation is bounded by `timeout_s` with no
 retries, so a dead or hung Redis costs one short wait; each failure becomes CacheUnavailable with
-a message that never holds the password. Counters move in one MULTI (INCRBY, EXPIRE); locks are
-SET NX PX and released only by their holder; clear and prune walk the prefix with SCAN and
-UNLINK in batches, never FLUSHDB.
+a message that never holds the password. Counters move in one MULTI (INCRBY, EXPIRE); the daily
+spend in one Lua script per operation; locks are SET NX PX and released only by their holder;
+clear and prune walk the prefix with SCAN and UNLINK in batches, never FLUSHDB.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aicli import install_hint
-from aicli.cache.backend import EntryFacts
+from aicli.cache.backend import EntryFacts, SpendKeys
 from aicli.errors import CacheError, CacheUnavailable
 from aicli.security import register_secret, url_secrets, without_credentials
 
@@ -39,6 +39,52 @@ for i, key in ipairs(KEYS) do
 end
 return n
 """
+# The daily spend (KEYS: spent, reserved, ticket). Counters are integer nano-dollars, checked and
+# moved in one script: never read-modify-write from a client.
+# (Numbers go to redis.call as the strings they came in as: Lua would print a large one as 1e+15.)
+_SPEND_EPOCH = """
+local epoch = redis.call('get', KEYS[4])
+if not epoch then epoch = ARGV[4] end
+redis.call('set', KEYS[4], epoch, 'px', ARGV[3])
+"""
+_SPEND_RESERVE = (
+    _SPEND_EPOCH
+    + """
+local spent = tonumber(redis.call('get', KEYS[1]) or '0')
+local reserved = tonumber(redis.call('get', KEYS[2]) or '0')
+local held = redis.call('get', KEYS[3])
+if held then return {held ~= 'done' and 1 or 0, spent, reserved, epoch} end
+if spent + reserved + tonumber(ARGV[1]) > tonumber(ARGV[2]) then
+  return {0, spent, reserved, epoch}
+end
+reserved = redis.call('incrby', KEYS[2], ARGV[1])
+redis.call('pexpire', KEYS[2], ARGV[3])
+redis.call('set', KEYS[3], ARGV[1], 'px', ARGV[3])
+return {1, spent, reserved, epoch}
+"""
+)
+_SPEND_SETTLE = (
+    _SPEND_EPOCH
+    + """
+local held = redis.call('get', KEYS[3])
+local reserved = tonumber(redis.call('get', KEYS[2]) or '0')
+if held == 'done' then
+  return {0, tonumber(redis.call('get', KEYS[1]) or '0'), reserved, epoch}
+end
+if held then
+  reserved = redis.call('decrby', KEYS[2], held)
+  if reserved < 0 then
+    redis.call('set', KEYS[2], '0')
+    reserved = 0
+  end
+  redis.call('pexpire', KEYS[2], ARGV[3])
+end
+local spent = redis.call('incrby', KEYS[1], ARGV[1])
+redis.call('pexpire', KEYS[1], ARGV[3])
+redis.call('set', KEYS[3], 'done', 'px', ARGV[2])
+return {1, spent, reserved, epoch}
+"""
+)
 T = TypeVar("T")
 
 
@@ -153,6 +199,20 @@ class RedisBackend:
 
         return await self._do(bump)
 
+    # ---- SpendBackend ------------------------------------------------------------------------
+
+    async def spend_reserve(
+        self, keys: SpendKeys, nano: int, cap: int, epoch: str, *, ttl_s: float
+    ) -> tuple[bool, int, int, str]:
+        args = (str(nano), str(cap), _ms(ttl_s), epoch)
+        return _spend(await self._cmd("eval", _SPEND_RESERVE, 4, *_spend_keys(keys), *args))
+
+    async def spend_settle(
+        self, keys: SpendKeys, nano: int, epoch: str, *, ttl_s: float, done_ttl_s: float
+    ) -> tuple[bool, int, int, str]:
+        args = (str(nano), _ms(done_ttl_s), _ms(ttl_s), epoch)
+        return _spend(await self._cmd("eval", _SPEND_SETTLE, 4, *_spend_keys(keys), *args))
+
     @contextlib.asynccontextmanager
     async def lock(self, key: str, *, ttl_s: float) -> AsyncIterator[bool]:
         token = os.urandom(8).hex()
@@ -235,6 +295,19 @@ async def _memory_usage(r: Any, *, keys: list[str]) -> list[Any]:
         for key in keys:
             pipe.memory_usage(key)
         return list(await pipe.execute())
+
+
+def _spend_keys(keys: SpendKeys) -> tuple[str, str, str, str]:
+    return keys.spent, keys.reserved, keys.ticket, keys.epoch
+
+
+def _spend(reply: Any) -> tuple[bool, int, int, str]:
+    taken, spent, reserved, epoch = reply
+    return bool(taken), int(spent), int(reserved), str(epoch)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
 
 
 def _sha1(text: str) -> str:

@@ -1,6 +1,6 @@
 """ResponseCache: the cache policy both backends share, and the only cache the engine sees.
 
-It owns the key layout (`<namespace>:v1:entry|counter|lock:...`), the CacheEntry JSON, the
+It owns the key layout (`<namespace>:v1:entry|counter|lock|spend:...`), the CacheEntry JSON, the
 counter names, how long an expired answer stays as a stale fallback, single-flight, and failing
 open: on the first failure it warns once, naming the location, and carries on without the cache
 (a long-running server tries it again in the background: outage.py).
@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from aicli.cache.backend import CacheAdmin, CacheBackend, NowBackend
+from aicli.cache.backend import CacheAdmin, CacheBackend, NowBackend, SpendKeys
 from aicli.cache.entries import CacheEntry
 from aicli.cache.flight import Flights
 from aicli.cache.outage import Outage
@@ -81,6 +81,14 @@ class ResponseCache:
 
     def lock_key(self, key: str) -> str:
         return f"{self.prefix}lock:{key}"
+
+    def spend_keys(self, day: str, ticket: str = "") -> SpendKeys:
+        """The daily spend lives beside the cache, not in it: `clear` and `prune` never touch
+        the `spend:` keys (only entries and the hit/miss counters are the cache's)."""
+        base = f"{self.prefix}spend:"
+        day_keys = (f"{base}{day}:{part}" for part in ("spent", "reserved", "epoch"))
+        spent, reserved, epoch = day_keys
+        return SpendKeys(spent, reserved, f"{base}ticket:{ticket}", epoch)
 
     # ---- failing open ----------------------------------------------------------------------
 

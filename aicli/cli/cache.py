@@ -22,6 +22,7 @@ from aicli.errors import ExitCode
 
 if TYPE_CHECKING:
     from aicli.cache import ResponseCache
+    from aicli.config import Config
 
 T = TypeVar("T")
 cache_app = typer.Typer(no_args_is_help=True)
@@ -45,12 +46,17 @@ def _group(
     options.pass_config_down(ctx, config, log_format)
 
 
-def _with_cache(config: Path | None, op: Callable[[ResponseCache], Awaitable[T]]) -> T:
+def _with_cache(
+    config: Path | None,
+    op: Callable[[ResponseCache], Awaitable[T]],
+    *,
+    cfg: Config | None = None,
+) -> T:
     """op(the configured cache) in one event loop; the cache is closed after."""
     from aicli.cache import open_cache
     from aicli.config import load_config
 
-    cache = open_cache(load_config(config))
+    cache = open_cache(cfg or load_config(config))
 
     async def go() -> T:
         try:
@@ -76,8 +82,10 @@ def _human_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _money(usd: float) -> str:
-    return f"${usd:,.2f}" if usd >= 1 else f"${usd:.6f}"
+def _money(amount: float) -> str:
+    from aicli.cost import usd
+
+    return usd(amount)
 
 
 def _rows(s: dict[str, Any]) -> list[tuple[str, str]]:
@@ -96,7 +104,27 @@ def _rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("cost saved", _money(s["cost_saved_usd"])),
         ("oldest entry", s["oldest"] or "-"),
         ("newest entry", s["newest"] or "-"),
+        ("spent today", _spent_today(s)),
     ]
+
+
+def _spent_today(s: dict[str, Any]) -> str:
+    spent = f"{_money(s['spend_today_usd'])} (UTC, by aicli serve)"
+    budget = s.get("daily_budget_usd")
+    return spent if budget is None else f"{spent} of the {_money(budget)} daily budget"
+
+
+async def _stats(cache: ResponseCache, budget: float | None) -> dict[str, Any]:
+    """The cache's stats, and the service's spend today (kept apart: `clear` never resets it)."""
+    from aicli.ledger import spend_today
+
+    # read first: stats() closes the stores at its end (a truer size on disk)
+    spent = await cache._admin_op(lambda: spend_today(cache))
+    s = await cache.stats()
+    s["spend_today_usd"] = round(spent, 9)
+    if budget is not None:
+        s["daily_budget_usd"] = budget
+    return s
 
 
 @cache_app.command("stats", short_help="Entries, size, hit rate and the money saved.")
@@ -106,13 +134,18 @@ def stats(
     log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
-    """Show entries, size, hit rate, and the tokens and dollars the cache saved.
+    """Show entries, size, hit rate, the tokens and dollars the cache saved, and today's spend.
 
     Counters (hits, misses, tokens and dollars saved) are shared by every process using the
-    cache and persist until `aicli cache clear`.
+    cache and persist until `aicli cache clear`. Today's spend (UTC) is what `aicli serve`
+    counted against serve.daily_budget_usd; `clear` and `prune` never reset it.
     """
     with handle_errors(debug, log_format=log_format):
-        s = _with_cache(config, lambda cache: cache.stats())
+        from aicli.config import load_config
+
+        cfg = load_config(config)
+        budget = cfg.serve.daily_budget_usd
+        s = _with_cache(config, lambda cache: _stats(cache, budget), cfg=cfg)
         if json_out:
             print_json(s)
             return
@@ -140,7 +173,7 @@ def clear(
     log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
     debug: bool = options.DEBUG,
 ) -> None:
-    """Delete every cached answer and reset the counters.
+    """Delete every cached answer and reset the counters (not the service's daily spend).
 
     Asks first when run on a terminal (--yes skips the question); from a script or CI, where
     nobody can answer, it clears without asking.

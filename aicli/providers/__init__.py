@@ -8,9 +8,19 @@ import threading
 from collections.abc import Iterable
 
 from aicli.config import Config
-from aicli.providers.base import Provider
+from aicli.providers.base import Provider, Traits
 
 _SDK_MODULE = "aicli.providers.openai"
+# Each provider type's traits (a new type adds its row, not checks of its name elsewhere).
+TRAITS: dict[str, Traits] = {
+    "openai": Traits(),
+    "echo": Traits(gated=False, remote=False),
+}
+
+
+def traits(cfg: Config, name: str) -> Traits:
+    """The traits of the provider called `name` in the config."""
+    return TRAITS[cfg.provider(name).type]
 
 
 def make_provider(cfg: Config, name: str, *, pool_size: int = 0) -> Provider:
@@ -33,7 +43,7 @@ def preload(cfg: Config, tiers: Iterable[str]) -> None:
     over the network; a front door calls this before its event loop starts."""
     for first in tiers:
         for name in cfg.fallback_chain(first):
-            if cfg.provider(cfg.tier(name).provider).type != "echo":
+            if traits(cfg, cfg.tier(name).provider).remote:
                 import_shallow(_SDK_MODULE)
                 return
 

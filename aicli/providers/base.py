@@ -13,6 +13,22 @@ DeltaSink = EventSink  # a stream's typed events: text, tool-call pieces, the fi
 ResponseObserver = Callable[[int, Mapping[str, str]], None]
 
 
+@dataclass(frozen=True)
+class Traits:
+    """What the engine must know of a provider type, asked instead of its name."""
+
+    # Calls pass the tier's concurrency gate and rate limit, and may cost money (a tier with no
+    # price is then worth a warning when a budget is set). Off for the offline echo provider.
+    gated: bool = True
+    remote: bool = True  # calls go over the network (the openai SDK is needed)
+    # How long identical requests wait for this provider's call in flight (single-flight)
+    # before making their own; None: the tier's timeout_seconds.
+    flight_wait_s: float | None = None
+    # Answers through a batch (test-prompts --batch): reserved and billed at the tier's
+    # batch_price. A provider object may carry its own `traits` (a batch run's stand-ins do).
+    batched: bool = False
+
+
 @dataclass
 class ProviderCall:
     """One call to a provider: the body to send (providers.body.chat_body) and how to send it."""

@@ -11,11 +11,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from aicli import __version__
-from aicli.cache import ResponseCache, open_cache
+from aicli.cache import open_cache
 from aicli.config import Config, load_config
 from aicli.engine import Engine
-from aicli.errors import CacheUnavailable
-from aicli.quota import DailyQuota, Incr
+from aicli.quota import daily_quota
 from aicli.request_builder import TemplateSource
 from aicli.serve import errors, generate, health, metrics_route, openai_api
 from aicli.serve.deps import ServeState
@@ -36,25 +35,28 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
         # One cache per worker; after a failure a probe tries the backend again after 1 s,
         # doubling up to 30 s, and the cache is used again as soon as it answers.
         cache = open_cache(cfg, retry_after_s=CACHE_RETRY_S)
-        cap = cfg.serve.daily_budget_usd
+        quota = daily_quota(cfg, cache)
         state = ServeState(
             cfg=cfg,
             engine=engine or Engine(cfg, cache=cache),
             metrics=metrics,
             tokens=read_tokens(cfg.serve.tokens_env),
-            quota=DailyQuota(cap, _counter(cache)) if cap is not None else None,
+            quota=quota,
             templates=TemplateSource(cfg.prompts_dir),
         )
         app.state.aicli = state
         # Import the SDK now, off the event loop, so the first request does not pay for it
         # while start-up (ready at /health/live) does not wait for it either.
         warm = asyncio.get_running_loop().run_in_executor(None, _warm_imports)
+        replaying = asyncio.get_running_loop().create_task(quota.keep_replaying())
         try:
             yield
         finally:
+            replaying.cancel()
             await warm
             state.offload.shutdown(wait=False, cancel_futures=True)
             await state.engine.aclose()
+            await quota.aclose()  # spend the cache could not take yet: one last try
             await cache.aclose()
 
     app = FastAPI(
@@ -78,21 +80,6 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
         metrics=metrics,
     )
     return app
-
-
-def _counter(cache: ResponseCache) -> Incr:
-    """The cache's atomic counter, skipped (like every cache call) while the cache is down."""
-
-    async def incr(name: str, delta: int, *, ttl_s: float | None = None) -> int:
-        if not cache.available:
-            raise CacheUnavailable(f"the cache at {cache.location} is unavailable")
-        try:
-            return await cache.incr_counter(name, delta, ttl_s=ttl_s)
-        except CacheUnavailable as exc:
-            cache.went_down(exc, "daily budget")
-            raise
-
-    return incr
 
 
 def _warm_imports() -> None:

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from aicli.errors import (
     AicliError,
     BudgetError,
+    BudgetUnavailable,
     CacheError,
     ConfigError,
     MissingKeyError,
@@ -34,6 +35,8 @@ log = logging.getLogger("aicli.serve")
 # Most specific first: (error class, HTTP status, OpenAI error type, code)
 ERROR_TABLE: list[tuple[type[AicliError], int, str, str]] = [
     (QuotaError, 429, "insufficient_quota", "insufficient_quota"),
+    # the day's spend cannot be counted: money fails closed, and a later retry may succeed
+    (BudgetUnavailable, 503, "server_error", "budget_unavailable"),
     (BudgetError, 400, "invalid_request_error", "budget_exceeded"),
     (TemplateError, 400, "invalid_request_error", "template_error"),
     # the server's key is missing: the caller's request is fine, the service cannot answer it
@@ -106,7 +109,10 @@ def for_aicli_error(exc: AicliError) -> ServeError:
                 exc.hint if exc.hint and not _CLI_FLAG.search(exc.hint) else None
             )
             message = scrub(exc.message) + (f" ({scrub(hint)})" if hint else "")
-            return ServeError(status, message, etype, code)
+            headers = {}
+            if isinstance(exc, BudgetUnavailable):  # a later retry can succeed: say when
+                headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+            return ServeError(status, message, etype, code, headers=headers)
     raise AssertionError("AicliError is the last row of ERROR_TABLE")  # pragma: no cover
 
 

@@ -107,6 +107,13 @@ class Metrics:
             registry=reg,
             multiprocess_mode="livesum",
         )
+        # Every worker reads the same shared counter: the latest reading is the day's spend.
+        self.spend_today = Gauge(
+            "aicli_spend_today_usd",
+            "Money spent today (UTC) by every worker and replica sharing the cache",
+            registry=reg,
+            multiprocess_mode="livemostrecent",
+        )
         self._start_at_zero(list(tiers))
 
     def _start_at_zero(self, tiers: list[str]) -> None:
