@@ -35,6 +35,8 @@ FAILURE_KINDS = (
     "timeout",
     "connection",
     "malformed",
+    "empty",
+    "schema",
     "rate_limited",
     "auth",
     "server_error",
