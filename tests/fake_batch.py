@@ -41,6 +41,7 @@ class FakeBatches:
         self.bad_line = False  # a garbage line in the middle of the output, the last one cut
         self.foreign_line = False  # a result for a custom_id nobody asked for
         self.fail_upload: list[int] = []  # statuses for the next uploads (then success)
+        self.key = ""  # the bearer key of the last upload: a hostile server's `fields` echo it
 
     # ---- routing ------------------------------------------------------------------------
 
@@ -96,6 +97,7 @@ class FakeBatches:
             status = self.fail_upload.pop(0)
             h._error(status, "0", "", "")
             return
+        self.key = (h.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
         ctype = h.headers.get("Content-Type", "")
         msg = BytesParser(policy=policy.default).parsebytes(
             b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw
@@ -239,13 +241,14 @@ class FakeBatches:
         message = {"role": "assistant", "content": answer, "refusal": None}
         usage = dict(fake.usage_override or _usage(fake, body, answer))
         entry["usage"] = usage
-        return 200, {
+        completion = {
             "id": f"chatcmpl-{batch_id}-{line.get('custom_id')}", "object": "chat.completion",
             "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": message, "finish_reason": "stop",
                          "logprobs": None}],
             "usage": usage,
         }  # fmt: skip
+        return 200, fake._with_fields(completion, self.key)
 
     def _line(
         self, custom_id: Any, answered: tuple[int, dict[str, Any]] | None, error: Any

@@ -298,3 +298,20 @@ def test_a_failed_line_takes_the_usual_path(server: FakeOpenAI, batch_config: Pa
     assert done.exit_code == 0, done
     assert len(chat_requests(server, batch=True)) == 3
     assert len(chat_requests(server, batch=False)) == 1
+
+
+def test_batch_answers_are_checked_like_any_answer(server: FakeOpenAI, batch_config: Path) -> None:
+    from tests.conftest import TEST_KEY
+
+    suite()
+    # a hostile batch result: a lone surrogate in the answer, the key and escapes in `model`
+    server.set_answer("standard-model", "alpha beta gamma \ud800 end")
+    server.fields = {"model": "evil\x1b[31m\nmodel{key}"}
+    done = run_aicli("test-prompts", "s.test.yaml", "--batch", "-o", "r.json", env=FAST)
+    assert done.exit_code == 0, done
+    assert TEST_KEY not in done.stdout + done.stderr
+    data = Path("r.json").read_text(encoding="utf-8")
+    assert TEST_KEY not in data and "\\u001b" not in data and "\x1b" not in data
+    results = json.loads(data)["results"]
+    assert all("\ufffd" in r["output"] for r in results)
+    assert all(r["model_used"].startswith("evil") for r in results)
