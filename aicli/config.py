@@ -183,7 +183,8 @@ class CooldownConfig:
     """Provider faults in a row that trip a tier's cooldown: connection errors, timeouts, HTTP 5xx
     and 429 (never an empty or off-schema answer, or another 4xx: the request made those)."""
     seconds: Annotated[float, Limit(ge=0, le=86_400)] = 30.0
-    """How long a tripped tier is skipped at most; then every call tries it again."""
+    """How long a tripped tier is skipped; a probe that fails starts it again, one that answers
+    ends it at once."""
     probe_seconds: Annotated[float, Limit(gt=0, le=86_400)] | None = 2.0
     """Meanwhile one call this often tries the tier (half-open); if it answers, the tier is back
     at once. `null`: no probes, the tier waits out `seconds`."""
