@@ -12,8 +12,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -257,11 +256,14 @@ def _version(value: bool) -> None:
 
 def _root(
     ctx: typer.Context,
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
 ) -> None:
     """aicli: tiered models, a disk cache, cost control, prompt templates and prompt tests."""
     options.pass_config_down(ctx, config, log_format)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -11,19 +11,24 @@ from aicli.cli.output import configure_logging, handle_errors, info
 
 
 def serve(
-    host: str = typer.Option(
-        "127.0.0.1",
-        "--host",
-        metavar="ADDR",
-        help="Address to listen on; other than loopback it needs bearer tokens (serve.tokens_env).",
-    ),
-    port: int = typer.Option(8000, "--port", "-p", metavar="N", min=0, max=65535, help="TCP port."),
-    workers: int = typer.Option(
-        1, "--workers", "-w", metavar="N", min=1, max=64, help="Worker processes."
-    ),
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            metavar="ADDR",
+            help="Address to listen on; other than loopback it needs bearer tokens "
+            "(serve.tokens_env).",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", "-p", metavar="N", min=0, max=65535, help="TCP port.")
+    ] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", metavar="N", min=1, max=64, help="Worker processes.")
+    ] = 1,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Serve the engine over HTTP: POST /generate, POST /v1/chat/completions (OpenAI-compatible,
     `model` names a tier), GET /v1/models, /health, /health/live, /health/ready, /metrics.
