@@ -21,6 +21,8 @@ from aicli import __version__
 from aicli.cli import fastparams, options
 from aicli.cli.output import (
     ClosedStream,
+    crash,
+    debug_asked,
     error,
     interrupted_code,
     interrupted_message,
@@ -49,9 +51,24 @@ class _PromptNotCommand(Exception):
         self.message, self.hint = message, hint
 
 
+class _Carried(Exception):
+    """Ctrl-C, SIGTERM or an OSError from a command, carried past Typer's main, which would
+    make the first a bare exit 130 and a broken pipe exit 1."""
+
+    def __init__(self, inner: BaseException) -> None:
+        super().__init__(inner)
+        self.inner = inner
+
+
 class _Group(TyperGroup):
-    """The root: builds a command on first use, and reports bad flags as one `aicli: error:`
-    line plus a hint, exit 2."""
+    """The root: builds a command on first use, and is the CLI's one error boundary: every
+    failure becomes one `aicli: error:` line (with a hint) and its documented exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, OSError) as exc:
+            raise _Carried(exc) from None
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(_COMMANDS)
@@ -109,13 +126,16 @@ class _Group(TyperGroup):
         try:
             _check_arguments(argv)
             with sigterm_as_interrupt():
-                rv = super().main(
-                    args=args,
-                    prog_name=prog_name or "aicli",
-                    complete_var=complete_var,
-                    standalone_mode=False,
-                    **extra,
-                )
+                try:
+                    rv = super().main(
+                        args=args,
+                        prog_name=prog_name or "aicli",
+                        complete_var=complete_var,
+                        standalone_mode=False,
+                        **extra,
+                    )
+                except _Carried as carried:
+                    raise carried.inner from None
         except (_PromptNotCommand, _NotText) as exc:
             error(exc.message, exc.hint)
             rv = ExitCode.USAGE
@@ -138,13 +158,15 @@ class _Group(TyperGroup):
         except KeyboardInterrupt as exc:
             error(interrupted_message(exc))
             rv = interrupted_code(exc)
-        except BrokenPipeError:
+        except BrokenPipeError:  # the reader went away (`aicli ... | head`): no message
             with contextlib.suppress(Exception):
                 sys.stdout = open(os.devnull, "w")  # noqa: SIM115
             rv = ExitCode.OK
-        except OSError as exc:  # --help or --version to a full or closed stdout
+        except OSError as exc:  # stdout on a full disk or closed, a file that vanished
             io_failure(exc)
             rv = ExitCode.USAGE
+        except Exception as exc:
+            rv = crash(exc, debug_asked(argv))
         rv = _flush_stdout(rv)
         if not standalone_mode:
             return rv

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from aicli.cli import options
-from aicli.cli.output import configure_logging, handle_errors, info
+from aicli.cli.output import handle_errors, info, use_log_format
 
 
 def serve(
@@ -45,7 +45,7 @@ def serve(
     # `aicli: error:` line. Once serving, the service logs JSON lines (one per request), and
     # the few lines of its own match them, unless --log-format / $AICLI_LOG_FORMAT says text.
     asked = log_format or os.environ.get("AICLI_LOG_FORMAT") or None
-    with handle_errors(debug, log_format=asked):
+    with handle_errors(debug, log_format=log_format):
         from importlib.util import find_spec
 
         from aicli import install_hint
@@ -67,7 +67,7 @@ def serve(
 
         check_bind(cfg, host)
         if asked is None:
-            configure_logging(debug=debug, log_format="json")
+            use_log_format("json")
         shown = f"[{host}]" if ":" in host else host
 
         def starting(bound: int) -> None:  # once the port is known to be free (and chosen)
