@@ -253,17 +253,11 @@ def io_failure(exc: OSError | None) -> None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
 
 
-class _Command:
-    """What the command running asked for that the boundary (app._Group.main) needs too."""
-
-    debug = False
-
-
 def debug_asked(argv: Sequence[str]) -> bool:
-    """--debug given to the command running, or in argv (before `--`) when the failure came
-    before the command started."""
+    """`--debug` in argv (before `--`): read from the command line, as log_format_from reads
+    --log-format, so that the boundary knows it whether or not the command got to start."""
     args = list(argv)
-    return _Command.debug or "--debug" in (args[: args.index("--")] if "--" in args else args)
+    return "--debug" in (args[: args.index("--")] if "--" in args else args)
 
 
 @contextlib.contextmanager
@@ -275,7 +269,6 @@ def handle_errors(
     command body runs inside it. Everything else (Ctrl-C, SIGTERM, a broken pipe, an OSError, a
     crash) goes on to the CLI's one boundary, app._Group.main. (--log-format is in force
     already: _Group.main read it from the command line before parsing.)"""
-    _Command.debug = debug
     try:
         _command_logging(verbose=verbose, debug=debug, log_format=log_format)
         yield
