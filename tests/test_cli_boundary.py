@@ -38,6 +38,7 @@ def _invoke_failing(monkeypatch: pytest.MonkeyPatch, exc: BaseException, *args: 
             "aicli: error: cannot use gone.yaml: No such file or directory",
         ),
         (RuntimeError("boom"), 1, "aicli: error: unexpected RuntimeError: boom"),
+        (EOFError(), 1, "aicli: error: unexpected EOFError"),
         (UsageError("bad thing", "fix it"), 2, "aicli: error: bad thing"),
     ],
 )

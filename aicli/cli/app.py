@@ -52,8 +52,9 @@ class _PromptNotCommand(Exception):
 
 
 class _Carried(Exception):
-    """Ctrl-C, SIGTERM or an OSError from a command, carried past Typer's main, which would
-    make the first a bare exit 130 and a broken pipe exit 1."""
+    """Ctrl-C, SIGTERM, an OSError or an EOFError from a command, carried past Typer's main to
+    the boundary: Typer would make Ctrl-C and SIGTERM a bare exit 130, a broken pipe exit 1 and
+    an EOFError "Aborted!"."""
 
     def __init__(self, inner: BaseException) -> None:
         super().__init__(inner)
@@ -67,7 +68,7 @@ class _Group(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (KeyboardInterrupt, OSError) as exc:
+        except (KeyboardInterrupt, OSError, EOFError) as exc:
             raise _Carried(exc) from None
 
     def list_commands(self, ctx: Any) -> list[str]:
