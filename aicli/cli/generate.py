@@ -33,120 +33,133 @@ def _seed_in_range(value: int | None) -> int | None:
     return value
 
 
+# generate's own options (the shared ones are in cli/options.py)
+_PromptArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="PROMPT",
+        help="The prompt. Piped stdin comes first, then a blank line, then this.",
+        show_default=False,
+    ),
+]
+_TierOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tier",
+        "-t",
+        metavar="NAME",
+        help="Model tier (default: default_tier; `aicli tiers` lists them).",
+        autocompletion=tier_names,
+    ),
+]
+_ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", metavar="MODEL", help="Override the tier's model (same provider)."
+    ),
+]
+_SystemOpt = Annotated[
+    str | None, typer.Option("--system", "-s", metavar="TEXT", help="System prompt.")
+]
+_TemplateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--template",
+        "-T",
+        metavar="NAME[@VERSION]",
+        help="Render prompt template NAME[@VERSION] instead of PROMPT.",
+        autocompletion=template_names,
+    ),
+]
+_VarOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--var",
+        metavar="KEY=VALUE",
+        help="Template variable KEY=VALUE (repeatable; JSON values are parsed).",
+    ),
+]
+_VarsFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--vars-file",
+        metavar="FILE",
+        help="YAML or JSON file of template variables (--var wins).",
+    ),
+]
+_MaxTokensOpt = Annotated[
+    int | None,
+    typer.Option("--max-tokens", metavar="N", min=1, max=10_000_000, help="Answer token cap."),
+]
+_TemperatureOpt = Annotated[
+    float | None,
+    typer.Option("--temperature", metavar="T", min=0.0, max=2.0, help="Sampling temperature."),
+]
+_SeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seed",
+        metavar="N",
+        # checked by the callback, not min/max: click would print the 20-digit range in the
+        # help, where it wraps inside a number
+        callback=_seed_in_range,
+        help="Sampling seed, where supported: a 64-bit integer.",
+    ),
+]
+_SchemaOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--schema",
+        metavar="FILE",
+        help="JSON Schema file: the answer must be JSON valid against it.",
+    ),
+]
+_JsonOutOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object with metadata.")]
+_StreamOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--stream/--no-stream",
+        help="Stream the answer (default: when stdout is a TTY).",
+        show_default=False,
+    ),
+]
+_MaxCostOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        metavar="USD",
+        min=0.0,
+        max=1e9,
+        help="Budget in USD for this call (exit 4 if it could exceed).",
+    ),
+]
+_NoRedactOpt = Annotated[bool, typer.Option("--no-redact", help="Send the prompt unredacted.")]
+_VerboseOpt = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="One summary line on stderr: model, tokens, cost, cache."),
+]
+
+
 def generate(
-    prompt: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="PROMPT",
-            help="The prompt. Piped stdin comes first, then a blank line, then this.",
-            show_default=False,
-        ),
-    ] = None,
-    tier: Annotated[
-        str | None,
-        typer.Option(
-            "--tier",
-            "-t",
-            metavar="NAME",
-            help="Model tier (default: default_tier; `aicli tiers` lists them).",
-            autocompletion=tier_names,
-        ),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model", "-m", metavar="MODEL", help="Override the tier's model (same provider)."
-        ),
-    ] = None,
-    system: Annotated[
-        str | None, typer.Option("--system", "-s", metavar="TEXT", help="System prompt.")
-    ] = None,
-    template: Annotated[
-        str | None,
-        typer.Option(
-            "--template",
-            "-T",
-            metavar="NAME[@VERSION]",
-            help="Render prompt template NAME[@VERSION] instead of PROMPT.",
-            autocompletion=template_names,
-        ),
-    ] = None,
-    var: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--var",
-            metavar="KEY=VALUE",
-            help="Template variable KEY=VALUE (repeatable; JSON values are parsed).",
-        ),
-    ] = None,
-    vars_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--vars-file",
-            metavar="FILE",
-            help="YAML or JSON file of template variables (--var wins).",
-        ),
-    ] = None,
-    max_tokens: Annotated[
-        int | None,
-        typer.Option("--max-tokens", metavar="N", min=1, max=10_000_000, help="Answer token cap."),
-    ] = None,
-    temperature: Annotated[
-        float | None,
-        typer.Option("--temperature", metavar="T", min=0.0, max=2.0, help="Sampling temperature."),
-    ] = None,
-    seed: Annotated[
-        int | None,
-        typer.Option(
-            "--seed",
-            metavar="N",
-            # checked by the callback, not min/max: click would print the 20-digit range in the
-            # help, where it wraps inside a number
-            callback=_seed_in_range,
-            help="Sampling seed, where supported: a 64-bit integer.",
-        ),
-    ] = None,
-    schema: Annotated[
-        Path | None,
-        typer.Option(
-            "--schema",
-            metavar="FILE",
-            help="JSON Schema file: the answer must be JSON valid against it.",
-        ),
-    ] = None,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object with metadata.")
-    ] = False,
-    stream: Annotated[
-        bool | None,
-        typer.Option(
-            "--stream/--no-stream",
-            help="Stream the answer (default: when stdout is a TTY).",
-            show_default=False,
-        ),
-    ] = None,
+    prompt: _PromptArg = None,
+    tier: _TierOpt = None,
+    model: _ModelOpt = None,
+    system: _SystemOpt = None,
+    template: _TemplateOpt = None,
+    var: _VarOpt = None,
+    vars_file: _VarsFileOpt = None,
+    max_tokens: _MaxTokensOpt = None,
+    temperature: _TemperatureOpt = None,
+    seed: _SeedOpt = None,
+    schema: _SchemaOpt = None,
+    json_out: _JsonOutOpt = False,
+    stream: _StreamOpt = None,
     no_cache: options.NoCacheOpt = False,
     refresh: options.RefreshOpt = False,
     cache_only: options.CacheOnlyOpt = False,
-    max_cost: Annotated[
-        float | None,
-        typer.Option(
-            "--max-cost",
-            metavar="USD",
-            min=0.0,
-            max=1e9,
-            help="Budget in USD for this call (exit 4 if it could exceed).",
-        ),
-    ] = None,
-    no_redact: Annotated[
-        bool, typer.Option("--no-redact", help="Send the prompt unredacted.")
-    ] = False,
-    verbose: Annotated[
-        bool,
-        typer.Option(
-            "--verbose", "-v", help="One summary line on stderr: model, tokens, cost, cache."
-        ),
-    ] = False,
+    max_cost: _MaxCostOpt = None,
+    no_redact: _NoRedactOpt = False,
+    verbose: _VerboseOpt = False,
     config: options.ConfigOpt = None,
     log_format: options.LogFormatOpt = None,
     debug: options.DebugOpt = False,
