@@ -12,8 +12,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -22,6 +21,8 @@ from aicli import __version__
 from aicli.cli import fastparams, options
 from aicli.cli.output import (
     ClosedStream,
+    crash,
+    debug_asked,
     error,
     interrupted_code,
     interrupted_message,
@@ -50,9 +51,25 @@ class _PromptNotCommand(Exception):
         self.message, self.hint = message, hint
 
 
+class _Carried(Exception):
+    """Ctrl-C, SIGTERM, an OSError or an EOFError from a command, carried past Typer's main to
+    the boundary: Typer would make Ctrl-C and SIGTERM a bare exit 130, a broken pipe exit 1 and
+    an EOFError "Aborted!"."""
+
+    def __init__(self, inner: BaseException) -> None:
+        super().__init__(inner)
+        self.inner = inner
+
+
 class _Group(TyperGroup):
-    """The root: builds a command on first use, and reports bad flags as one `aicli: error:`
-    line plus a hint, exit 2."""
+    """The root: builds a command on first use, and is the CLI's one error boundary: every
+    failure becomes one `aicli: error:` line (with a hint) and its documented exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, OSError, EOFError) as exc:
+            raise _Carried(exc) from None
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(_COMMANDS)
@@ -110,13 +127,16 @@ class _Group(TyperGroup):
         try:
             _check_arguments(argv)
             with sigterm_as_interrupt():
-                rv = super().main(
-                    args=args,
-                    prog_name=prog_name or "aicli",
-                    complete_var=complete_var,
-                    standalone_mode=False,
-                    **extra,
-                )
+                try:
+                    rv = super().main(
+                        args=args,
+                        prog_name=prog_name or "aicli",
+                        complete_var=complete_var,
+                        standalone_mode=False,
+                        **extra,
+                    )
+                except _Carried as carried:
+                    raise carried.inner from None
         except (_PromptNotCommand, _NotText) as exc:
             error(exc.message, exc.hint)
             rv = ExitCode.USAGE
@@ -139,13 +159,15 @@ class _Group(TyperGroup):
         except KeyboardInterrupt as exc:
             error(interrupted_message(exc))
             rv = interrupted_code(exc)
-        except BrokenPipeError:
+        except BrokenPipeError:  # the reader went away (`aicli ... | head`): no message
             with contextlib.suppress(Exception):
                 sys.stdout = open(os.devnull, "w")  # noqa: SIM115
             rv = ExitCode.OK
-        except OSError as exc:  # --help or --version to a full or closed stdout
+        except OSError as exc:  # stdout on a full disk or closed, a file that vanished
             io_failure(exc)
             rv = ExitCode.USAGE
+        except Exception as exc:
+            rv = crash(exc, debug_asked(argv))
         rv = _flush_stdout(rv)
         if not standalone_mode:
             return rv
@@ -257,11 +279,14 @@ def _version(value: bool) -> None:
 
 def _root(
     ctx: typer.Context,
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
 ) -> None:
     """aicli: tiered models, a disk cache, cost control, prompt templates and prompt tests."""
     options.pass_config_down(ctx, config, log_format)

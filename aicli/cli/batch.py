@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,8 +22,8 @@ JSON = typer.Option(False, "--json", help="Print one JSON object instead of text
 @batch_app.callback()
 def _group(
     ctx: typer.Context,
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
 ) -> None:
     """Show and stop the batches of `test-prompts --batch` runs.
 
@@ -34,13 +34,13 @@ def _group(
 
 @batch_app.command("list", short_help="Each batch: id, tier, counts, age and state.")
 def list_batches(
-    offline: bool = typer.Option(
-        False, "--offline", help="Show what the state files say; ask no server."
-    ),
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Show what the state files say; ask no server.")
+    ] = False,
     json_out: bool = JSON,
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """List the batches of every batch run, newest last, with their state on the server (or as
     last seen, with --offline)."""
@@ -71,11 +71,13 @@ def list_batches(
 
 @batch_app.command("cancel", short_help="Stop a batch, or every unfinished one.")
 def cancel(
-    batch_id: str | None = typer.Argument(None, metavar="ID", help="The batch to stop."),
-    all_: bool = typer.Option(False, "--all", help="Stop every batch that has not ended."),
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+    batch_id: Annotated[str | None, typer.Argument(metavar="ID", help="The batch to stop.")] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Stop every batch that has not ended.")
+    ] = False,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Ask the provider to stop a batch (the requests it already answered stay billed; the next
     batch run sends what it did not answer the usual way)."""

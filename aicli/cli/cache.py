@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -33,8 +33,8 @@ JSON = typer.Option(False, "--json", help="Print one JSON object instead of text
 @cache_app.callback()
 def _group(
     ctx: typer.Context,
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
 ) -> None:
     """Inspect and manage the cache of answers (shared by every aicli process).
 
@@ -130,9 +130,9 @@ async def _stats(cache: ResponseCache, budget: float | None) -> dict[str, Any]:
 @cache_app.command("stats", short_help="Entries, size, hit rate and the money saved.")
 def stats(
     json_out: bool = JSON,
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Show entries, size, hit rate, the tokens and dollars the cache saved, and today's spend.
 
@@ -167,11 +167,11 @@ def stats(
 
 @cache_app.command("clear", short_help="Delete every cached answer.")
 def clear(
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json_out: bool = JSON,
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Delete every cached answer and reset the counters (not the service's daily spend).
 
@@ -213,9 +213,9 @@ def _done(cache: ResponseCache, what: str, count: int) -> dict[str, Any]:
 @cache_app.command("prune", short_help="Delete expired answers.")
 def prune(
     json_out: bool = JSON,
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Delete expired entries and print how many.
 

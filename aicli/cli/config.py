@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,8 +20,8 @@ config_app = typer.Typer(no_args_is_help=True)
 @config_app.callback()
 def _group(
     ctx: typer.Context,
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
 ) -> None:
     """Show which config file aicli uses and what it holds after defaults are applied.
 
@@ -33,9 +33,9 @@ def _group(
 
 @config_app.command("path", short_help="Print the config file in use, and why.")
 def path(
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Print the path of the config file in use (nothing when the built-in defaults are used);
     stderr says why that file was chosen."""
@@ -52,12 +52,15 @@ def path(
 
 @config_app.command("show", short_help="Print the effective config as YAML.")
 def show(
-    defaults: bool = typer.Option(
-        False, "--defaults", help="Print the built-in defaults file, with a comment on every key."
-    ),
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+    defaults: Annotated[
+        bool,
+        typer.Option(
+            "--defaults", help="Print the built-in defaults file, with a comment on every key."
+        ),
+    ] = False,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Print the effective config as YAML: every tier with `defaults` applied.
 

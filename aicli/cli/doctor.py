@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -14,18 +14,25 @@ _ANSI = {"ok": "32", "warn": "33", "fail": "31", "skip": "2"}  # green, yellow, 
 
 
 def doctor(
-    offline: bool = typer.Option(
-        False, "--offline", help="Contact no endpoint: check only the config, keys, cache, prompts."
-    ),
-    json_out: bool = typer.Option(
-        False, "--json", help='Print {"status", "checks": [{name, status, detail, hint}]}.'
-    ),
-    timeout: float = typer.Option(
-        5.0, "--timeout", metavar="SECONDS", min=0.1, help="Per endpoint; checks run at once."
-    ),
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline", help="Contact no endpoint: check only the config, keys, cache, prompts."
+        ),
+    ] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help='Print {"status", "checks": [{name, status, detail, hint}]}.'),
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", metavar="SECONDS", min=0.1, help="Per endpoint; checks run at once."
+        ),
+    ] = 5.0,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Check the setup: one line per check, each ok, warn, fail or skip, with a hint.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -33,55 +33,71 @@ def _seed_in_range(value: int | None) -> int | None:
     return value
 
 
-def generate(
-    prompt: str | None = typer.Argument(
-        None,
+# generate's own options (the shared ones are in cli/options.py)
+_PromptArg = Annotated[
+    str | None,
+    typer.Argument(
         metavar="PROMPT",
         help="The prompt. Piped stdin comes first, then a blank line, then this.",
         show_default=False,
     ),
-    tier: str | None = typer.Option(
-        None,
+]
+_TierOpt = Annotated[
+    str | None,
+    typer.Option(
         "--tier",
         "-t",
         metavar="NAME",
         help="Model tier (default: default_tier; `aicli tiers` lists them).",
         autocompletion=tier_names,
     ),
-    model: str | None = typer.Option(
-        None, "--model", "-m", metavar="MODEL", help="Override the tier's model (same provider)."
+]
+_ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", metavar="MODEL", help="Override the tier's model (same provider)."
     ),
-    system: str | None = typer.Option(
-        None, "--system", "-s", metavar="TEXT", help="System prompt."
-    ),
-    template: str | None = typer.Option(
-        None,
+]
+_SystemOpt = Annotated[
+    str | None, typer.Option("--system", "-s", metavar="TEXT", help="System prompt.")
+]
+_TemplateOpt = Annotated[
+    str | None,
+    typer.Option(
         "--template",
         "-T",
         metavar="NAME[@VERSION]",
         help="Render prompt template NAME[@VERSION] instead of PROMPT.",
         autocompletion=template_names,
     ),
-    var: list[str] = typer.Option(
-        [],
+]
+_VarOpt = Annotated[
+    list[str] | None,
+    typer.Option(
         "--var",
         metavar="KEY=VALUE",
         help="Template variable KEY=VALUE (repeatable; JSON values are parsed).",
     ),
-    vars_file: Path | None = typer.Option(
-        None,
+]
+_VarsFileOpt = Annotated[
+    Path | None,
+    typer.Option(
         "--vars-file",
         metavar="FILE",
         help="YAML or JSON file of template variables (--var wins).",
     ),
-    max_tokens: int | None = typer.Option(
-        None, "--max-tokens", metavar="N", min=1, max=10_000_000, help="Answer token cap."
-    ),
-    temperature: float | None = typer.Option(
-        None, "--temperature", metavar="T", min=0.0, max=2.0, help="Sampling temperature."
-    ),
-    seed: int | None = typer.Option(
-        None,
+]
+_MaxTokensOpt = Annotated[
+    int | None,
+    typer.Option("--max-tokens", metavar="N", min=1, max=10_000_000, help="Answer token cap."),
+]
+_TemperatureOpt = Annotated[
+    float | None,
+    typer.Option("--temperature", metavar="T", min=0.0, max=2.0, help="Sampling temperature."),
+]
+_SeedOpt = Annotated[
+    int | None,
+    typer.Option(
         "--seed",
         metavar="N",
         # checked by the callback, not min/max: click would print the 20-digit range in the
@@ -89,39 +105,64 @@ def generate(
         callback=_seed_in_range,
         help="Sampling seed, where supported: a 64-bit integer.",
     ),
-    schema: Path | None = typer.Option(
-        None,
+]
+_SchemaOpt = Annotated[
+    Path | None,
+    typer.Option(
         "--schema",
         metavar="FILE",
         help="JSON Schema file: the answer must be JSON valid against it.",
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object with metadata."),
-    stream: bool | None = typer.Option(
-        None,
+]
+_JsonOutOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object with metadata.")]
+_StreamOpt = Annotated[
+    bool | None,
+    typer.Option(
         "--stream/--no-stream",
         help="Stream the answer (default: when stdout is a TTY).",
         show_default=False,
     ),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
-    refresh: bool = typer.Option(False, "--refresh", help="Skip the cache read, write the answer."),
-    cache_only: bool = typer.Option(
-        False, "--cache-only", help="Answer only from the cache (a miss is exit 3)."
-    ),
-    max_cost: float | None = typer.Option(
-        None,
+]
+_MaxCostOpt = Annotated[
+    float | None,
+    typer.Option(
         "--max-cost",
         metavar="USD",
         min=0.0,
         max=1e9,
         help="Budget in USD for this call (exit 4 if it could exceed).",
     ),
-    no_redact: bool = typer.Option(False, "--no-redact", help="Send the prompt unredacted."),
-    verbose: bool = typer.Option(
-        False, "--verbose", "-v", help="One summary line on stderr: model, tokens, cost, cache."
-    ),
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+]
+_NoRedactOpt = Annotated[bool, typer.Option("--no-redact", help="Send the prompt unredacted.")]
+_VerboseOpt = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="One summary line on stderr: model, tokens, cost, cache."),
+]
+
+
+def generate(
+    prompt: _PromptArg = None,
+    tier: _TierOpt = None,
+    model: _ModelOpt = None,
+    system: _SystemOpt = None,
+    template: _TemplateOpt = None,
+    var: _VarOpt = None,
+    vars_file: _VarsFileOpt = None,
+    max_tokens: _MaxTokensOpt = None,
+    temperature: _TemperatureOpt = None,
+    seed: _SeedOpt = None,
+    schema: _SchemaOpt = None,
+    json_out: _JsonOutOpt = False,
+    stream: _StreamOpt = None,
+    no_cache: options.NoCacheOpt = False,
+    refresh: options.RefreshOpt = False,
+    cache_only: options.CacheOnlyOpt = False,
+    max_cost: _MaxCostOpt = None,
+    no_redact: _NoRedactOpt = False,
+    verbose: _VerboseOpt = False,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Generate an answer for PROMPT (and/or piped stdin) with a model tier.
 
@@ -140,12 +181,10 @@ def generate(
             from aicli.engine import Engine
             from aicli.errors import AicliError, UsageError
 
-        if sum([no_cache, refresh, cache_only]) > 1:
-            raise UsageError(
-                "--no-cache, --refresh and --cache-only exclude each other", "pick one of them"
-            )
+        cache_mode = options.cache_mode(no_cache, refresh, cache_only)
         check_text(prompt, "PROMPT")
         check_text(system, "--system")
+        var = var or []
         for item in var:
             check_text(item, "--var")
         cfg = load_config(config)
@@ -165,9 +204,7 @@ def generate(
             temperature=temperature,
             seed=seed,
         )
-        request.cache_mode = (
-            "off" if no_cache else "refresh" if refresh else "only" if cache_only else "use"
-        )
+        request.cache_mode = cache_mode
         request.redact = False if no_redact else None
         budget = Budget(max_cost if max_cost is not None else cfg.budget.max_cost_usd)
         engine = Engine(cfg, budget=budget)

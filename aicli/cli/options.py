@@ -1,31 +1,64 @@
-"""Options every command shares (`--config`, `--log-format`, `--debug`), defined once."""
+"""Options the commands share (`--config`, `--log-format`, `--debug`, the cache flags), declared
+once as `Annotated` aliases, and the one rule that turns the cache flags into a cache mode."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
 # The logs.LogFormat values, spelled here as Typer needs a literal type to offer a choice.
 LogFormatChoice = Literal["text", "json"]
+# The cache modes of types.Request.cache_mode / RunOptions.cache_mode.
+CacheMode = Literal["use", "off", "refresh", "only"]
 
-CONFIG = typer.Option(
-    None,
-    "--config",
-    "-c",
-    metavar="PATH",
-    help="Config file (else $AICLI_CONFIG, ./aicli.yaml, ~/.config/aicli/config.yaml, defaults).",
-    show_default=False,
-)
-DEBUG = typer.Option(False, "--debug", help="Show tracebacks for errors.")
-LOG_FORMAT = typer.Option(
-    None,
-    "--log-format",
-    metavar="text|json",
-    help="stderr as text lines or one JSON object per line (else $AICLI_LOG_FORMAT, text).",
-    show_default=False,
-)
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        metavar="PATH",
+        help="Config file (else $AICLI_CONFIG, ./aicli.yaml, ~/.config/aicli/config.yaml, "
+        "defaults).",
+        show_default=False,
+    ),
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+LogFormatOpt = Annotated[
+    LogFormatChoice | None,
+    typer.Option(
+        "--log-format",
+        metavar="text|json",
+        help="stderr as text lines or one JSON object per line (else $AICLI_LOG_FORMAT, text).",
+        show_default=False,
+    ),
+]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")]
+RefreshOpt = Annotated[
+    bool, typer.Option("--refresh", help="Skip the cache read, write the answer.")
+]
+
+
+# --cache-only says what a miss becomes: a one-shot command fails, a suite case errs.
+CacheOnlyOpt = Annotated[
+    bool, typer.Option("--cache-only", help="Answer only from the cache (a miss is exit 3).")
+]
+CacheOnlyCaseOpt = Annotated[
+    bool,
+    typer.Option("--cache-only", help="Answer only from the cache (a miss is an api_error)."),
+]
+
+
+def cache_mode(no_cache: bool, refresh: bool = False, cache_only: bool = False) -> CacheMode:
+    """The cache flags as one mode; more than one of them is a usage error (exit 2)."""
+    given = [flag for flag, on in (("--no-cache", no_cache), ("--refresh", refresh),
+                                   ("--cache-only", cache_only)) if on]  # fmt: skip
+    if len(given) > 1:
+        from aicli.errors import UsageError
+
+        raise UsageError(f"{' and '.join(given)} exclude each other", "pick one of them")
+    return "off" if no_cache else "refresh" if refresh else "only" if cache_only else "use"
 
 
 def pass_config_down(

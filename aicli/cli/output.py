@@ -202,23 +202,28 @@ def log_format_from(argv: Sequence[str]) -> LogFormat:
     return cast("LogFormat", env) if env in LOG_FORMATS else "text"
 
 
-def configure_logging(
-    *, verbose: bool = False, debug: bool = False, log_format: str | None = None
-) -> None:
-    """The CLI's one logging set-up: format from the flag, else $AICLI_LOG_FORMAT, else text."""
+def _command_logging(*, verbose: bool, debug: bool, log_format: str | None) -> None:
+    """A command's --verbose / --debug on the process's one logging set-up (made by
+    app._Group.main before parsing, in the --log-format / $AICLI_LOG_FORMAT format): the level.
+    Without --log-format, a $AICLI_LOG_FORMAT that names no format is a usage error."""
     from aicli.errors import UsageError
-    from aicli.logs import LOG_FORMATS, configure
+    from aicli.logs import LOG_FORMATS, ROOT
 
     env = os.environ.get("AICLI_LOG_FORMAT", "").strip().lower()
-    chosen = log_format or env or "text"
-    if chosen not in LOG_FORMATS:
-        configure("text", logging.WARNING)
+    if log_format is None and env and env not in LOG_FORMATS:
         raise UsageError(
             f"$AICLI_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {env!r}",
             "unset it, or set AICLI_LOG_FORMAT=json",
         )
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    configure(cast("LogFormat", chosen), level)
+    logging.getLogger(ROOT).setLevel(level)
+
+
+def use_log_format(fmt: LogFormat) -> None:
+    """Switch the one logging set-up to `fmt` from here on (serve, once it is serving)."""
+    from aicli.logs import ROOT, configure
+
+    configure(fmt, logging.getLogger(ROOT).level)
 
 
 class ClosedStream(io.TextIOBase):
@@ -248,17 +253,25 @@ def io_failure(exc: OSError | None) -> None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
 
 
+def debug_asked(argv: Sequence[str]) -> bool:
+    """`--debug` in argv (before `--`): read from the command line, as log_format_from reads
+    --log-format, so that the boundary knows it whether or not the command got to start."""
+    args = list(argv)
+    return "--debug" in (args[: args.index("--")] if "--" in args else args)
+
+
 @contextlib.contextmanager
 def handle_errors(
     debug: bool = False, *, verbose: bool = False, log_format: str | None = None
 ) -> Iterator[None]:
-    """Set up logging, then turn an AicliError (or any crash) into one error line and the
-    documented exit code. Every command body runs inside it."""
+    """A command's part of the error handling: its --verbose / --debug applied to the logging
+    set-up, and an AicliError turned into one error line and its documented exit code. Every
+    command body runs inside it. Everything else (Ctrl-C, SIGTERM, a broken pipe, an OSError, a
+    crash) goes on to the CLI's one boundary, app._Group.main. (--log-format is in force
+    already: _Group.main read it from the command line before parsing.)"""
     try:
-        configure_logging(verbose=verbose, debug=debug, log_format=log_format)
+        _command_logging(verbose=verbose, debug=debug, log_format=log_format)
         yield
-    except (typer.Exit, typer.Abort):
-        raise
     except AicliError as exc:
         from aicli.security import scrub
 
@@ -266,24 +279,17 @@ def handle_errors(
             info(scrub(traceback.format_exc()), "traceback")
         error(scrub(exc.message), scrub(exc.hint) if exc.hint else None)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt as exc:
-        error(interrupted_message(exc), None)
-        raise typer.Exit(interrupted_code(exc)) from None
-    except BrokenPipeError:
-        # The reader went away (`aicli ... | head`): not an error worth a message.
-        with contextlib.suppress(Exception):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        raise typer.Exit(ExitCode.OK) from None
-    except OSError as exc:
-        io_failure(exc)
-        raise typer.Exit(ExitCode.USAGE) from None
-    except Exception as exc:
-        from aicli.security import scrub
 
-        if debug:
-            info(scrub(traceback.format_exc()), "traceback")
-        error(
-            f"unexpected {type(exc).__name__}: {scrub(str(exc))}",
-            "this is a bug in aicli; rerun with --debug for the traceback and report it",
-        )
-        raise typer.Exit(ExitCode.FAILED) from None
+
+def crash(exc: Exception, debug: bool) -> int:
+    """An exception nobody expected: one line asking for a bug report (the traceback too with
+    --debug), exit 1."""
+    from aicli.security import scrub
+
+    if debug:
+        info(scrub(traceback.format_exc()), "traceback")
+    error(
+        f"unexpected {type(exc).__name__}: {scrub(str(exc))}",
+        "this is a bug in aicli; rerun with --debug for the traceback and report it",
+    )
+    return ExitCode.FAILED

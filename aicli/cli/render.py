@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -22,41 +22,53 @@ from aicli.cli.startup import long_lived
 
 
 def render(
-    name: str | None = typer.Argument(
-        None,
-        metavar="NAME[@VERSION]",
-        help="Template to render; NAME alone = newest release.",
-        autocompletion=template_names,
-    ),
-    var: list[str] = typer.Option(
-        [],
-        "--var",
-        metavar="KEY=VALUE",
-        help="Set a variable (repeatable). VALUE is parsed as JSON when it can be, else text.",
-    ),
-    vars_file: Path | None = typer.Option(
-        None, "--vars-file", metavar="FILE", help="YAML or JSON mapping of variables (--var wins)."
-    ),
-    json_: bool = typer.Option(
-        False,
-        "--json",
-        help="Print {name, version, checksum, system, prompt} (with --list: a list).",
-    ),
-    list_: bool = typer.Option(
-        False,
-        "--list",
-        help="List every template version: checksum, tier, lock state, description. "
-        "Files with errors are reported on stderr and make it exit 2.",
-    ),
-    lock: bool = typer.Option(
-        False,
-        "--lock",
-        help="Record the checksum of every new template version in PROMPTS_DIR/prompts.lock. "
-        "Run it after adding a version, and commit the lock file with it.",
-    ),
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME[@VERSION]",
+            help="Template to render; NAME alone = newest release.",
+            autocompletion=template_names,
+        ),
+    ] = None,
+    var: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--var",
+            metavar="KEY=VALUE",
+            help="Set a variable (repeatable). VALUE is parsed as JSON when it can be, else text.",
+        ),
+    ] = None,
+    vars_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--vars-file", metavar="FILE", help="YAML or JSON mapping of variables (--var wins)."
+        ),
+    ] = None,
+    json_: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print {name, version, checksum, system, prompt} (with --list: a list)."
+        ),
+    ] = False,
+    list_: Annotated[
+        bool,
+        typer.Option(
+            "--list",
+            help="List every template version: checksum, tier, lock state, description. "
+            "Files with errors are reported on stderr and make it exit 2.",
+        ),
+    ] = False,
+    lock: Annotated[
+        bool,
+        typer.Option(
+            "--lock",
+            help="Record the checksum of every new template version in PROMPTS_DIR/prompts.lock. "
+            "Run it after adding a version, and commit the lock file with it.",
+        ),
+    ] = False,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Render prompt template NAME[@VERSION] and print it, exactly as a model would get it.
 
@@ -113,7 +125,7 @@ def render(
                 "`aicli render --list` shows every template",
             )
         else:
-            _render(cfg.prompts_dir, name, var, vars_file, json_)
+            _render(cfg.prompts_dir, name, var or [], vars_file, json_)
 
 
 def _render(prompts_dir: Path, name: str, var: list[str], vars_file: Path | None, js: bool) -> None:

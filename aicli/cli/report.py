@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -19,26 +20,33 @@ def _group() -> None:
 
 @report_app.command("merge")
 def merge(
-    reports: list[Path] = typer.Argument(
-        ..., metavar="REPORT.json...", help="JSON reports of one run's shards.", show_default=False
-    ),
-    output: list[Path] = report_view.OUTPUT,
-    json_out: bool = report_view.JSON,
-    baseline: Path | None = report_view.BASELINE,
-    fail_on: report_view.FailOn = report_view.FAIL_ON,
-    alpha: float = report_view.ALPHA,
-    pass_rate: float = typer.Option(
-        100.0,
-        "--pass-rate",
-        metavar="PCT",
-        min=0.0,
-        max=100.0,
-        help="Exit 0 when at least this percentage of the runs passed; also the pass rate a case "
-        "needs (give the run's own --pass-rate).",
-    ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="List passed cases too."),
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+    reports: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="REPORT.json...", help="JSON reports of one run's shards.", show_default=False
+        ),
+    ],
+    output: report_view.OutputOpt = None,
+    json_out: report_view.JsonOpt = False,
+    baseline: report_view.BaselineOpt = None,
+    fail_on: report_view.FailOnOpt = report_view.FailOn.any,
+    alpha: report_view.AlphaOpt = 0.05,
+    pass_rate: Annotated[
+        float,
+        typer.Option(
+            "--pass-rate",
+            metavar="PCT",
+            min=0.0,
+            max=100.0,
+            help="Exit 0 when at least this percentage of the runs passed; also the pass rate a "
+            "case needs (give the run's own --pass-rate).",
+        ),
+    ] = 100.0,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="List passed cases too.")
+    ] = False,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Merge JSON reports (the shards of one run) into one report.
 
@@ -72,7 +80,7 @@ def merge(
             max_repeat=max((r.max_repeat or 0 for r in loaded), default=0) or None,
         )
         attach_baseline(summary, results, base, None, alpha=alpha)
-        writers, json_on_stdout = report_view.open_outputs(list(output), json_out)
+        writers, json_on_stdout = report_view.open_outputs(list(output or []), json_out)
         for r in results:
             for w in writers:
                 w.add(r)

@@ -6,7 +6,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -30,42 +30,52 @@ class FailOn(str, Enum):
     significant = "significant"
 
 
-BASELINE = typer.Option(
-    None,
-    "--baseline",
-    metavar="REPORT.json",
-    help="Compare with an earlier JSON report: each case+tier is regressed, fixed, new, removed "
-    "or unchanged; per tier the change in pass rate, cost and p95 latency.",
-)
-FAIL_ON = typer.Option(
-    FailOn.any,
-    "--fail-on",
-    help="any: exit 1 for any failure. regressions: exit 1 only for regressed cases and new "
-    "cases that fail. significant: exit 1 only when a case or a tier got significantly worse "
-    "(Fisher exact per case, Holm-corrected; exact McNemar per tier; a case that passed every "
-    "run before and fails every run now always counts). Both need --baseline.",
-    case_sensitive=False,
-)
-OUTPUT = typer.Option(
-    [],
-    "--output",
-    "-o",
-    metavar="FILE",
-    help="Write a report; the extension picks the format: .json .jsonl .xml (JUnit) .html .md "
-    "(GitHub Markdown); `-` writes the JSON report to stdout. Missing folders are created "
-    "(repeatable).",
-    show_default=False,
-)
-JSON = typer.Option(False, "--json", help="Write the JSON report to stdout (same as -o -).")
-ALPHA = typer.Option(
-    0.05,
-    "--alpha",
-    metavar="P",
-    min=1e-9,
-    max=0.5,
-    help="Significance level of the comparison with --baseline (p-values are Holm-corrected "
-    "across cases).",
-)
+BaselineOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--baseline",
+        metavar="REPORT.json",
+        help="Compare with an earlier JSON report: each case+tier is regressed, fixed, new, "
+        "removed or unchanged; per tier the change in pass rate, cost and p95 latency.",
+    ),
+]
+FailOnOpt = Annotated[
+    FailOn,
+    typer.Option(
+        "--fail-on",
+        help="any: exit 1 for any failure. regressions: exit 1 only for regressed cases and new "
+        "cases that fail. significant: exit 1 only when a case or a tier got significantly "
+        "worse (Fisher exact per case, Holm-corrected; exact McNemar per tier; a case that "
+        "passed every run before and fails every run now always counts). Both need --baseline.",
+        case_sensitive=False,
+    ),
+]
+OutputOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write a report; the extension picks the format: .json .jsonl .xml (JUnit) .html "
+        ".md (GitHub Markdown); `-` writes the JSON report to stdout. Missing folders are "
+        "created (repeatable).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Write the JSON report to stdout (same as -o -).")
+]
+AlphaOpt = Annotated[
+    float,
+    typer.Option(
+        "--alpha",
+        metavar="P",
+        min=1e-9,
+        max=0.5,
+        help="Significance level of the comparison with --baseline (p-values are Holm-corrected "
+        "across cases).",
+    ),
+]
 
 
 def read_baseline(path: Path | None, fail_on: FailOn) -> Report | None:

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from aicli.cli import options
-from aicli.cli.output import configure_logging, handle_errors, info
+from aicli.cli.output import handle_errors, info, use_log_format
 
 
 def serve(
-    host: str = typer.Option(
-        "127.0.0.1",
-        "--host",
-        metavar="ADDR",
-        help="Address to listen on; other than loopback it needs bearer tokens (serve.tokens_env).",
-    ),
-    port: int = typer.Option(8000, "--port", "-p", metavar="N", min=0, max=65535, help="TCP port."),
-    workers: int = typer.Option(
-        1, "--workers", "-w", metavar="N", min=1, max=64, help="Worker processes."
-    ),
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            metavar="ADDR",
+            help="Address to listen on; other than loopback it needs bearer tokens "
+            "(serve.tokens_env).",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", "-p", metavar="N", min=0, max=65535, help="TCP port.")
+    ] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", metavar="N", min=1, max=64, help="Worker processes.")
+    ] = 1,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Serve the engine over HTTP: POST /generate, POST /v1/chat/completions (OpenAI-compatible,
     `model` names a tier), GET /v1/models, /health, /health/live, /health/ready, /metrics.
@@ -40,7 +45,7 @@ def serve(
     # `aicli: error:` line. Once serving, the service logs JSON lines (one per request), and
     # the few lines of its own match them, unless --log-format / $AICLI_LOG_FORMAT says text.
     asked = log_format or os.environ.get("AICLI_LOG_FORMAT") or None
-    with handle_errors(debug, log_format=asked):
+    with handle_errors(debug, log_format=log_format):
         from importlib.util import find_spec
 
         from aicli import install_hint
@@ -62,7 +67,7 @@ def serve(
 
         check_bind(cfg, host)
         if asked is None:
-            configure_logging(debug=debug, log_format="json")
+            use_log_format("json")
         shown = f"[{host}]" if ":" in host else host
 
         def starting(bound: int) -> None:  # once the port is known to be free (and chosen)

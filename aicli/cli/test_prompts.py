@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,150 +28,191 @@ if TYPE_CHECKING:
 
 
 def test_prompts(
-    paths: list[Path] = typer.Argument(
-        None,
-        metavar="PATH",
-        help="Suite files, or folders searched for *.test.yaml (default: prompts_dir).",
-        autocompletion=suite_paths,
-        show_default=False,
-    ),
-    tier: list[str] = typer.Option(
-        [],
-        "--tier",
-        "-t",
-        metavar="NAME",
-        autocompletion=tier_names,
-        help="Run every case on this tier (repeatable: tiers are compared side by side). "
-        "Default: a case's tier, else its suite's, else its template's, else default_tier.",
-        show_default=False,
-    ),
-    model: str | None = typer.Option(
-        None, "--model", "-m", metavar="MODEL", help="Override the tier's model (same provider)."
-    ),
-    concurrency: int = typer.Option(
-        8,
-        "--concurrency",
-        "-j",
-        metavar="N",
-        min=1,
-        max=1000,
-        help="Model calls in flight at once.",
-    ),
-    repeat: str = typer.Option(
-        "1",
-        "--repeat",
-        metavar="N|auto",
-        help="Run each case N times: its pass rate with a 95% Wilson interval, flaky cases "
-        "listed. Each run is its own cache and recording entry, so running again costs nothing. "
-        "auto: at least 3 runs, then more until the interval lies wholly above or below "
-        "--pass-rate, at most --max-repeat.",
-    ),
-    max_repeat: int | None = typer.Option(
-        None,
-        "--max-repeat",
-        metavar="M",
-        min=3,
-        max=1000,
-        help="With --repeat auto: the most runs a case gets.  [default: 10]",
-        show_default=False,
-    ),
-    filter_: str | None = typer.Option(
-        None,
-        "--filter",
-        "-k",
-        metavar="PATTERN",
-        help="Only cases whose 'suite/case' id matches: a glob with * ? [, else a "
-        "case-insensitive substring.",
-    ),
-    pass_rate: float = typer.Option(
-        100.0,
-        "--pass-rate",
-        metavar="PCT",
-        min=0.0,
-        max=100.0,
-        help="Exit 0 when at least this percentage of the cases that ran passed; with repeats "
-        "also the pass rate a case needs (its verdict, and where --repeat auto decides).",
-    ),
-    fail_fast: bool = typer.Option(
-        False, "--fail-fast", "-x", help="Start nothing new after the first failure or error."
-    ),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
-    cache_only: bool = typer.Option(
-        False, "--cache-only", help="Answer only from the cache (a miss is an api_error)."
-    ),
-    record: Path | None = typer.Option(
-        None,
-        "--record",
-        metavar="FILE",
-        help="Write every answer to this JSONL file (keyed like the cache).",
-    ),
-    replay: Path | None = typer.Option(
-        None,
-        "--replay",
-        metavar="FILE",
-        help="Answer only from a --record file: no network, no key, no cost.",
-    ),
-    max_cost: float | None = typer.Option(
-        None,
-        "--max-cost",
-        metavar="USD",
-        min=0.0,
-        max=1e9,
-        help="Budget in USD for the run; when reached the rest is skipped (exit 4).",
-    ),
-    output: list[Path] = report_view.OUTPUT,
-    json_out: bool = report_view.JSON,
-    shard: str | None = typer.Option(
-        None,
-        "--shard",
-        metavar="K/N",
-        help="Run shard K of N: a case's shard is int(sha256('suite/case'), 16) % N + 1, so "
-        "adding a case never moves another; all tiers and repeats of a case stay together.",
-    ),
-    baseline: Path | None = report_view.BASELINE,
-    fail_on: report_view.FailOn = report_view.FAIL_ON,
-    alpha: float = report_view.ALPHA,
-    fallback: bool = typer.Option(
-        False,
-        "--fallback",
-        help="With several -t, let a tier fall back (off by default so each tier answers for "
-        "itself; a run that fell back shows as standard→economy).",
-    ),
-    grader: str | None = typer.Option(
-        None,
-        "--grader",
-        metavar="TIER",
-        autocompletion=tier_names,
-        help="Tier that judges llm-rubric assertions (default: an assertion's own `grader`, "
-        "else a tier named 'grader', else default_tier).",
-    ),
-    batch: bool = typer.Option(
-        False,
-        "--batch",
-        help="Send the calls of tiers whose provider sets `batch: true` through its Batch API "
-        "(the batch price, answers within 24 h), grader calls in a second batch. Run the same "
-        "command again to pick up batches of a killed run; nothing is submitted twice.",
-    ),
-    batch_only: bool = typer.Option(
-        False,
-        "--batch-only",
-        help="With --batch: a request the batch does not answer is an error, instead of "
-        "taking the usual path (retries, fallback) at the normal price.",
-    ),
-    batch_timeout: str = typer.Option(
-        "24h",
-        "--batch-timeout",
-        metavar="DURATION",
-        help="With --batch: how long to wait for a batch (90s, 30m, 24h); then it is "
-        "cancelled and what it did not answer takes the usual path.",
-    ),
-    no_redact: bool = typer.Option(False, "--no-redact", help="Send prompts unredacted."),
-    verbose: bool = typer.Option(
-        False, "--verbose", "-v", help="List passed cases in every table; info lines on stderr."
-    ),
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="PATH",
+            help="Suite files, or folders searched for *.test.yaml (default: prompts_dir).",
+            autocompletion=suite_paths,
+            show_default=False,
+        ),
+    ] = None,
+    tier: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tier",
+            "-t",
+            metavar="NAME",
+            autocompletion=tier_names,
+            help="Run every case on this tier (repeatable: tiers are compared side by side). "
+            "Default: a case's tier, else its suite's, else its template's, else default_tier.",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", metavar="MODEL", help="Override the tier's model (same provider)."
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency",
+            "-j",
+            metavar="N",
+            min=1,
+            max=1000,
+            help="Model calls in flight at once.",
+        ),
+    ] = 8,
+    repeat: Annotated[
+        str,
+        typer.Option(
+            "--repeat",
+            metavar="N|auto",
+            help="Run each case N times: its pass rate with a 95% Wilson interval, flaky cases "
+            "listed. Each run is its own cache and recording entry, so running again costs "
+            "nothing. auto: at least 3 runs, then more until the interval lies wholly above or "
+            "below --pass-rate, at most --max-repeat.",
+        ),
+    ] = "1",
+    max_repeat: Annotated[
+        int | None,
+        typer.Option(
+            "--max-repeat",
+            metavar="M",
+            min=3,
+            max=1000,
+            help="With --repeat auto: the most runs a case gets.  [default: 10]",
+            show_default=False,
+        ),
+    ] = None,
+    filter_: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            "-k",
+            metavar="PATTERN",
+            help="Only cases whose 'suite/case' id matches: a glob with * ? [, else a "
+            "case-insensitive substring.",
+        ),
+    ] = None,
+    pass_rate: Annotated[
+        float,
+        typer.Option(
+            "--pass-rate",
+            metavar="PCT",
+            min=0.0,
+            max=100.0,
+            help="Exit 0 when at least this percentage of the cases that ran passed; with repeats "
+            "also the pass rate a case needs (its verdict, and where --repeat auto decides).",
+        ),
+    ] = 100.0,
+    fail_fast: Annotated[
+        bool,
+        typer.Option(
+            "--fail-fast", "-x", help="Start nothing new after the first failure or error."
+        ),
+    ] = False,
+    no_cache: options.NoCacheOpt = False,
+    cache_only: options.CacheOnlyCaseOpt = False,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            "--record",
+            metavar="FILE",
+            help="Write every answer to this JSONL file (keyed like the cache).",
+        ),
+    ] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option(
+            "--replay",
+            metavar="FILE",
+            help="Answer only from a --record file: no network, no key, no cost.",
+        ),
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost",
+            metavar="USD",
+            min=0.0,
+            max=1e9,
+            help="Budget in USD for the run; when reached the rest is skipped (exit 4).",
+        ),
+    ] = None,
+    output: report_view.OutputOpt = None,
+    json_out: report_view.JsonOpt = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="K/N",
+            help="Run shard K of N: a case's shard is int(sha256('suite/case'), 16) % N + 1, so "
+            "adding a case never moves another; all tiers and repeats of a case stay together.",
+        ),
+    ] = None,
+    baseline: report_view.BaselineOpt = None,
+    fail_on: report_view.FailOnOpt = report_view.FailOn.any,
+    alpha: report_view.AlphaOpt = 0.05,
+    fallback: Annotated[
+        bool,
+        typer.Option(
+            "--fallback",
+            help="With several -t, let a tier fall back (off by default so each tier answers for "
+            "itself; a run that fell back shows as standard→economy).",
+        ),
+    ] = False,
+    grader: Annotated[
+        str | None,
+        typer.Option(
+            "--grader",
+            metavar="TIER",
+            autocompletion=tier_names,
+            help="Tier that judges llm-rubric assertions (default: an assertion's own `grader`, "
+            "else a tier named 'grader', else default_tier).",
+        ),
+    ] = None,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="Send the calls of tiers whose provider sets `batch: true` through its Batch API "
+            "(the batch price, answers within 24 h), grader calls in a second batch. Run the same "
+            "command again to pick up batches of a killed run; nothing is submitted twice.",
+        ),
+    ] = False,
+    batch_only: Annotated[
+        bool,
+        typer.Option(
+            "--batch-only",
+            help="With --batch: a request the batch does not answer is an error, instead of "
+            "taking the usual path (retries, fallback) at the normal price.",
+        ),
+    ] = False,
+    batch_timeout: Annotated[
+        str,
+        typer.Option(
+            "--batch-timeout",
+            metavar="DURATION",
+            help="With --batch: how long to wait for a batch (90s, 30m, 24h); then it is "
+            "cancelled and what it did not answer takes the usual path.",
+        ),
+    ] = "24h",
+    no_redact: Annotated[
+        bool, typer.Option("--no-redact", help="Send prompts unredacted.")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="List passed cases in every table; info lines on stderr."
+        ),
+    ] = False,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Run prompt test suites (*.test.yaml) and report like a test runner.
 
@@ -190,14 +231,13 @@ def test_prompts(
         from aicli.errors import UsageError
         from aicli.suites.runner import RunOptions
 
-        if no_cache and cache_only:
-            raise UsageError("--no-cache and --cache-only exclude each other", "pick one of them")
+        cache_mode = options.cache_mode(no_cache, cache_only=cache_only)
         if record is not None and replay is not None:
             raise UsageError(
                 "--record and --replay exclude each other",
                 "record once with --record FILE, then run with --replay FILE",
             )
-        _check_distinct_files(list(output), record, replay)
+        _check_distinct_files(list(output or []), record, replay)
         if (batch_only or batch_timeout != "24h") and not batch:
             raise UsageError(
                 "--batch-only and --batch-timeout need --batch", "add --batch, or drop them"
@@ -206,7 +246,7 @@ def test_prompts(
 
         runs, most = _parse_repeat(repeat, max_repeat)
         opts = RunOptions(
-            tiers=list(tier),
+            tiers=list(tier or []),
             model=model,
             concurrency=concurrency,
             repeat=runs,
@@ -214,7 +254,7 @@ def test_prompts(
             pass_threshold=pass_rate / 100,
             filter=filter_,
             fail_fast=fail_fast,
-            cache_mode="off" if no_cache else "only" if cache_only else "use",
+            cache_mode=cache_mode,
             grader=grader,
             redact=False if no_redact else None,
             shard=parse_shard(shard) if shard is not None else None,
@@ -223,7 +263,7 @@ def test_prompts(
         )
         code = _main(
             list(paths or []), opts, pass_rate=pass_rate, record=record, replay=replay,
-            max_cost=max_cost, outputs=list(output), json_out=json_out, baseline=baseline,
+            max_cost=max_cost, outputs=list(output or []), json_out=json_out, baseline=baseline,
             fail_on=fail_on, alpha=alpha, verbose=verbose, config=config,
         )  # fmt: skip
         if code:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -16,10 +15,10 @@ _COLUMNS = ("tier", "provider", "model", "fallback chain", "price in/out per 1M"
 
 
 def tiers(
-    json_out: bool = typer.Option(False, "--json", help="Print a JSON list of tiers."),
-    config: Path | None = options.CONFIG,
-    log_format: options.LogFormatChoice | None = options.LOG_FORMAT,
-    debug: bool = options.DEBUG,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list of tiers.")] = False,
+    config: options.ConfigOpt = None,
+    log_format: options.LogFormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """List the tiers: provider, model, the resolved fallback chain, price, cache_ttl,
     rate_limit, max_tokens and timeout after inheritance from `defaults`.
