@@ -10,7 +10,7 @@ import pytest
 
 from aicli.config import load_config
 from aicli.resilience import AdaptiveConcurrency, _seconds
-from tests.conftest import DELETE
+from tests.helpers import DELETE
 from tests.test_test_prompts import many_cases, write
 
 OK: dict[str, str] = {}

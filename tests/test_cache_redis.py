@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import spawn_aicli
+from tests.helpers import spawn_aicli
 from tests.redis_server import RedisServer
 from tests.test_cache_e2e import gen
 from tests.test_test_prompts import many_cases, write

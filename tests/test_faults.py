@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 from tests.test_test_prompts import last_line, many_cases, write
 
 # --- a stream that breaks after printing part of the answer -----------------------------------

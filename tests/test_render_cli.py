@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, Isolated, cli, run_aicli
+from tests.helpers import REPO_ROOT, Isolated, cli, run_aicli
 
 
 def tpl(

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT, TEST_KEY_ENV
+from tests.helpers import REPO_ROOT, TEST_KEY_ENV, child_env
 
 PEOPLE = """\
 suite: people
@@ -600,12 +600,6 @@ def test_200_cases_really_overlap(cli: Any, server: Any, make_config: Any) -> No
     assert server.max_in_flight <= 16
 
 
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    return env
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="needs SIGINT")
 def test_ctrl_c_leaves_valid_reports(server: Any, make_config: Any) -> None:
@@ -616,7 +610,7 @@ def test_ctrl_c_leaves_valid_reports(server: Any, make_config: Any) -> None:
         [sys.executable, "-m", "aicli", "test-prompts", "-j", "2", "--no-cache",
          "-o", "r.json", "-o", "r.xml", "-o", "r.jsonl", "-o", "r.html"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        text=True, env=_child_env(),
+        text=True, env=child_env(None),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
@@ -679,7 +673,7 @@ def test_shipped_suites_replay_green(
 def test_shipped_recording_matches_the_hand_written_answers() -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "scripts" / "make_recording.py"), "--check"],
-        capture_output=True, text=True, env=_child_env(), timeout=120,
+        capture_output=True, text=True, env=child_env(None), timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "up to date" in proc.stdout
@@ -689,11 +683,9 @@ def _imports_of(*args: str) -> list[str]:
     import subprocess
     import sys
 
-    from tests.conftest import _child_env
-
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "aicli", *args],
-        capture_output=True, text=True, env=_child_env(None), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, env=child_env(None), stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()]
