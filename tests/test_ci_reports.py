@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from tests.cli.test_prompts.helpers import last_line, many_cases, write
 from tests.helpers import child_env
 from tests.test_ci_scale import ECHO_TIERS, echo_suite
-from tests.test_test_prompts import last_line, many_cases, write
 
 
 class Page(HTMLParser):
