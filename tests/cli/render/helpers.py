@@ -4,11 +4,26 @@ exit 2."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.helpers import cli
+
+
+@dataclass
+class Prompts:
+    """The `prompts` fixture: prompts(relpath, text) writes a file under `root` and returns it."""
+
+    root: Path
+
+    def __call__(self, rel: str, text: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
 
 
 def tpl(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from tests.cli.render.helpers import fails, rendered, tpl
+from tests.cli.render.helpers import Prompts, fails, rendered, tpl
 from tests.helpers import cli, run_aicli
 
 # (file text or bytes, expected error, whether the error belongs to the name `bad`)
@@ -26,7 +25,7 @@ BROKEN: dict[str, tuple[str | bytes, str, bool]] = {
 
 
 @pytest.fixture(params=sorted(BROKEN))
-def broken(request: pytest.FixtureRequest, prompts: Any) -> tuple[str, bool]:
+def broken(request: pytest.FixtureRequest, prompts: Prompts) -> tuple[str, bool]:
     """A good template `greet` next to bad.yaml, broken in one way; returns (error, named)."""
     text, expected, named = BROKEN[request.param]
     prompts("greet.yaml", tpl())
@@ -78,7 +77,7 @@ def test_list_of_the_broken_name_reports_it(broken: tuple[str, bool]) -> None:
     assert res.exit_code == 2 and expected in res.stderr, res
 
 
-def test_a_duplicate_breaks_every_version_of_that_name_only(prompts: Any) -> None:
+def test_a_duplicate_breaks_every_version_of_that_name_only(prompts: Prompts) -> None:
     prompts("other.yaml", tpl(name="other"))
     prompts("greet/2.0.0.yaml", tpl(version="2.0.0"))
     prompts("one/greet.yaml", tpl())
@@ -94,7 +93,7 @@ def test_a_duplicate_breaks_every_version_of_that_name_only(prompts: Any) -> Non
     assert keys == [("greet", "2.0.0"), ("other", "1.0.0")]  # neither copy of 1.0.0
 
 
-def test_warning_for_unreadable_files_is_on_stderr_once(prompts: Any) -> None:
+def test_warning_for_unreadable_files_is_on_stderr_once(prompts: Prompts) -> None:
     prompts("greet.yaml", tpl())
     prompts("broken.yaml", "name: broken\ntemplate: [unclosed\n")
     res = run_aicli("render", "greet", "--var", "who=x")
@@ -103,7 +102,7 @@ def test_warning_for_unreadable_files_is_on_stderr_once(prompts: Any) -> None:
     assert str(Path("prompts/broken.yaml")) in res.stderr and "invalid YAML" in res.stderr
 
 
-def test_lock_writes_the_good_ones_and_reports_broken_files(prompts: Any) -> None:
+def test_lock_writes_the_good_ones_and_reports_broken_files(prompts: Prompts) -> None:
     prompts("greet.yaml", tpl())
     prompts("bad.yaml", tpl(name="bad", template="{{ y }}", variables={}))
     res = cli("render", "--lock")
@@ -113,7 +112,7 @@ def test_lock_writes_the_good_ones_and_reports_broken_files(prompts: Any) -> Non
     assert list(lock) == ["greet@1.0.0"]
 
 
-def test_a_changed_locked_version_still_stops_every_template_command(prompts: Any) -> None:
+def test_a_changed_locked_version_still_stops_every_template_command(prompts: Prompts) -> None:
     prompts("greet.yaml", tpl())
     one = prompts("one.yaml", tpl(name="one"))
     two = prompts("two.yaml", tpl(name="two"))
@@ -136,7 +135,7 @@ cases:
 """
 
 
-def test_test_prompts_fails_only_suites_using_a_broken_template(prompts: Any) -> None:
+def test_test_prompts_fails_only_suites_using_a_broken_template(prompts: Prompts) -> None:
     prompts("greet.yaml", tpl())
     prompts("bad.yaml", tpl(name="bad", template="{{ y }}", variables={}))
     prompts("broken.yaml", "template: [unclosed\n")

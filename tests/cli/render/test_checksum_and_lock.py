@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cli.render.helpers import fails, rendered, tpl
+from tests.cli.render.helpers import Prompts, fails, rendered, tpl
 from tests.helpers import cli
 
 
-def test_checksum_ignores_key_order_and_yaml_style(prompts: Any) -> None:
+def test_checksum_ignores_key_order_and_yaml_style(prompts: Prompts) -> None:
     prompts("a.yaml", tpl(version="1.0.0", variables={"who": {"type": "string", "minLength": 1}}))
     b = (
         "variables:\n  who: {minLength: 1, type: string}\n"
@@ -34,14 +34,14 @@ def test_checksum_ignores_key_order_and_yaml_style(prompts: Any) -> None:
         {"variables": {"who": {"type": "string", "minLength": 2}}},
     ],
 )
-def test_any_content_change_changes_the_checksum(prompts: Any, change: dict[str, Any]) -> None:
+def test_any_content_change_changes_the_checksum(prompts: Prompts, change: dict[str, Any]) -> None:
     prompts("a.yaml", tpl())
     before = rendered("greet", "--var", "who=xy")["checksum"]
     prompts("a.yaml", tpl(**change))
     assert rendered("greet", "--var", "who=xy")["checksum"] != before
 
 
-def test_lock_records_then_a_changed_version_must_be_bumped(prompts: Any) -> None:
+def test_lock_records_then_a_changed_version_must_be_bumped(prompts: Prompts) -> None:
     path = prompts("greet/1.0.0.yaml", tpl())
     assert not (prompts.root / "prompts.lock").exists()
     assert rendered("greet", "--var", "who=x")["version"] == "1.0.0"  # no lock: fine
@@ -71,7 +71,7 @@ def test_lock_records_then_a_changed_version_must_be_bumped(prompts: Any) -> Non
     assert text.index("greet@1.0.0") < text.index("greet@1.1.0")
 
 
-def test_lock_sorts_by_name_then_semver(prompts: Any) -> None:
+def test_lock_sorts_by_name_then_semver(prompts: Prompts) -> None:
     for name, version in [("b", "1.10.0"), ("a", "2.0.0"), ("b", "1.9.0"), ("a", "1.0.0")]:
         prompts(f"{name}-{version}.yaml", tpl(name=name, version=version))
     assert cli("render", "--lock").exit_code == 0
@@ -83,7 +83,7 @@ def test_lock_sorts_by_name_then_semver(prompts: Any) -> None:
     assert lines == ["a@1.0.0", "a@2.0.0", "b@1.9.0", "b@1.10.0"]
 
 
-def test_corrupt_lock_file_is_exit_2(prompts: Any) -> None:
+def test_corrupt_lock_file_is_exit_2(prompts: Prompts) -> None:
     prompts("greet.yaml", tpl())
     prompts("prompts.lock", "- not a mapping\n")
     assert "prompts.lock" in fails("greet", "--var", "who=x")

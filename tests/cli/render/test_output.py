@@ -5,27 +5,26 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
 
 import pytest
 
-from tests.cli.render.helpers import fails, rendered, tpl
+from tests.cli.render.helpers import Prompts, fails, rendered, tpl
 from tests.helpers import REPO_ROOT, cli
 
 
-def test_plain_output_is_system_separator_prompt(prompts: Any) -> None:
+def test_plain_output_is_system_separator_prompt(prompts: Prompts) -> None:
     prompts("greet.yaml", tpl(system="You are {{ who }}'s helper.", template="Hi {{ who }}\n\n"))
     res = cli("render", "greet", "--var", "who=Ann")
     assert res.exit_code == 0 and res.stderr == ""
     assert res.stdout == "You are Ann's helper.\n---\nHi Ann\n"
 
 
-def test_plain_output_without_system_is_just_the_prompt(prompts: Any) -> None:
+def test_plain_output_without_system_is_just_the_prompt(prompts: Prompts) -> None:
     prompts("greet.yaml", tpl())
     assert cli("render", "greet", "--var", "who=Ann").stdout == "Hello Ann!\n"
 
 
-def test_json_output_has_the_contract_fields(prompts: Any) -> None:
+def test_json_output_has_the_contract_fields(prompts: Prompts) -> None:
     prompts("greet.yaml", tpl(system="Sys"))
     out = rendered("greet", "--var", "who=Ann")
     assert set(out) == {"name", "version", "checksum", "system", "prompt"}
@@ -34,7 +33,7 @@ def test_json_output_has_the_contract_fields(prompts: Any) -> None:
     assert rendered("greet", "--var", "who=Ann")["system"] is None
 
 
-def test_list_plain_and_json(prompts: Any) -> None:
+def test_list_plain_and_json(prompts: Prompts) -> None:
     prompts("a.yaml", tpl(description="Say hello", tier="economy"))
     prompts("b.yaml", tpl(version="1.1.0", description="Say hello again"))
     prompts("c.yaml", tpl(name="other", description="Other one"))
@@ -54,7 +53,7 @@ def test_list_plain_and_json(prompts: Any) -> None:
     assert [t["name"] for t in only] == ["other"]
 
 
-def test_list_with_no_templates(prompts: Any) -> None:
+def test_list_with_no_templates(prompts: Prompts) -> None:
     res = cli("render", "--list")
     assert res.exit_code == 0 and res.stdout == "" and "no templates" in res.stderr
     assert json.loads(cli("render", "--list", "--json").stdout) == []
@@ -69,11 +68,11 @@ def test_list_with_no_templates(prompts: Any) -> None:
         (["--list", "--var", "a=b"], "only apply when rendering"),
     ],
 )
-def test_usage_errors(prompts: Any, args: list[str], expected: str) -> None:
+def test_usage_errors(prompts: Prompts, args: list[str], expected: str) -> None:
     assert expected in fails(*args)
 
 
-def test_render_does_not_import_network_or_sdk_modules(prompts: Any) -> None:
+def test_render_does_not_import_network_or_sdk_modules(prompts: Prompts) -> None:
     prompts("greet.yaml", tpl())
     code = (
         "import sys\n"

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.cli.render.helpers import fails, rendered, tpl
+from tests.cli.render.helpers import Prompts, fails, rendered, tpl
 from tests.helpers import Isolated, cli, run_aicli
 
 PAYLOADS = [
@@ -37,7 +36,9 @@ FORBIDDEN_OUTPUT = ("<class", "<function", "object at", "Traceback", "uid=", "bu
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
-def test_sandbox_payloads_fail_and_print_nothing_from_python(prompts: Any, payload: str) -> None:
+def test_sandbox_payloads_fail_and_print_nothing_from_python(
+    prompts: Prompts, payload: str
+) -> None:
     prompts("evil.yaml", tpl(name="evil", template=payload, variables={}))
     res = cli("render", "evil")
     assert res.exit_code == 2, res
@@ -47,14 +48,14 @@ def test_sandbox_payloads_fail_and_print_nothing_from_python(prompts: Any, paylo
     assert len(res.stderr.splitlines()) <= 2
 
 
-def test_sandbox_payload_in_a_subprocess(prompts: Any) -> None:
+def test_sandbox_payload_in_a_subprocess(prompts: Prompts) -> None:
     prompts("evil.yaml", tpl(name="evil", template=PAYLOADS[0], variables={}))
     res = run_aicli("render", "evil")
     assert res.exit_code == 2 and res.stdout == ""
     assert "blocked by the sandbox" in res.stderr and "<class" not in res.stderr
 
 
-def test_loop_bomb_is_stopped(prompts: Any) -> None:
+def test_loop_bomb_is_stopped(prompts: Prompts) -> None:
     bomb = "{% for x in range(100000) %}{% for y in range(100000) %}x{% endfor %}{% endfor %}"
     prompts("bomb.yaml", tpl(name="bomb", template=bomb, variables={}))
     start = time.monotonic()
@@ -63,7 +64,7 @@ def test_loop_bomb_is_stopped(prompts: Any) -> None:
     assert "exceeds" in err or "longer than" in err
 
 
-def test_silent_loop_bomb_hits_the_time_limit(prompts: Any) -> None:
+def test_silent_loop_bomb_hits_the_time_limit(prompts: Prompts) -> None:
     bomb = (
         "{% set l = range(100000)|list %}"
         "{% for x in l %}{% for y in l %}{% for z in l %}{% endfor %}{% endfor %}{% endfor %}"
@@ -74,7 +75,7 @@ def test_silent_loop_bomb_hits_the_time_limit(prompts: Any) -> None:
     assert time.monotonic() - start < 10
 
 
-def test_string_doubling_is_stopped_before_it_eats_memory(prompts: Any) -> None:
+def test_string_doubling_is_stopped_before_it_eats_memory(prompts: Prompts) -> None:
     bomb = (
         "{% set ns = namespace(s='xx') %}"
         "{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}"
@@ -95,7 +96,7 @@ def outside(isolate: Isolated) -> Path:
     ["../secret.txt", "/etc/passwd", "sub/../../secret.txt", "link.txt", "linkdir/secret.txt"],
 )
 def test_includes_cannot_leave_the_prompts_folder(
-    prompts: Any, outside: Path, include: str
+    prompts: Prompts, outside: Path, include: str
 ) -> None:
     root = prompts.root
     os.symlink(outside, root / "link.txt")
@@ -108,12 +109,12 @@ def test_includes_cannot_leave_the_prompts_folder(
     assert "include" in res.stderr
 
 
-def test_computed_include_names_are_refused(prompts: Any) -> None:
+def test_computed_include_names_are_refused(prompts: Prompts) -> None:
     prompts("evil.yaml", tpl(name="evil", template="{% include who %}"))
     assert "needs a quoted file name" in fails("evil", "--var", "who=x.txt")
 
 
-def test_includes_inside_the_folder_work_and_count_in_the_checksum(prompts: Any) -> None:
+def test_includes_inside_the_folder_work_and_count_in_the_checksum(prompts: Prompts) -> None:
     prompts("parts/rules.txt", "Be brief, {{ who }}.")
     prompts("parts/macros.j2", "{% macro shout(s) %}{{ s | upper }}{% endmacro %}")
     text = "{% import 'parts/macros.j2' as m %}{{ m.shout('hi') }} {% include 'parts/rules.txt' %}"
@@ -126,7 +127,9 @@ def test_includes_inside_the_folder_work_and_count_in_the_checksum(prompts: Any)
     assert second["checksum"] != first["checksum"]
 
 
-def test_template_file_symlinked_from_outside_is_refused(prompts: Any, isolate: Isolated) -> None:
+def test_template_file_symlinked_from_outside_is_refused(
+    prompts: Prompts, isolate: Isolated
+) -> None:
     real = isolate.work / "elsewhere.yaml"
     real.write_text(tpl(), encoding="utf-8")
     os.symlink(real, prompts.root / "greet.yaml")

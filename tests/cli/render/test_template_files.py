@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.cli.render.helpers import fails, tpl
+from tests.cli.render.helpers import Prompts, fails, tpl
 
 
 @pytest.mark.parametrize(
@@ -29,7 +28,7 @@ from tests.cli.render.helpers import fails, tpl
     ],
 )
 def test_malformed_template_files_are_exit_2_naming_the_file(
-    prompts: Any, text: str, expected: str
+    prompts: Prompts, text: str, expected: str
 ) -> None:
     prompts("greet.yaml", text)
     err = fails("greet", "--var", "who=x")
@@ -37,12 +36,12 @@ def test_malformed_template_files_are_exit_2_naming_the_file(
     assert str(Path("prompts/greet.yaml")) in err
 
 
-def test_malformed_yaml_names_file_and_line(prompts: Any) -> None:
+def test_malformed_yaml_names_file_and_line(prompts: Prompts) -> None:
     prompts("greet.yaml", "name: greet\nversion: 1.0.0\ntemplate: hi\nvariables:\n  a: [1, 2\n")
     err = fails("greet")
     assert f"{Path('prompts/greet.yaml')}:" in err and "invalid YAML" in err
 
 
-def test_a_misnamed_suite_gets_a_hint(prompts: Any) -> None:
+def test_a_misnamed_suite_gets_a_hint(prompts: Prompts) -> None:
     prompts("suite.yaml", "suite: s\ntemplate: greet@1.0.0\ncases: []\n")
     assert "*.test.yaml" in fails("--list")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.render.helpers import fails, rendered, tpl
+from tests.cli.render.helpers import Prompts, fails, rendered, tpl
 from tests.helpers import Isolated
 
 TYPED = {
@@ -21,7 +21,7 @@ TYPED_TEMPLATE = "{{ text }}|{{ n }}|{{ items | join(',') }}|{{ flag }}|{{ style
 
 
 @pytest.fixture
-def typed(prompts: Any) -> Any:
+def typed(prompts: Prompts) -> Any:
     prompts("typed.yaml", tpl(name="typed", template=TYPED_TEMPLATE, variables=TYPED))
     return prompts
 
@@ -51,7 +51,7 @@ def test_vars_file_yaml_and_json_and_var_wins(typed: Any, isolate: Isolated) -> 
 
 
 @pytest.fixture
-def with_input(prompts: Any) -> Any:
+def with_input(prompts: Prompts) -> Any:
     variables = {
         "input": {"type": "string", "minLength": 1},
         "tone": {"type": "string", "default": "calm"},
@@ -131,12 +131,12 @@ def test_long_values_are_cut_short_in_errors(typed: Any) -> None:
     assert len(err) < 600 and "variable 'style'" in err
 
 
-def test_invalid_schema_in_a_template_is_exit_2(prompts: Any) -> None:
+def test_invalid_schema_in_a_template_is_exit_2(prompts: Prompts) -> None:
     prompts("greet.yaml", tpl(variables={"who": {"type": "strng"}}))
     assert "variables.who is not a valid JSON Schema" in fails("greet", "--var", "who=x")
 
 
-def test_strict_undefined_attribute_is_an_error_not_blank(prompts: Any) -> None:
+def test_strict_undefined_attribute_is_an_error_not_blank(prompts: Prompts) -> None:
     variables = {"user": {"type": "object"}}
     prompts("greet.yaml", tpl(template="Hi {{ user.nmae }}", variables=variables))
     err = fails("greet", "--var", 'user={"name": "Ann"}')
