@@ -1,7 +1,7 @@
 """In-memory stand-ins for tests that need neither a disk nor a server.
 
 `MemoryBackend` is a third cache backend (a dict), held to the same contract as the disk and
-Redis backends by the `cache` fixture of tests/test_cache.py. Several `ResponseCache`s over one
+Redis backends by the `cache` fixture of tests/cache/conftest.py. Several `ResponseCache`s over one
 instance behave like processes sharing one store.
 """
 

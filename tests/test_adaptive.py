@@ -10,8 +10,8 @@ import pytest
 
 from aicli.config import load_config
 from aicli.resilience import AdaptiveConcurrency, _seconds
-from tests.conftest import DELETE
-from tests.test_test_prompts import many_cases, write
+from tests.cli.test_prompts.helpers import many_cases, write
+from tests.helpers import DELETE
 
 OK: dict[str, str] = {}
 

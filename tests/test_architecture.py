@@ -1,6 +1,6 @@
 """The house rules of ../shared/ARCHITECTURE.md that code can check: every module says what it
-owns, the README's Layout names every module, imports never go in a circle, and nothing below
-the front doors (cli/, serve/) imports Typer or FastAPI."""
+owns, the README's Layout names every module, imports never go in a circle and only point down
+the floors, and nothing below the front doors (cli/, serve/) imports Typer or FastAPI."""
 
 from __future__ import annotations
 
@@ -121,3 +121,87 @@ def test_imports_never_go_in_a_circle() -> None:
 def test_nothing_below_the_front_doors_imports_typer_or_fastapi(path: Path) -> None:
     roots = {n.split(".")[0] for n in _imports(path, typing_too=True)}
     assert not roots & {"typer", "fastapi", "starlette", "uvicorn"}, path
+
+
+# ---- floors: imports only point down --------------------------------------------------------
+# Top first. A module's floor is that of the longest name below that it is, or is inside of
+# ("aicli" alone is the package root: its version). A module may import its own floor or a
+# lower one, never a higher one; lazy and type-only imports count too.
+LAYERS: list[tuple[str, set[str]]] = [
+    ("front door 1: the CLI (starts the service, lazily)", {"aicli.cli", "aicli.__main__"}),
+    ("front door 2: the HTTP service", {"aicli.serve"}),
+    # health's checks load the suites and templates the way a run would
+    ("running suites; the checks behind doctor and /health", {"aicli.suites", "aicli.health"}),
+    ("report writers and readers; the batch transport under the suites",
+     {"aicli.reports", "aicli.batch"}),
+    ("the engine: one request, one way", {"aicli.engine"}),
+    ("the engine's steps", {"aicli.planning", "aicli.calling"}),
+    ("the parts below the engine",
+     {"aicli.cache", "aicli.providers", "aicli.resilience", "aicli.ledger", "aicli.cost",
+      "aicli.quota", "aicli.recording", "aicli.request_builder"}),
+    # reports/results.py (with the diffs and tallies it is built from) holds the types that
+    # suites/ and reports/ share: one floor down, as ARCHITECTURE.md says
+    ("settings, templates, redaction; the result types",
+     {"aicli.config", "aicli.config_check", "aicli.redact", "aicli.templates",
+      "aicli.reports.results", "aicli.reports.changes", "aicli.reports.tally"}),
+    ("helpers with no say in a request; a suite's types",
+     {"aicli.digest", "aicli.regexes", "aicli.jsontext", "aicli.yamlsafe", "aicli.stats",
+      "aicli.offload", "aicli.security", "aicli.logs", "aicli.config_schema",
+      "aicli.suites.model"}),
+    ("the bottom: types and errors", {"aicli", "aicli.types", "aicli.errors"}),
+]  # fmt: skip
+
+# (importer, imported) -> why this import may point up. Empty: no import does today.
+UPWARD_EXCEPTIONS: dict[tuple[str, str], str] = {}
+
+
+def _floor(module: str) -> int:
+    """The module's floor, counted from the bottom (0)."""
+    best: tuple[int, int] | None = None  # (length of the matching name, floor)
+    for index, (_, names) in enumerate(LAYERS):
+        for name in names:
+            inside = module.startswith(name + ".") and name != "aicli"
+            if (module == name or inside) and (best is None or len(name) > best[0]):
+                best = (len(name), len(LAYERS) - 1 - index)
+    assert best is not None, f"{module} has no floor: add it to LAYERS in {__file__}"
+    return best[1]
+
+
+def test_every_module_has_a_floor() -> None:
+    for name in sorted(KNOWN):
+        _floor(name)
+
+
+def test_imports_point_only_down_the_floors() -> None:
+    found: set[tuple[str, str]] = set()
+    for path in MODULES:
+        name = _name(path)
+        for dep in _internal(_imports(path, typing_too=True)):
+            if _floor(dep) > _floor(name):
+                found.add((name, dep))
+    upward = [
+        f"{a} ({LAYERS[-1 - _floor(a)][0]}) imports {b} ({LAYERS[-1 - _floor(b)][0]})"
+        for a, b in sorted(found - set(UPWARD_EXCEPTIONS))
+    ]
+    assert not upward, "imports pointing up a floor:\n" + "\n".join(upward)
+    stale = sorted(set(UPWARD_EXCEPTIONS) - found)
+    assert not stale, f"UPWARD_EXCEPTIONS no longer needed: {stale}"
+
+
+def test_floors_name_no_module_that_is_gone() -> None:
+    names = {n for _, group in LAYERS for n in group}
+    gone = sorted(n for n in names if not any(k == n or k.startswith(n + ".") for k in KNOWN))
+    assert not gone, f"LAYERS names modules that no longer exist: {gone}"
+
+
+# ---- the tests' own house --------------------------------------------------------------------
+
+
+def test_tests_import_helpers_from_helpers_not_conftest() -> None:
+    """conftest.py holds fixtures (pytest finds them); what tests import lives in helpers.py."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if any("conftest" in name.split(".") for name in _imports(path, typing_too=True))
+    ]
+    assert not offenders, f"import from tests.helpers, not conftest: {offenders}"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import _child_env, run_aicli
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import child_env, run_aicli
 
 FAST = {"AICLI_BATCH_POLL_SECONDS": "0.05"}
 SUITE = """
@@ -192,7 +192,7 @@ def test_killed_while_polling_resumes_without_submitting_twice(
     proc = subprocess.Popen(
         [sys.executable, "-m", "aicli", "test-prompts", "s.test.yaml", "--batch"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=_child_env(FAST), cwd=os.getcwd(),
+        env=child_env(FAST), cwd=os.getcwd(),
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while server.batch.creates == 0 and time.monotonic() < deadline:
@@ -255,7 +255,7 @@ def test_batch_list_and_cancel(server: FakeOpenAI, batch_config: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "aicli", "test-prompts", "s.test.yaml", "--batch"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=_child_env(FAST), cwd=os.getcwd(),
+        env=child_env(FAST), cwd=os.getcwd(),
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while server.batch.creates < 2 and time.monotonic() < deadline:

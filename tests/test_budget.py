@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.test_test_prompts import last_line, write
+from tests.cli.test_prompts.helpers import last_line, write
 
 PRICE = {"input_per_1m": 100.0, "output_per_1m": 100.0}  # $0.0001 a token either way
 CJK = "漢字かな交じり文の試験です"  # 13 characters, 39 UTF-8 bytes

@@ -314,12 +314,12 @@ def test_the_redis_backend_without_its_extra_is_exit_2_naming_it(
     import subprocess
     import sys
 
-    from tests.conftest import _child_env
+    from tests.helpers import child_env
 
     make_config(cache={"backend": "redis", "url": "redis://127.0.0.1:9/0"})
     proc = subprocess.run(
         [sys.executable, "-c", WITHOUT_REDIS, *args],
-        capture_output=True, text=True, env=_child_env(None), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, env=child_env(None), stdin=subprocess.DEVNULL,
         timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
@@ -331,12 +331,12 @@ def test_doctor_reports_the_missing_redis_extra_as_a_config_failure(make_config:
     import subprocess
     import sys
 
-    from tests.conftest import _child_env
+    from tests.helpers import child_env
 
     make_config(cache={"backend": "redis", "url": "redis://127.0.0.1:9/0"})
     proc = subprocess.run(
         [sys.executable, "-c", WITHOUT_REDIS, "doctor", "--offline", "--json"],
-        capture_output=True, text=True, env=_child_env(None), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, env=child_env(None), stdin=subprocess.DEVNULL,
         timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr

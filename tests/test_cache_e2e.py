@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import TEST_KEY, spawn_aicli
+from tests.helpers import TEST_KEY, spawn_aicli
 
 
 def gen(runner: Any, *args: str, code: int = 0) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from aicli.config import load_config
 from aicli.engine import Engine
 from aicli.request_builder import PromptInput, build_request
 from aicli.types import Result
-from tests.conftest import _child_env
+from tests.helpers import child_env
 
 
 def request(cfg: Any, prompt: str, *, tier: str | None = None, mode: str = "use") -> Any:
@@ -104,7 +104,7 @@ def test_a_stale_or_missing_entry_goes_through_the_loop(
 
 
 def test_a_cli_cache_hit_imports_no_event_loop_and_nothing_forbidden(tmp_path: Any) -> None:
-    env = _child_env({"XDG_CACHE_HOME": str(tmp_path), "AICLI_CACHE_DIR": None})
+    env = child_env({"XDG_CACHE_HOME": str(tmp_path), "AICLI_CACHE_DIR": None})
     args = [sys.executable, "-X", "importtime", "-m", "aicli", "generate", "-t", "echo", "x"]
     runs = []
     for _ in range(2):  # fill, then hit

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import spawn_aicli
+from tests.cli.test_prompts.helpers import many_cases, write
+from tests.helpers import spawn_aicli
 from tests.redis_server import RedisServer
 from tests.test_cache_e2e import gen
-from tests.test_test_prompts import many_cases, write
 
 PASSWORD = "pw-Zq81-never-shown"
 

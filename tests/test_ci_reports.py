@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from tests.cli.test_prompts.helpers import last_line, many_cases, write
+from tests.helpers import child_env
 from tests.test_ci_scale import ECHO_TIERS, echo_suite
-from tests.test_test_prompts import _child_env, last_line, many_cases, write
 
 
 class Page(HTMLParser):
@@ -179,7 +180,7 @@ def test_ctrl_c_without_reports_says_how_far_it_got(server: Any, make_config: An
     proc = subprocess.Popen(
         [sys.executable, "-m", "aicli", "test-prompts", "-j", "2", "--no-cache"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        text=True, env=_child_env(),
+        text=True, env=child_env(None),
     )  # fmt: skip
     try:
         server.wait_for_requests(5, timeout=20)

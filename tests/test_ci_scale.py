@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
-from tests.test_test_prompts import last_line, write
+from tests.cli.test_prompts.helpers import last_line, write
 
 ECHO_TIERS = {"echo2": {"model": "echo2", "provider": "echo"}}
 

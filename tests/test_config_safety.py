@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_KEY, TEST_KEY_ENV, run_aicli
+from tests.helpers import TEST_KEY, TEST_KEY_ENV, run_aicli
 
 EMAIL = "jane.doe@example.com"
 

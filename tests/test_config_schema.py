@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from aicli.config import DEFAULTS_FILE, _File, _one_or_many_fallbacks, load_config
 from aicli.config_schema import check, hints, is_settings, pydantic_model
 from aicli.yamlsafe import load
-from tests.conftest import REPO_ROOT, _child_env
+from tests.helpers import REPO_ROOT, child_env
 
 POOL: list[Any] = [
     0, 1, -1, 2, 2.5, 21, 10**30, True, False, None, "", "x", "200", "openai", "email",
@@ -108,7 +108,7 @@ def test_floats_come_out_as_floats_and_tiers_inherit() -> None:
 
 
 def test_render_and_a_cache_hit_do_not_import_pydantic(tmp_path) -> None:
-    env = _child_env({"XDG_CACHE_HOME": str(tmp_path), "AICLI_CACHE_DIR": None})
+    env = child_env({"XDG_CACHE_HOME": str(tmp_path), "AICLI_CACHE_DIR": None})
     example = str(REPO_ROOT / "config.example.yaml")
     for args in (
         ["render", "summarize", "--config", example, "--var", "input=hi"],

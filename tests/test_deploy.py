@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 from tests.serve_process import free_port
 
 DEPLOY = REPO_ROOT / "deploy"

@@ -31,8 +31,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT
 from tests.fake_openai import FakeOpenAI, echo_answer
+from tests.helpers import REPO_ROOT
 from tests.serve_process import free_port
 
 PAGES = [

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_KEY, TEST_KEY_ENV, Completed, FakeOpenAI
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import TEST_KEY, TEST_KEY_ENV, Completed
 
 
 def doctor_json(cli: Any, *args: str, env: dict[str, str | None] | None = None) -> Any:

@@ -15,8 +15,8 @@ import openai
 import pytest
 import yaml
 
-from tests.conftest import TEST_KEY, Isolated
 from tests.fake_openai import FakeOpenAI, mask_key
+from tests.helpers import TEST_KEY, Isolated
 
 MSGS = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-from tests.test_test_prompts import last_line, many_cases, write
+from tests.cli.test_prompts.helpers import last_line, many_cases, write
+from tests.helpers import REPO_ROOT
 
 # --- a stream that breaks after printing part of the answer -----------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import _child_env
+from tests.helpers import child_env
 
 
 def _fill(folder: Path) -> None:
@@ -111,7 +111,7 @@ def test_a_paid_answer_is_printed_when_the_cache_cannot_grow(
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        env=_child_env(None),
+        env=child_env(None),
         cwd=os.getcwd(),
         preexec_fn=_limited(128 * 1024),
         timeout=60,
@@ -151,7 +151,7 @@ def test_a_recording_or_report_that_cannot_be_written_is_one_error_line(
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        env=_child_env(None),
+        env=child_env(None),
         cwd=os.getcwd(),
         preexec_fn=_limited(10),  # no file may grow past 10 bytes
         timeout=60,

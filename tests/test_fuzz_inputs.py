@@ -19,7 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import cli, run_aicli
+from tests.helpers import cli, run_aicli
 
 FUZZ = settings(  # AICLI_FUZZ_EXAMPLES=2000 AICLI_FUZZ_RANDOM=1 for a longer hunt
     max_examples=int(os.environ.get("AICLI_FUZZ_EXAMPLES", "25")),
@@ -365,12 +365,12 @@ def test_a_full_stdout_is_exit_2(args: list[str]) -> None:
     _echo_config()
     import subprocess
 
-    from tests.conftest import _child_env
+    from tests.helpers import child_env
 
     with open("/dev/full", "w") as full:
         proc = subprocess.run(
             [sys.executable, "-m", "aicli", *args], stdout=full, stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL, text=True, env=_child_env(None), timeout=60,
+            stdin=subprocess.DEVNULL, text=True, env=child_env(None), timeout=60,
         )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == (
@@ -384,12 +384,12 @@ def test_a_closed_stdout_is_exit_2() -> None:
     _echo_config()
     import subprocess
 
-    from tests.conftest import _child_env
+    from tests.helpers import child_env
 
     proc = subprocess.run(
         [sys.executable, "-c", "import os, runpy, sys; os.close(1); sys.argv = ['aicli', "
          "'generate', '--no-cache', 'hi']; runpy.run_module('aicli', run_name='__main__')"],
-        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=_child_env(None),
+        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=child_env(None),
         timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr

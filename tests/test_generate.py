@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_KEY, TEST_KEY_ENV
+from tests.helpers import TEST_KEY, TEST_KEY_ENV
 
 JSON_FIELDS = {
     "content", "cached", "stale", "model_used", "tier", "tokens_used", "usage", "cost_usd",
@@ -303,11 +303,11 @@ def test_help_does_not_import_heavy_modules(run_aicli, args) -> None:
     import subprocess
     import sys
 
-    from tests.conftest import _child_env
+    from tests.helpers import child_env
 
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "aicli", *args],
-        capture_output=True, text=True, env=_child_env(None), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, env=child_env(None), stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
@@ -338,17 +338,17 @@ def test_stdin_that_is_not_utf8_is_exit_2(run_aicli) -> None:
     import subprocess
     import sys
 
-    from tests.conftest import _child_env
+    from tests.helpers import child_env
 
     proc = subprocess.run(
         [sys.executable, "-m", "aicli", "generate", "-t", "echo", "x"],
-        input=b"\xff\xfeabc", capture_output=True, env=_child_env(None),
+        input=b"\xff\xfeabc", capture_output=True, env=child_env(None),
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.decode().startswith("aicli: error: stdin is not UTF-8 text")
     bad_arg = subprocess.run(
         [sys.executable, "-m", "aicli", "generate", "-t", "echo", b"caf\xe9"],
-        capture_output=True, env=_child_env(None), stdin=subprocess.DEVNULL,
+        capture_output=True, env=child_env(None), stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert bad_arg.returncode == 2
     assert b"is not valid UTF-8 text" in bad_arg.stderr  # checked before any command runs

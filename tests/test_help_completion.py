@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Isolated
+from tests.helpers import Isolated
 
 REPO = Path(__file__).resolve().parent.parent
 NO_DETECT = {"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import _child_env, run_aicli
+from tests.helpers import child_env, run_aicli
 
 EVIL = "^(a|aa)+$"  # backtracks 2**n ways on "aaa...ab"; the stdlib `re` never returns
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -86,7 +86,7 @@ def test_ctrl_c_works_while_regexes_run(server: Any, make_config: Any) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "aicli", "test-prompts", "-j", "2", "--no-cache", "-o", "r.json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        text=True, env=_child_env(None),
+        text=True, env=child_env(None),
     )  # fmt: skip
     try:
         server.wait_for_requests(2, timeout=30)

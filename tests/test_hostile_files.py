@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import _child_env
+from tests.helpers import child_env
 
 DEEP = "[" * 100_000 + "]" * 100_000
 
@@ -157,7 +157,7 @@ def _bounded_run(*args: str) -> subprocess.CompletedProcess[str]:
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        env=_child_env(None),
+        env=child_env(None),
         cwd=os.getcwd(),
         preexec_fn=limit,
         timeout=60,

@@ -17,8 +17,8 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import TEST_KEY, TEST_KEY_ENV, default_config, run_aicli
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import TEST_KEY, TEST_KEY_ENV, default_config, run_aicli
 
 NASTY = [
     "\ud800", "\udfff", "\udcff", "\x00", "\x1b[2J", "\x1b]0;TITLE\x07", "\x9b31m", "\u202e",

@@ -15,8 +15,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import TEST_KEY, TEST_KEY_ENV
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import TEST_KEY, TEST_KEY_ENV
 from tests.serve_process import ServeProcess, base_env
 from tests.test_full_disk import _fill, tmpfs  # noqa: F401 (a fixture)
 from tests.test_serve import write_config

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_aicli
+from tests.helpers import run_aicli
 
 CHROMIUM = "/usr/bin/chromium"
 LONG = "word " * 3000 + "x" * 30_000  # a long answer: many words, then one unbroken run

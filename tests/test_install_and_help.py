@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import tomllib
 
-from tests.conftest import REPO_ROOT, _child_env, run_aicli
+from tests.helpers import REPO_ROOT, child_env, run_aicli
 
 # ---- the name ---------------------------------------------------------------------------------
 
@@ -56,7 +56,7 @@ def test_doctor_probes_endpoints_without_the_test_extras_httpx(make_config: Any)
     make_config()
     proc = subprocess.run(
         [sys.executable, "-c", _WITHOUT_HTTPX, "doctor", "--json"],
-        capture_output=True, text=True, env=_child_env(None), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, env=child_env(None), stdin=subprocess.DEVNULL,
         timeout=60,
     )  # fmt: skip
     assert "unexpected" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

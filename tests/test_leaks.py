@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import TEST_KEY, TEST_KEY_ENV, Completed, Isolated, cli, run_aicli
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import TEST_KEY, TEST_KEY_ENV, Completed, Isolated, cli, run_aicli
 
 NEEDLES = (TEST_KEY, TEST_KEY[-8:])  # the key, and the tail that masked forms tend to keep
 
@@ -196,7 +196,7 @@ def test_test_prompts_records_and_reports(server, make_config, isolate: Isolated
 def _config_with(
     make_config: Any, server: FakeOpenAI, edit: Callable[[dict[str, Any]], None]
 ) -> Path:
-    from tests.conftest import default_config
+    from tests.helpers import default_config
 
     data = default_config(server.base_url)
     edit(data)

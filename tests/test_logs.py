@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_KEY, Completed, FakeOpenAI
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import TEST_KEY, Completed
 
 PROMPT = "the secret plan is tangerine"
 
@@ -161,7 +162,7 @@ def test_configure_is_idempotent_and_scrubs(capsys: pytest.CaptureFixture[str]) 
 def test_test_prompts_json_logs_one_request_event_per_case(
     run_aicli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.conftest import REPO_ROOT
+    from tests.helpers import REPO_ROOT
 
     monkeypatch.chdir(REPO_ROOT)
     result = run_aicli(

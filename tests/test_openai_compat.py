@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import TEST_KEY, TEST_KEY_ENV
 from tests.fake_openai import FakeOpenAI, tool_calls_for
+from tests.helpers import TEST_KEY, TEST_KEY_ENV
 from tests.serve_process import ServeProcess, base_env
 from tests.test_serve import write_config
 

@@ -17,8 +17,8 @@ from aicli.config import load_config
 from aicli.engine import Engine
 from aicli.providers import import_shallow
 from aicli.types import Request
-from tests.conftest import TEST_KEY
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import TEST_KEY
 
 SCHEMA = {
     "type": "object",

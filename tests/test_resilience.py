@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from aicli.resilience import Cooldowns, TierLimiters
-from tests.test_test_prompts import many_cases, write
+from tests.cli.test_prompts.helpers import many_cases, write
 
 
 def test_rate_limit_spaces_requests_per_tier(cli, server, make_config) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Completed, Isolated, cli, run_aicli
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import Completed, Isolated, cli, run_aicli
 
 PEM = """-----BEGIN RSA PRIVATE KEY-----
 MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun

@@ -18,8 +18,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from aicli.types import Result
-from tests.conftest import TEST_KEY, TEST_KEY_ENV, deep_merge, default_config
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import TEST_KEY, TEST_KEY_ENV, deep_merge, default_config
 from tests.serve_process import ServeProcess, base_env, free_port
 
 TOKEN = "serve-token-TOPSECRET-0123456789"

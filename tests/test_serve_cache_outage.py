@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TEST_KEY, TEST_KEY_ENV
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import TEST_KEY, TEST_KEY_ENV
 from tests.redis_server import RedisServer
 from tests.serve_process import ServeProcess, base_env
 from tests.test_serve import write_config

@@ -15,8 +15,8 @@ import pytest
 
 from aicli.config import load_config
 from aicli.serve.checks import DEEP_TTL_S, HealthCache
-from tests.conftest import TEST_KEY, TEST_KEY_ENV
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import TEST_KEY, TEST_KEY_ENV
 from tests.serve_process import ServeProcess, base_env
 from tests.test_serve import write_config
 

@@ -24,8 +24,8 @@ from aicli.request_builder import TemplateSource
 from aicli.serve.app import create_app
 from aicli.serve.deps import ServeState
 from aicli.serve.middleware import unicode_problem
-from tests.conftest import TEST_KEY, TEST_KEY_ENV
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import TEST_KEY, TEST_KEY_ENV
 from tests.test_serve import TEMPLATE, write_config
 
 TOKEN = "in-process-token-77"

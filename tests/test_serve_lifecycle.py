@@ -15,8 +15,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REPO_ROOT, TEST_KEY, TEST_KEY_ENV, run_aicli
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import REPO_ROOT, TEST_KEY, TEST_KEY_ENV, run_aicli
 from tests.serve_process import ServeProcess, base_env
 from tests.test_serve import write_config
 

@@ -13,8 +13,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import TEST_KEY, TEST_KEY_ENV
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import TEST_KEY, TEST_KEY_ENV
 from tests.serve_process import ServeProcess, base_env, free_port
 from tests.test_serve import write_config
 

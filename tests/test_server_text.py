@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_KEY, TEST_KEY_ENV, run_aicli
+from tests.helpers import TEST_KEY, TEST_KEY_ENV, run_aicli
 
 TAIL = TEST_KEY[-8:]  # "7890abcd"
 HOSTILE = (

@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aicli.templates.variables import _plainly_valid
-from tests.conftest import REPO_ROOT, _child_env
+from tests.helpers import REPO_ROOT, child_env
 
 
 def imported_by(*args: str, ok: tuple[int, ...] = (0,)) -> set[str]:
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "aicli", *args],
-        capture_output=True, text=True, env=_child_env(None), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, env=child_env(None), stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.returncode in ok, proc.stderr
     return {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
@@ -109,7 +109,7 @@ def test_a_choice_option_is_parsed_without_pydantic(tmp_path: Path) -> None:
 def test_the_entry_leaves_the_collector_on() -> None:
     code = "import gc, aicli.__main__ as m; print(gc.isenabled(), callable(m.main))"
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(None)
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(None)
     )
     assert proc.stdout.split() == ["True", "True"], proc.stderr
 
@@ -128,7 +128,7 @@ def test_only_the_cli_process_freezes_what_it_imports() -> None:
         "print(gc.get_freeze_count() > 0, gc.isenabled())\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_child_env(None)
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(None)
     )
     assert proc.stdout.split() == ["0", "True", "True", "True"], proc.stderr
 

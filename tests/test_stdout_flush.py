@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import _child_env
+from tests.helpers import child_env
 
 pytestmark = pytest.mark.buffered
 
@@ -50,7 +50,7 @@ COMMANDS = [
 
 
 def _to_full(*args: str) -> subprocess.CompletedProcess[str]:
-    env = _child_env(None)
+    env = child_env(None)
     assert "PYTHONUNBUFFERED" not in env
     with open("/dev/full", "w") as full:
         return subprocess.run(
@@ -91,7 +91,7 @@ def test_the_cli_works_with_stdout_block_buffered(run_aicli: Any, make_config: A
         shell=True,
         capture_output=True,
         text=True,
-        env=_child_env(None),
+        env=child_env(None),
         timeout=60,
     )
     assert piped.returncode == 0 and piped.stderr == "", piped

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 
 SHIPPED = REPO_ROOT / "prompts" / "recordings" / "shipped.jsonl"
 

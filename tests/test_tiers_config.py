@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import TEST_KEY, TEST_KEY_ENV, FakeOpenAI
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import TEST_KEY, TEST_KEY_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 

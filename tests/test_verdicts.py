@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import scipy.stats as scipy_stats  # the test extra only
 
+from tests.cli.test_prompts.helpers import last_line, write
 from tests.fake_openai import ChanceAnswer
-from tests.test_test_prompts import last_line, write
 
 MODEL = "standard-model"  # the default tier's model in make_config's config
 FORMATS = ["-o", "r.json", "-o", "r.jsonl", "-o", "r.xml", "-o", "r.html", "-o", "r.md"]

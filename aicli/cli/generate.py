@@ -212,18 +212,19 @@ def generate(
         if streaming and json_out:
             raise UsageError("--stream and --json exclude each other", "drop one of them")
 
-        printed = [False]
+        printed = False
 
         def emit(text: str) -> None:
+            nonlocal printed
             if text:
-                printed[0] = True
+                printed = True
                 sys.stdout.write(text)
                 sys.stdout.flush()
 
         try:
             result = engine.run_sync(request, text_sink(emit) if streaming else None)
         except AicliError:
-            if printed[0]:
+            if printed:
                 out("")  # end the partial line so the error starts on its own
             raise
         if json_out:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -40,9 +41,19 @@ from aicli.types import FinishEvent, TextDelta, Usage
 log = logging.getLogger(__name__)
 retries.install()
 
-# HTTP requests made by the current call, retries included; event hooks run in the caller's task.
-_requests: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
-    "aicli_requests", default=None
+
+@dataclass
+class _Progress:
+    """How far one call got: HTTP requests made (retries included), and whether any part of the
+    answer already reached the caller (then it is neither retried on another tier nor cached)."""
+
+    requests: int = 0
+    emitted: bool = False
+
+
+# The current call's progress; the SDK's event hooks run in the caller's task, so they see it.
+_progress: contextvars.ContextVar[_Progress | None] = contextvars.ContextVar(
+    "aicli_progress", default=None
 )
 # Who wants each HTTP response's status and headers (the engine's adaptive concurrency): the
 # SDK retries 429s itself, so only a hook on the client sees every one of them.
@@ -52,9 +63,9 @@ _observer: contextvars.ContextVar[ResponseObserver | None] = contextvars.Context
 
 
 async def _on_request(request: Any) -> None:
-    counter = _requests.get()
-    if counter is not None:
-        counter[0] += 1
+    progress = _progress.get()
+    if progress is not None:
+        progress.requests += 1
     await retries.note_request(request)
 
 
@@ -136,35 +147,40 @@ class OpenAIProvider:
     async def complete(self, call: ProviderCall, on_delta: DeltaSink | None) -> ProviderAnswer:
         client = self._variant(call.timeout_seconds, call.max_retries)
         body = dict(call.body)  # built once by providers.body.chat_body; the cache key hashes it
-        counter = [0]
-        token = _requests.set(counter)
+        progress = _Progress()
+        token = _progress.set(progress)
         watching = _observer.set(call.on_response)
-        emitted = [False]
         try:
             try:
-                return await self._once(client, body, call, on_delta, counter, emitted)
+                return await self._once(client, body, call, on_delta, progress)
             except openai.BadRequestError:
-                if not call.format_optional or "response_format" not in body or emitted[0]:
+                if not call.format_optional or "response_format" not in body or progress.emitted:
                     raise
                 # Many models and local servers reject structured output; the engine validates
                 # the answer against the schema anyway, so ask once more without it.
                 log.info("%s refused response_format json_schema; retrying without", self.shown_url)
                 del body["response_format"]
-                return await self._once(client, body, call, on_delta, counter, emitted)
+                return await self._once(client, body, call, on_delta, progress)
         except ProviderFailure:
             raise
         except openai.OpenAIError as exc:
-            raise self._failure(exc, counter[0], emitted[0]) from None
+            raise self._failure(exc, progress.requests, progress.emitted) from None
         except httpx2.TimeoutException:  # raised as is while a stream is read
-            raise self._broken("timed out", None, True, counter[0], emitted[0], "timeout") from None
+            raise self._broken(
+                "timed out", None, True, progress.requests, progress.emitted, "timeout"
+            ) from None
         except httpx2.HTTPError as exc:
             what = f"connection failed ({safe_line(exc, 120)})"
-            raise self._broken(what, None, True, counter[0], emitted[0], "connection") from None
+            raise self._broken(
+                what, None, True, progress.requests, progress.emitted, "connection"
+            ) from None
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # an undecodable body
             what = f"malformed response: {safe_line(exc, 200)}"
-            raise self._broken(what, None, True, counter[0], emitted[0], "malformed") from None
+            raise self._broken(
+                what, None, True, progress.requests, progress.emitted, "malformed"
+            ) from None
         finally:
-            _requests.reset(token)
+            _progress.reset(token)
             _observer.reset(watching)
 
     async def _once(
@@ -173,21 +189,19 @@ class OpenAIProvider:
         body: dict[str, Any],
         call: ProviderCall,
         on_delta: DeltaSink | None,
-        counter: list[int],
-        emitted: list[bool],
+        progress: _Progress,
     ) -> ProviderAnswer:
         if call.stream and on_delta is not None:
-            return await self._stream(client, body, on_delta, counter, emitted)
+            return await self._stream(client, body, on_delta, progress)
         response = await client.post(CHAT_PATH, cast_to=ChatCompletion, body=body)
-        return self._answer(response, call.model, counter[0])
+        return self._answer(response, call.model, progress.requests)
 
     async def _stream(
         self,
         client: openai.AsyncOpenAI,
         body: dict[str, Any],
         on_delta: DeltaSink,
-        counter: list[int],
-        emitted: list[bool],
+        progress: _Progress,
     ) -> ProviderAnswer:
         parts: list[str] = []
         calls = StreamedToolCalls()
@@ -217,11 +231,11 @@ class OpenAIProvider:
                 text = keys.feed(delta.content or "") if delta else ""
                 if text:
                     parts.append(text)
-                    emitted[0] = True
+                    progress.emitted = True
                     on_delta(TextDelta(text))
                 for piece in (getattr(delta, "tool_calls", None) or []) if delta else []:
                     event = calls.feed(piece)
-                    emitted[0] = True
+                    progress.emitted = True
                     on_delta(event)
                 content = getattr(getattr(choice, "logprobs", None), "content", None)
                 if isinstance(content, list):
@@ -230,7 +244,7 @@ class OpenAIProvider:
         text = keys.rest()
         if text:
             parts.append(text)
-            emitted[0] = True
+            progress.emitted = True
             on_delta(TextDelta(text))
         tool_calls = calls.result()
         finish = finish_reason(finish, tool_calls)
@@ -239,7 +253,7 @@ class OpenAIProvider:
             "".join(parts),
             usage,
             model,
-            counter[0],
+            progress.requests,
             tool_calls=tool_calls,
             finish_reason=finish,
             logprobs={"content": logprobs} if logprobs else None,

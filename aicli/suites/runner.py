@@ -377,14 +377,15 @@ class Runner:
             if a.base_type == "llm-rubric"
         }
         # grading: spent now, what replayed grader answers cost when recorded, batch savings
-        spent = [0.0, 0.0, 0.0]
+        graded_cost = graded_recorded_cost = graded_batch_saved = 0.0
 
         async def grade(rubric: str, output: str) -> tuple[bool, float, str]:
+            nonlocal graded_cost, graded_recorded_cost, graded_batch_saved
             tier = graders.get(rubric) or self.opts.grader or self.cfg.default_tier
             answer = await self.engine.run(grader_request(rubric, output, tier, self.opts))
-            spent[0] += answer.cost_usd
-            spent[1] += answer.recorded_cost_usd or 0.0
-            spent[2] += answer.batch_saved_usd
+            graded_cost += answer.cost_usd
+            graded_recorded_cost += answer.recorded_cost_usd or 0.0
+            graded_batch_saved += answer.batch_saved_usd
             return parse_grader_answer(answer.content)
 
         r = self._base(job)
@@ -405,10 +406,10 @@ class Runner:
             r.status, r.reason = "skipped", f"{STOP_BUDGET}: grading: {exc.message}"
         except AicliError as exc:
             return self._abort(job, exc)
-        r.cost_usd = result.cost_usd + spent[0]  # what this run spent, grading included
-        r.batch_saved_usd = result.batch_saved_usd + spent[2]
+        r.cost_usd = result.cost_usd + graded_cost  # what this run spent, grading included
+        r.batch_saved_usd = result.batch_saved_usd + graded_batch_saved
         if result.recorded_cost_usd is not None:
-            r.recorded_cost_usd = result.recorded_cost_usd + spent[1]
+            r.recorded_cost_usd = result.recorded_cost_usd + graded_recorded_cost
         r.assertions = [a.record() for a in checked]
         for record, got in zip(r.assertions, checked, strict=True):
             if got.assertion.base_type == "llm-rubric":  # the tier that judged, default or not

@@ -89,11 +89,8 @@ def run_suite(
     builder = SummaryBuilder()
     results: list[CaseResult] = []
     shard = f"{opts.shard[0]}/{opts.shard[1]}" if opts.shard else None
-    closed = False
 
     def close_on_crash() -> None:
-        if closed:
-            return
         if not results:
             for w in writers:
                 w.abort()
@@ -102,7 +99,10 @@ def run_suite(
             close_writers(writers, _build(builder, opts, interrupted=True, shard=shard))
 
     with contextlib.ExitStack() as stack:
-        stack.callback(close_on_crash)
+        # Last out on a crash: the writers close with what completed. A run that ends takes it
+        # off and closes them with its summary, before the recorder and the batch close.
+        on_crash = stack.enter_context(contextlib.ExitStack())
+        on_crash.callback(close_on_crash)
         recorder = Recorder(record) if record is not None else None
         if recorder is not None:
             stack.callback(recorder.close)
@@ -149,7 +149,7 @@ def run_suite(
             shard=shard,
         )
         attach_baseline(summary, results, baseline, opts, alpha=alpha)
-        closed = True
+        on_crash.pop_all()
         close_writers(writers, summary)
     if runner.fatal is not None:
         raise runner.fatal
