@@ -9,8 +9,8 @@ from fastapi import Request as HttpRequest
 
 from aicli.cost import Budget
 from aicli.providers.base import ProviderFailure
-from aicli.serve.deps import ServeState, state_of
 from aicli.serve.metrics import failure_kind
+from aicli.serve.state import ServeState, state_of
 from aicli.types import EventSink, Request, Result
 
 

@@ -15,8 +15,8 @@ from typing import Any, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from aicli.serve.answering import cap_max_tokens
-from aicli.serve.deps import ServeState
 from aicli.serve.errors import ServeError
+from aicli.serve.state import ServeState
 from aicli.types import Message
 from aicli.types import Request as AicliRequest
 

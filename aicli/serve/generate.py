@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aicli.errors import TemplateError
 from aicli.request_builder import PromptInput, build_request
+from aicli.serve.admission import require_tier
 from aicli.serve.answering import answer, answer_headers, cap_max_tokens
-from aicli.serve.deps import ServeState, off_loop, require_tier, state_of
+from aicli.serve.state import ServeState, off_loop, state_of
 from aicli.templates import Template, TemplateStore
 from aicli.types import Request as AicliRequest
 

@@ -20,8 +20,8 @@ from aicli import offload
 from aicli.errors import AicliError
 from aicli.serve.answering import Answering, answer, answer_headers, stream_headers
 from aicli.serve.chat_request import ChatBody, build
-from aicli.serve.deps import ServeState, state_of
 from aicli.serve.errors import error_body, for_aicli_error, response_for
+from aicli.serve.state import ServeState, state_of
 from aicli.types import Request as AicliRequest
 from aicli.types import Result, StreamEvent, TextDelta, ToolCallDelta
 
