@@ -171,7 +171,7 @@ class TierCaller:
                 raise ProviderFailure(
                     f"tier '{plan.name}' returned an empty answer",
                     kind="empty",
-                    retryable=not (on_delta and answer.content),  # printed: no second answer
+                    fall_back=not (on_delta and answer.content),  # printed: no second answer
                     attempts=answer.attempts,
                 )
         except ProviderFailure as failure:
@@ -298,12 +298,12 @@ class TierCaller:
             outcome.observer.failed(plan.name, failure)
         # Counted only when it says the provider is unwell (failure.provider_unhealthy).
         self.cooldowns.failed(plan.name, failure)
-        if not failure.retryable and request_refused(failure.status) and failure.status:
+        if not failure.fall_back and request_refused(failure.status) and failure.status:
             raise RejectedError(
                 failure.message, failure.hint, status=failure.status,
                 detail=failure.detail, code=failure.code, param=failure.param,
             ) from None  # fmt: skip
-        if not failure.retryable:
+        if not failure.fall_back:
             raise NoAnswerError(failure.message, failure.hint) from None
         log.info(
             "tier '%s' failed: %s", plan.name, failure.message,
