@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from aicli.calling import Outcome, RunObserver, TierCaller
+from aicli.calling import ChainRun, RunObserver, TierCaller
 from aicli.config import Config
 from aicli.cost import Budget, SpendLimit
 from aicli.errors import AicliError, NoAnswerError
@@ -156,9 +156,9 @@ class Engine:
                     entry = cache.get_now(plan.key)
                     if entry is not None and not entry.expired():
                         cache.record_hit_now(entry)
-                        outcome = Outcome(self.budget)
+                        run = ChainRun(self.budget)
                         result = self._finish(
-                            request, plan, entry, redactor, on_delta, index, outcome, cached=True
+                            request, plan, entry, redactor, on_delta, index, run, cached=True
                         )
                         break
                 else:
@@ -197,7 +197,7 @@ class Engine:
         if self.replay is not None:
             return self._replayed(request, plans, redactor, on_delta)
 
-        outcome = Outcome(budget or self.budget, quota, observer)
+        run = ChainRun(budget or self.budget, quota, observer)
         reads = request.cache_mode in ("use", "only")
         cache = self.cache if request.cache_mode != "off" else None
         for index, plan in enumerate(plans):
@@ -205,38 +205,38 @@ class Engine:
             if entry is not None and not entry.expired():
                 await self._count_hit(entry)
                 return self._finish(
-                    request, plan, entry, redactor, on_delta, index, outcome, cached=True
+                    request, plan, entry, redactor, on_delta, index, run, cached=True
                 )
-            if entry is not None and outcome.stale is None:
-                outcome.stale = (plan, entry)
+            if entry is not None and run.stale is None:
+                run.stale = (plan, entry)
             if request.cache_mode == "only":
                 continue
             if not self.calls.cooldowns.admit(plan.name):  # cooling, and no probe due
-                outcome.tried.append(plan.name)
-                outcome.last_error = f"tier '{plan.name}' skipped: it failed repeatedly just now"
+                run.tried.append(plan.name)
+                run.last_error = f"tier '{plan.name}' skipped: it failed repeatedly just now"
                 continue
-            fresh, shared = await self._call_once(request, plan, redactor, on_delta, outcome)
+            fresh, shared = await self._call_once(request, plan, redactor, on_delta, run)
             if fresh is not None:
                 if shared:  # an identical request in flight paid for it: like a hit
                     await self._count_hit(fresh)
                     return self._finish(
-                        request, plan, fresh, redactor, on_delta, index, outcome, cached=True
+                        request, plan, fresh, redactor, on_delta, index, run, cached=True
                     )
                 await self._count_miss(reads)
-                return self._finish(request, plan, fresh, redactor, None, index, outcome)
+                return self._finish(request, plan, fresh, redactor, None, index, run)
 
-        if cache is not None and reads and outcome.stale is None:
+        if cache is not None and reads and run.stale is None:
             await self._count_miss(True)  # a stale answer served below counts as a hit instead
-        if outcome.stale is not None:
-            plan, entry = outcome.stale
-            why = outcome.last_error or "--cache-only"
+        if run.stale is not None:
+            plan, entry = run.stale
+            why = run.last_error or "--cache-only"
             log.warning(
                 "serving an expired cached answer (stale) for tier '%s': %s", plan.name, why,
                 extra={"event": "cache.stale", "tier": plan.name, "reason": why},
             )  # fmt: skip
             await self._count_hit(entry)
             return self._finish(
-                request, plan, entry, redactor, on_delta, plans.index(plan), outcome,
+                request, plan, entry, redactor, on_delta, plans.index(plan), run,
                 cached=True, stale=True,
             )  # fmt: skip
         if request.cache_mode == "only":
@@ -246,8 +246,8 @@ class Engine:
                 "run it once without --cache-only to fill the cache",
             )
         raise NoAnswerError(
-            f"no answer from tiers {', '.join(outcome.tried)}: {outcome.last_error}",
-            outcome.last_hint
+            f"no answer from tiers {', '.join(run.tried)}: {run.last_error}",
+            run.last_hint
             or (
                 "check the endpoint and your network, or use --cache-only / -t echo"
                 if request.front == "cli"
@@ -270,22 +270,22 @@ class Engine:
         plan: Plan,
         redactor: Redactor | None,
         on_delta: EventSink | None,
-        outcome: Outcome,
+        run: ChainRun,
     ) -> tuple[CacheEntry | None, bool]:
         """Call one tier, sharing the call with identical requests in flight (single-flight);
         the answer is written to the cache. Returns (entry, whether another request paid)."""
         cache = self.cache if request.cache_mode != "off" else None
         if cache is None:
-            return await self.calls.call(request, plan, redactor, on_delta, outcome), False
+            return await self.calls.call(request, plan, redactor, on_delta, run), False
         store = bool(plan.tier.cache_ttl)
         if request.cache_mode == "use":  # --refresh and --repeat runs 2..N want their own call
             return await cache.single_flight(
                 plan.key,
-                lambda: self.calls.call(request, plan, redactor, on_delta, outcome),
+                lambda: self.calls.call(request, plan, redactor, on_delta, run),
                 wait_s=self._flight_wait_s(plan),
                 store=store,
             )
-        fresh = await self.calls.call(request, plan, redactor, on_delta, outcome)
+        fresh = await self.calls.call(request, plan, redactor, on_delta, run)
         if fresh is not None and store:
             await cache.set(plan.key, fresh)
         return fresh, False
@@ -308,7 +308,7 @@ class Engine:
             entry = self.replay.get(plan.key)
             if entry is not None:
                 result = self._finish(
-                    request, plan, entry, redactor, on_delta, index, Outcome(self.budget)
+                    request, plan, entry, redactor, on_delta, index, ChainRun(self.budget)
                 )
                 # nothing is spent now; what the answer cost then still compares tiers offline
                 result.recorded_cost_usd, result.cost_usd = result.cost_usd, 0.0
@@ -332,7 +332,7 @@ class Engine:
         redactor: Redactor | None,
         on_delta: EventSink | None,
         index: int,
-        outcome: Outcome,
+        run: ChainRun,
         *,
         cached: bool = False,
         stale: bool = False,
@@ -345,8 +345,8 @@ class Engine:
             if tool_calls:
                 tool_calls = restore_tool_calls(tool_calls, redactor.restore)
         if on_delta is not None and (content or tool_calls):
-            if outcome.observer is not None:
-                outcome.observer.answering(plan.name, entry.model_used, cached, stale)
+            if run.observer is not None:
+                run.observer.answering(plan.name, entry.model_used, cached, stale)
             for event in answer_events(content, tool_calls, entry.finish_reason):
                 on_delta(event)  # a cache hit or replay streams at once
         if self.recorder is not None:
@@ -354,7 +354,7 @@ class Engine:
 
             asked = request_facts(self.cfg.base_url(plan.tier.provider), plan.model, plan.messages)
             self.recorder.write(plan.key, entry, request.template, asked)
-        saved = outcome.batch_saved_usd
+        saved = run.batch_saved_usd
         if cached and plan.key in self.bought:  # paid by this run (a batch), not a hit
             cached, saved = False, self.bought[plan.key]
         return Result(
@@ -368,10 +368,10 @@ class Engine:
             cached=cached,
             stale=stale,
             fallback_used=index > 0,
-            attempts=outcome.attempts,
+            attempts=run.attempts,
             template=request.template,
             provider=entry.provider,
-            tiers_tried=outcome.tried or [plan.name],
+            tiers_tried=run.tried or [plan.name],
             # what was done: an unredacted (local) tier's prompt had nothing replaced
             redactions=dict(redactor.counts) if redactor is not None and plan.redacted else {},
             cache_key=plan.key,
