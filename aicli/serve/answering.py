@@ -15,8 +15,9 @@ from aicli.types import EventSink, Request, Result
 
 
 @dataclass
-class Answering:
-    """Which tier is answering, known before the first streamed delta (for stream headers)."""
+class RequestObserver:
+    """The engine's RunObserver for one HTTP request: which tier is answering, known before
+    the first streamed delta (for stream headers), and each tier's failure in the metrics."""
 
     state: ServeState
     tier: str = ""
@@ -49,13 +50,13 @@ async def answer(
     *,
     endpoint: str,
     on_delta: EventSink | None = None,
-    observer: Answering | None = None,
+    observer: RequestObserver | None = None,
 ) -> Result:
     """Run the engine; count the answer; leave the log fields on `http.state`."""
     state = state_of(http)
     tier = requested_tier(state, request)
     http.state.tier = tier
-    observer = observer or Answering(state)
+    observer = observer or RequestObserver(state)
     http.state.answering = observer
     # Per request: the config's cap per call. Unlike the CLI, no check_overrun() afterwards: a
     # call over its bound is paid for, so its answer is sent; the overrun is logged, and the
@@ -80,7 +81,7 @@ def answer_headers(result: Result) -> dict[str, str]:
     }
 
 
-def stream_headers(observer: Answering) -> dict[str, str]:
+def stream_headers(observer: RequestObserver) -> dict[str, str]:
     """A stream's headers go out before its answer is complete: what is known by then."""
     headers = {
         "x-aicli-cached": "true" if observer.cached else "false",
