@@ -121,7 +121,7 @@ class Engine:
                 "request %s failed: %s",
                 request.request_id,
                 exc.message,
-                extra={"event": "request", "tier": request.tier or self.cfg.default_tier,
+                extra={"event": "request", "tier": self.cfg.tier_for(request),
                        "error": exc.message},
             )  # fmt: skip
 
@@ -144,7 +144,7 @@ class Engine:
 
         with log_context(request_id=request.request_id):
             try:
-                self.cfg.tier(request.tier or self.cfg.default_tier)  # as in _run: exit 2 first
+                self.cfg.tier(self.cfg.tier_for(request))  # as in _run: exit 2 first
                 cache = self.cache
                 if cache is None or not cache.answers_now:
                     return None
@@ -186,7 +186,7 @@ class Engine:
         quota: SpendLimit | None,
         observer: RunObserver | None,
     ) -> Result:
-        self.cfg.tier(request.tier or self.cfg.default_tier)  # unknown tier: exit 2 before all else
+        self.cfg.tier(self.cfg.tier_for(request))  # unknown tier: exit 2 before all else
         redactor = make_redactor(self.cfg, request)
         if redactor is not None and _text_length(request) > LONG_TEXT:
             from aicli import offload  # a long text's redaction must not hold the event loop

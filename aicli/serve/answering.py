@@ -32,18 +32,6 @@ class RequestObserver:
         self.state.metrics.provider_errors.labels(tier, failure_kind(failure)).inc()
 
 
-def requested_tier(state: ServeState, request: Request) -> str:
-    return request.tier or state.cfg.default_tier
-
-
-def cap_max_tokens(state: ServeState, tier: str, asked: int | None) -> int | None:
-    """A caller may ask for fewer tokens than the tier allows, never more."""
-    limit = state.cfg.tier(tier).max_tokens
-    if asked is None or limit is None:
-        return asked
-    return min(asked, limit)
-
-
 async def answer(
     http: HttpRequest,
     request: Request,
@@ -54,7 +42,7 @@ async def answer(
 ) -> Result:
     """Run the engine; count the answer; leave the log fields on `http.state`."""
     state = state_of(http)
-    tier = requested_tier(state, request)
+    tier = state.cfg.tier_for(request)
     http.state.tier = tier
     observer = observer or RequestObserver(state)
     http.state.answering = observer
