@@ -390,7 +390,7 @@ def _reject_literal_keys(data: dict[str, Any], label: str) -> None:
 def _has_password(url: str) -> bool:
     from urllib.parse import urlsplit
 
-    from aicli.security import url_secrets
+    from aicli.scrub import url_secrets
 
     try:
         return urlsplit(url.strip()).password is not None or bool(url_secrets(url.strip()))

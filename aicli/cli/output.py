@@ -260,7 +260,7 @@ def handle_errors(
     except (typer.Exit, typer.Abort):
         raise
     except AicliError as exc:
-        from aicli.security import scrub
+        from aicli.scrub import scrub
 
         if debug:
             info(scrub(traceback.format_exc()), "traceback")
@@ -278,7 +278,7 @@ def handle_errors(
         io_failure(exc)
         raise typer.Exit(ExitCode.USAGE) from None
     except Exception as exc:
-        from aicli.security import scrub
+        from aicli.scrub import scrub
 
         if debug:
             info(scrub(traceback.format_exc()), "traceback")

@@ -27,14 +27,8 @@ from aicli.providers.base import (
     ResponseObserver,
 )
 from aicli.providers.tool_calls import StreamedToolCalls, dumped, finish_reason, parse_tool_calls
-from aicli.security import (
-    StreamKeys,
-    answer_field,
-    answer_text,
-    register_secret,
-    safe_line,
-    without_credentials,
-)
+from aicli.safetext import StreamKeys, answer_field, answer_text, safe_line
+from aicli.scrub import register_secret, without_credentials
 from aicli.types import FinishEvent, TextDelta, Usage
 
 log = logging.getLogger(__name__)

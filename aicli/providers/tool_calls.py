@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aicli.security import answer_field, answer_text, valid_text
+from aicli.safetext import answer_field, answer_text, valid_text
 from aicli.types import ToolCall, ToolCallDelta
 
 # finish_reason values OpenAI documents; anything else a server invents is reported as "stop".
