@@ -143,7 +143,8 @@ class ResponseCache(SingleFlight):
             ) from None
 
     async def stats(self) -> dict[str, Any]:
-        """SPEC's `aicli cache stats --json` object. Raises CacheUnavailable."""
+        """The figures behind `aicli cache stats` (counts, bytes, dollars; `oldest`/`newest` in
+        epoch seconds): the CLI words and dates them. Raises CacheUnavailable."""
         await self.flush_counters()
         admin = self._admin
         names = [self.counter_key(name) for name in COUNTER_NAMES]
@@ -162,8 +163,8 @@ class ResponseCache(SingleFlight):
             "hit_rate": round(hits / lookups, 4) if lookups else 0.0,
             "tokens_saved": tokens,
             "cost_saved_usd": round(nanos / _NANO, 9),
-            "oldest": _iso(facts.oldest),
-            "newest": _iso(facts.newest),
+            "oldest": facts.oldest,
+            "newest": facts.newest,
         }
 
     async def clear(self) -> int:
@@ -206,12 +207,3 @@ def _expired(raw: str) -> bool:
         return CacheEntry.from_json(raw).expired()
     except (ValueError, TypeError):
         return True  # unreadable: nothing could ever use it
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    from datetime import datetime, timezone
-
-    moment = datetime.fromtimestamp(ts, tz=timezone.utc)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
