@@ -8,7 +8,7 @@ never imports it (start-up time)."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from aicli.calling import ChainRun, RunObserver, TierCaller
 from aicli.config import Config
@@ -31,6 +31,23 @@ LONG_TEXT = 16_384  # characters of prompt past which redaction runs off the eve
 
 def _text_length(request: Request) -> int:
     return sum(len(m.get("content") or "") for m in request.messages)
+
+
+def _reads(request: Request) -> bool:
+    """Whether a request reads the cache (not --refresh, --no-cache, --repeat runs 2..N)."""
+    return request.cache_mode in ("use", "only")
+
+
+def _read_before_any_call(request: Request, plans: list[Plan]) -> list[Plan]:
+    """The tiers whose cached answer is looked up before any tier is called: every one with
+    --cache-only (nothing is called), else the first (a plain run calls the first tier before
+    it looks the next one up). A fresh answer among them is the hit, in this order."""
+    return plans if request.cache_mode == "only" else plans[:1]
+
+
+def _fresh(entry: CacheEntry | None) -> TypeGuard[CacheEntry]:
+    """Whether a cached entry answers (an expired one is only a stale fallback)."""
+    return entry is not None and not entry.expired()
 
 
 class Engine:
@@ -138,23 +155,20 @@ class Engine:
         """`_run`'s answer when it is a fresh cache hit of the first tier it would look up, read
         without an event loop; None when `_run` must decide (a miss, a stale or unreadable
         entry, replay, --refresh/--no-cache, a backend that cannot answer synchronously)."""
-        if self.replay is not None or request.cache_mode not in ("use", "only"):
+        if self.replay is not None or not _reads(request):
             return None
         from aicli.logs import log_context
 
         with log_context(request_id=request.request_id):
             try:
-                self.cfg.tier(self.cfg.tier_for(request))  # as in _run: exit 2 first
+                redactor = self._start(request)
                 cache = self.cache
                 if cache is None or not cache.answers_now:
                     return None
-                redactor = make_redactor(self.cfg, request)
                 plans = plan_request(self.cfg, request, redactor)
-                # --cache-only looks every tier up before any call; a plain run calls the first
-                # tier before it looks the next one up.
-                for index, plan in enumerate(plans if request.cache_mode == "only" else plans[:1]):
+                for index, plan in enumerate(_read_before_any_call(request, plans)):
                     entry = cache.get_now(plan.key)
-                    if entry is not None and not entry.expired():
+                    if _fresh(entry):
                         cache.record_hit_now(entry)
                         run = ChainRun(self.budget)
                         result = self._finish(
@@ -168,6 +182,12 @@ class Engine:
                 raise
             self._log_done(result)
             return result
+
+    def _start(self, request: Request) -> Redactor | None:
+        """Every path's first step, before any I/O: an unknown tier is exit 2 before all else;
+        then the request's redactor."""
+        self.cfg.tier(self.cfg.tier_for(request))
+        return make_redactor(self.cfg, request)
 
     def _close_now(self) -> None:
         """`aclose` after `_hit_now`: nothing but the cache it opened needs closing."""
@@ -186,8 +206,7 @@ class Engine:
         quota: SpendLimit | None,
         observer: RunObserver | None,
     ) -> Result:
-        self.cfg.tier(self.cfg.tier_for(request))  # unknown tier: exit 2 before all else
-        redactor = make_redactor(self.cfg, request)
+        redactor = self._start(request)
         if redactor is not None and _text_length(request) > LONG_TEXT:
             from aicli import offload  # a long text's redaction must not hold the event loop
 
@@ -198,11 +217,13 @@ class Engine:
             return self._replayed(request, plans, redactor, on_delta)
 
         run = ChainRun(budget or self.budget, quota, observer)
-        reads = request.cache_mode in ("use", "only")
+        reads = _reads(request)
         cache = self.cache if request.cache_mode != "off" else None
+        # One lookup per tier, just before its call: so the lookups before any call are
+        # _read_before_any_call's (what _hit_now reads without an event loop).
         for index, plan in enumerate(plans):
             entry = await cache.get(plan.key) if (cache is not None and reads) else None
-            if entry is not None and not entry.expired():
+            if _fresh(entry):
                 await self._count_hit(entry)
                 return self._finish(
                     request, plan, entry, redactor, on_delta, index, run, cached=True
