@@ -62,8 +62,11 @@ class RunObserver(Protocol):
 
 
 @dataclass
-class Outcome:
-    """One run's state, and the per-request things a caller passed with it."""
+class ChainRun:
+    """One request's run down its tier chain, the mutable part: the tiers tried, the attempts,
+    the stale fallback, the last error; and what the caller passed with it (its spending limits,
+    its observer). Not batch/state.py's RunState (a batch run's file on disk), nor a check's
+    Outcome (suites/assertions.py)."""
 
     budget: Budget
     quota: SpendLimit | None = None  # the service's daily cap (per-key budgets: more limits)
@@ -131,7 +134,7 @@ class TierCaller:
         plan: Plan,
         redactor: Redactor | None,
         on_delta: EventSink | None,
-        outcome: Outcome,
+        run: ChainRun,
         *,
         direct: bool = False,
     ) -> CacheEntry | None:
@@ -149,10 +152,10 @@ class TierCaller:
             plan.messages, max_tokens_for(request, tier), price, request.schema,
             extra=request.extra,
         )  # fmt: skip
-        tickets = await self._reserve(plan, traits, worst, what, outcome)
+        tickets = await self._reserve(plan, traits, worst, what, run)
         sink, restorer = _restoring_sink(on_delta, redactor if plan.redacted else None)
         if not direct:  # a resend past a batch is the same tier's turn
-            outcome.tried.append(plan.name)
+            run.tried.append(plan.name)
         resend = False
         charged = 0.0  # what the provider bills for this call, as far as we can know
         sent = False
@@ -160,18 +163,18 @@ class TierCaller:
         try:
             gate = await self._admit(plan, traits, call)
             sent = True
-            answer, latency_ms = await self._send(plan, provider, call, sink, outcome)
+            answer, latency_ms = await self._send(plan, provider, call, sink, run)
             usage = answer.usage or estimate_usage(plan.messages, answer.content)
             actual = cost_of(usage, tier.price_for(answer.batched))
             if answer.batched:
-                outcome.batch_saved_usd += max(0.0, cost_of(usage, tier.price) - actual)
+                run.batch_saved_usd += max(0.0, cost_of(usage, tier.price) - actual)
             # Without reported usage the whole reservation counts: the bound is all we know.
             charged = actual if answer.usage is not None else max(actual, worst)
             if not answer.content.strip() and not answer.tool_calls:  # paid for, nothing to use
                 raise ProviderFailure(
                     f"tier '{plan.name}' returned an empty answer",
                     kind="empty",
-                    retryable=not (on_delta and answer.content),  # printed: no second answer
+                    fall_back=not (on_delta and answer.content),  # printed: no second answer
                     attempts=answer.attempts,
                 )
         except ProviderFailure as failure:
@@ -184,7 +187,7 @@ class TierCaller:
                 )  # fmt: skip
                 resend = True
             else:
-                self._failed(plan, failure, outcome)
+                self._failed(plan, failure, run)
                 return None
         except asyncio.CancelledError:
             # Stopped mid-call (a client that left a stream): the provider may bill what it
@@ -193,13 +196,13 @@ class TierCaller:
                 charged = worst
             raise
         else:
-            outcome.attempts += answer.attempts
+            run.attempts += answer.attempts
         finally:
             if gate is not None:
                 gate.release()
             await _settle(tickets, charged, what, sent and not resend)
         if resend:
-            return await self.call(request, plan, redactor, on_delta, outcome, direct=True)
+            return await self.call(request, plan, redactor, on_delta, run, direct=True)
         self.cooldowns.succeeded(plan.name)
         if restorer is not None and on_delta is not None:
             for event in restorer.flush():
@@ -217,7 +220,7 @@ class TierCaller:
                 # (the next tier may do better) that never trips the tier's cooldown.
                 if on_delta is not None:  # streamed already: no second answer
                     raise
-                outcome.last_error, outcome.last_hint = broken.message, broken.hint
+                run.last_error, run.last_hint = broken.message, broken.hint
                 log.info(
                     "tier '%s' answer rejected: %s", plan.name, broken.message,
                     extra={"event": "tier.failed", "tier": plan.name, "status": None},
@@ -242,10 +245,10 @@ class TierCaller:
         )
 
     async def _reserve(
-        self, plan: Plan, traits: Traits, worst: float, what: str, outcome: Outcome
+        self, plan: Plan, traits: Traits, worst: float, what: str, run: ChainRun
     ) -> list[tuple[SpendLimit, Ticket]]:
         """Hold the call's worst case on every spending limit, or refuse (nothing is held)."""
-        limits = outcome.limits()
+        limits = run.limits()
         unpriced = worst == 0 and traits.remote and plan.name not in self._unpriced
         if unpriced and any(limit.capped for limit in limits):
             self._unpriced.add(plan.name)
@@ -277,33 +280,33 @@ class TierCaller:
         provider: Provider,
         call: ProviderCall,
         sink: EventSink | None,
-        outcome: Outcome,
+        run: ChainRun,
     ) -> tuple[ProviderAnswer, float]:
         """The provider call; its answer and latency (the provider's, retries included, not our
         queueing or start-up)."""
         from aicli.logs import log_context
 
-        if outcome.observer is not None:
-            outcome.observer.answering(plan.name, plan.model, False)
+        if run.observer is not None:
+            run.observer.answering(plan.name, plan.model, False)
         called = time.monotonic()
         with log_context(tier=plan.name):  # SDK retries are logged with their tier
             answer = await provider.complete(call, sink)
         return answer, (time.monotonic() - called) * 1000
 
-    def _failed(self, plan: Plan, failure: ProviderFailure, outcome: Outcome) -> None:
+    def _failed(self, plan: Plan, failure: ProviderFailure, run: ChainRun) -> None:
         """A failed call: counted, observed, and either the end (raised) or a fall back."""
-        outcome.attempts += failure.attempts
-        outcome.last_error, outcome.last_hint = failure.message, None
-        if outcome.observer is not None:
-            outcome.observer.failed(plan.name, failure)
+        run.attempts += failure.attempts
+        run.last_error, run.last_hint = failure.message, None
+        if run.observer is not None:
+            run.observer.failed(plan.name, failure)
         # Counted only when it says the provider is unwell (failure.provider_unhealthy).
         self.cooldowns.failed(plan.name, failure)
-        if not failure.retryable and request_refused(failure.status) and failure.status:
+        if not failure.fall_back and request_refused(failure.status) and failure.status:
             raise RejectedError(
                 failure.message, failure.hint, status=failure.status,
                 detail=failure.detail, code=failure.code, param=failure.param,
             ) from None  # fmt: skip
-        if not failure.retryable:
+        if not failure.fall_back:
             raise NoAnswerError(failure.message, failure.hint) from None
         log.info(
             "tier '%s' failed: %s", plan.name, failure.message,

@@ -28,6 +28,8 @@ from aicli.errors import ConfigError, close_matches, did_you_mean
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
+    from aicli.types import Request
+
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 # The same settings as JSON, written by scripts/gen_defaults_json.py (a test keeps the two
 # equal): reading them needs no YAML parser, so a command run without a config file never
@@ -130,6 +132,12 @@ class TierConfig(TierSettings):
         return Price(
             input_per_1m=self.price.input_per_1m / 2, output_per_1m=self.price.output_per_1m / 2
         )
+
+    def capped(self, asked: int | None) -> int | None:
+        """A caller's max_tokens under this tier: fewer than the tier allows, never more."""
+        if asked is None or self.max_tokens is None:
+            return asked
+        return min(asked, self.max_tokens)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -272,6 +280,10 @@ class Config:
             for name, tier in data.tiers.items()
         }
 
+    def tier_for(self, request: "Request") -> str:
+        """The tier a request asks for, else default_tier (a name: `tier()` checks it)."""
+        return request.tier or self.default_tier
+
     def tier(self, name: str) -> TierConfig:
         try:
             return self.tiers[name]
@@ -379,7 +391,7 @@ def _reject_literal_keys(data: dict[str, Any], label: str) -> None:
 def _has_password(url: str) -> bool:
     from urllib.parse import urlsplit
 
-    from aicli.security import url_secrets
+    from aicli.scrub import url_secrets
 
     try:
         return urlsplit(url.strip()).password is not None or bool(url_secrets(url.strip()))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aicli.errors import close_matches
-from aicli.security import without_credentials
+from aicli.scrub import without_credentials
 
 DEFAULTS_HINT = "`aicli config show --defaults` prints every key, with comments"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -8,9 +8,9 @@ never imports it (start-up time)."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-from aicli.calling import Outcome, RunObserver, TierCaller
+from aicli.calling import ChainRun, RunObserver, TierCaller
 from aicli.config import Config
 from aicli.cost import Budget, SpendLimit
 from aicli.errors import AicliError, NoAnswerError
@@ -31,6 +31,23 @@ LONG_TEXT = 16_384  # characters of prompt past which redaction runs off the eve
 
 def _text_length(request: Request) -> int:
     return sum(len(m.get("content") or "") for m in request.messages)
+
+
+def _reads(request: Request) -> bool:
+    """Whether a request reads the cache (not --refresh, --no-cache, --repeat runs 2..N)."""
+    return request.cache_mode in ("use", "only")
+
+
+def _read_before_any_call(request: Request, plans: list[Plan]) -> list[Plan]:
+    """The tiers whose cached answer is looked up before any tier is called: every one with
+    --cache-only (nothing is called), else the first (a plain run calls the first tier before
+    it looks the next one up). A fresh answer among them is the hit, in this order."""
+    return plans if request.cache_mode == "only" else plans[:1]
+
+
+def _fresh(entry: CacheEntry | None) -> TypeGuard[CacheEntry]:
+    """Whether a cached entry answers (an expired one is only a stale fallback)."""
+    return entry is not None and not entry.expired()
 
 
 class Engine:
@@ -121,7 +138,7 @@ class Engine:
                 "request %s failed: %s",
                 request.request_id,
                 exc.message,
-                extra={"event": "request", "tier": request.tier or self.cfg.default_tier,
+                extra={"event": "request", "tier": self.cfg.tier_for(request),
                        "error": exc.message},
             )  # fmt: skip
 
@@ -138,27 +155,24 @@ class Engine:
         """`_run`'s answer when it is a fresh cache hit of the first tier it would look up, read
         without an event loop; None when `_run` must decide (a miss, a stale or unreadable
         entry, replay, --refresh/--no-cache, a backend that cannot answer synchronously)."""
-        if self.replay is not None or request.cache_mode not in ("use", "only"):
+        if self.replay is not None or not _reads(request):
             return None
         from aicli.logs import log_context
 
         with log_context(request_id=request.request_id):
             try:
-                self.cfg.tier(request.tier or self.cfg.default_tier)  # as in _run: exit 2 first
+                redactor = self._start(request)
                 cache = self.cache
                 if cache is None or not cache.answers_now:
                     return None
-                redactor = make_redactor(self.cfg, request)
                 plans = plan_request(self.cfg, request, redactor)
-                # --cache-only looks every tier up before any call; a plain run calls the first
-                # tier before it looks the next one up.
-                for index, plan in enumerate(plans if request.cache_mode == "only" else plans[:1]):
+                for index, plan in enumerate(_read_before_any_call(request, plans)):
                     entry = cache.get_now(plan.key)
-                    if entry is not None and not entry.expired():
+                    if _fresh(entry):
                         cache.record_hit_now(entry)
-                        outcome = Outcome(self.budget)
+                        run = ChainRun(self.budget)
                         result = self._finish(
-                            request, plan, entry, redactor, on_delta, index, outcome, cached=True
+                            request, plan, entry, redactor, on_delta, index, run, cached=True
                         )
                         break
                 else:
@@ -168,6 +182,12 @@ class Engine:
                 raise
             self._log_done(result)
             return result
+
+    def _start(self, request: Request) -> Redactor | None:
+        """Every path's first step, before any I/O: an unknown tier is exit 2 before all else;
+        then the request's redactor."""
+        self.cfg.tier(self.cfg.tier_for(request))
+        return make_redactor(self.cfg, request)
 
     def _close_now(self) -> None:
         """`aclose` after `_hit_now`: nothing but the cache it opened needs closing."""
@@ -186,8 +206,7 @@ class Engine:
         quota: SpendLimit | None,
         observer: RunObserver | None,
     ) -> Result:
-        self.cfg.tier(request.tier or self.cfg.default_tier)  # unknown tier: exit 2 before all else
-        redactor = make_redactor(self.cfg, request)
+        redactor = self._start(request)
         if redactor is not None and _text_length(request) > LONG_TEXT:
             from aicli import offload  # a long text's redaction must not hold the event loop
 
@@ -197,46 +216,48 @@ class Engine:
         if self.replay is not None:
             return self._replayed(request, plans, redactor, on_delta)
 
-        outcome = Outcome(budget or self.budget, quota, observer)
-        reads = request.cache_mode in ("use", "only")
+        run = ChainRun(budget or self.budget, quota, observer)
+        reads = _reads(request)
         cache = self.cache if request.cache_mode != "off" else None
+        # One lookup per tier, just before its call: so the lookups before any call are
+        # _read_before_any_call's (what _hit_now reads without an event loop).
         for index, plan in enumerate(plans):
             entry = await cache.get(plan.key) if (cache is not None and reads) else None
-            if entry is not None and not entry.expired():
+            if _fresh(entry):
                 await self._count_hit(entry)
                 return self._finish(
-                    request, plan, entry, redactor, on_delta, index, outcome, cached=True
+                    request, plan, entry, redactor, on_delta, index, run, cached=True
                 )
-            if entry is not None and outcome.stale is None:
-                outcome.stale = (plan, entry)
+            if entry is not None and run.stale is None:
+                run.stale = (plan, entry)
             if request.cache_mode == "only":
                 continue
             if not self.calls.cooldowns.admit(plan.name):  # cooling, and no probe due
-                outcome.tried.append(plan.name)
-                outcome.last_error = f"tier '{plan.name}' skipped: it failed repeatedly just now"
+                run.tried.append(plan.name)
+                run.last_error = f"tier '{plan.name}' skipped: it failed repeatedly just now"
                 continue
-            fresh, shared = await self._call_once(request, plan, redactor, on_delta, outcome)
+            fresh, shared = await self._call_once(request, plan, redactor, on_delta, run)
             if fresh is not None:
                 if shared:  # an identical request in flight paid for it: like a hit
                     await self._count_hit(fresh)
                     return self._finish(
-                        request, plan, fresh, redactor, on_delta, index, outcome, cached=True
+                        request, plan, fresh, redactor, on_delta, index, run, cached=True
                     )
                 await self._count_miss(reads)
-                return self._finish(request, plan, fresh, redactor, None, index, outcome)
+                return self._finish(request, plan, fresh, redactor, None, index, run)
 
-        if cache is not None and reads and outcome.stale is None:
+        if cache is not None and reads and run.stale is None:
             await self._count_miss(True)  # a stale answer served below counts as a hit instead
-        if outcome.stale is not None:
-            plan, entry = outcome.stale
-            why = outcome.last_error or "--cache-only"
+        if run.stale is not None:
+            plan, entry = run.stale
+            why = run.last_error or "--cache-only"
             log.warning(
                 "serving an expired cached answer (stale) for tier '%s': %s", plan.name, why,
                 extra={"event": "cache.stale", "tier": plan.name, "reason": why},
             )  # fmt: skip
             await self._count_hit(entry)
             return self._finish(
-                request, plan, entry, redactor, on_delta, plans.index(plan), outcome,
+                request, plan, entry, redactor, on_delta, plans.index(plan), run,
                 cached=True, stale=True,
             )  # fmt: skip
         if request.cache_mode == "only":
@@ -246,8 +267,8 @@ class Engine:
                 "run it once without --cache-only to fill the cache",
             )
         raise NoAnswerError(
-            f"no answer from tiers {', '.join(outcome.tried)}: {outcome.last_error}",
-            outcome.last_hint
+            f"no answer from tiers {', '.join(run.tried)}: {run.last_error}",
+            run.last_hint
             or (
                 "check the endpoint and your network, or use --cache-only / -t echo"
                 if request.front == "cli"
@@ -270,22 +291,22 @@ class Engine:
         plan: Plan,
         redactor: Redactor | None,
         on_delta: EventSink | None,
-        outcome: Outcome,
+        run: ChainRun,
     ) -> tuple[CacheEntry | None, bool]:
         """Call one tier, sharing the call with identical requests in flight (single-flight);
         the answer is written to the cache. Returns (entry, whether another request paid)."""
         cache = self.cache if request.cache_mode != "off" else None
         if cache is None:
-            return await self.calls.call(request, plan, redactor, on_delta, outcome), False
+            return await self.calls.call(request, plan, redactor, on_delta, run), False
         store = bool(plan.tier.cache_ttl)
         if request.cache_mode == "use":  # --refresh and --repeat runs 2..N want their own call
             return await cache.single_flight(
                 plan.key,
-                lambda: self.calls.call(request, plan, redactor, on_delta, outcome),
+                lambda: self.calls.call(request, plan, redactor, on_delta, run),
                 wait_s=self._flight_wait_s(plan),
                 store=store,
             )
-        fresh = await self.calls.call(request, plan, redactor, on_delta, outcome)
+        fresh = await self.calls.call(request, plan, redactor, on_delta, run)
         if fresh is not None and store:
             await cache.set(plan.key, fresh)
         return fresh, False
@@ -308,7 +329,7 @@ class Engine:
             entry = self.replay.get(plan.key)
             if entry is not None:
                 result = self._finish(
-                    request, plan, entry, redactor, on_delta, index, Outcome(self.budget)
+                    request, plan, entry, redactor, on_delta, index, ChainRun(self.budget)
                 )
                 # nothing is spent now; what the answer cost then still compares tiers offline
                 result.recorded_cost_usd, result.cost_usd = result.cost_usd, 0.0
@@ -332,7 +353,7 @@ class Engine:
         redactor: Redactor | None,
         on_delta: EventSink | None,
         index: int,
-        outcome: Outcome,
+        run: ChainRun,
         *,
         cached: bool = False,
         stale: bool = False,
@@ -345,8 +366,8 @@ class Engine:
             if tool_calls:
                 tool_calls = restore_tool_calls(tool_calls, redactor.restore)
         if on_delta is not None and (content or tool_calls):
-            if outcome.observer is not None:
-                outcome.observer.answering(plan.name, entry.model_used, cached, stale)
+            if run.observer is not None:
+                run.observer.answering(plan.name, entry.model_used, cached, stale)
             for event in answer_events(content, tool_calls, entry.finish_reason):
                 on_delta(event)  # a cache hit or replay streams at once
         if self.recorder is not None:
@@ -354,7 +375,7 @@ class Engine:
 
             asked = request_facts(self.cfg.base_url(plan.tier.provider), plan.model, plan.messages)
             self.recorder.write(plan.key, entry, request.template, asked)
-        saved = outcome.batch_saved_usd
+        saved = run.batch_saved_usd
         if cached and plan.key in self.bought:  # paid by this run (a batch), not a hit
             cached, saved = False, self.bought[plan.key]
         return Result(
@@ -368,10 +389,10 @@ class Engine:
             cached=cached,
             stale=stale,
             fallback_used=index > 0,
-            attempts=outcome.attempts,
+            attempts=run.attempts,
             template=request.template,
             provider=entry.provider,
-            tiers_tried=outcome.tried or [plan.name],
+            tiers_tried=run.tried or [plan.name],
             # what was done: an unredacted (local) tier's prompt had nothing replaced
             redactions=dict(redactor.counts) if redactor is not None and plan.redacted else {},
             cache_key=plan.key,

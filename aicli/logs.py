@@ -70,7 +70,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         # The last guard for server text: every line printable, no key, and a message or hint
         # stays one line, so nothing can clear the screen or forge an `aicli:` line.
-        from aicli.security import safe_block, safe_line
+        from aicli.safetext import safe_block, safe_line
 
         event = getattr(record, "event", None)
         message = record.getMessage()
@@ -102,7 +102,7 @@ class JsonFormatter(logging.Formatter):
                 obj.setdefault(key, value)
         if record.exc_info:
             obj["traceback"] = self.formatException(record.exc_info)
-        from aicli.security import scrub
+        from aicli.scrub import scrub
 
         # One scrub of the whole line, not one per field: it is on every request's path.
         return scrub(json.dumps(obj, ensure_ascii=False, default=str))

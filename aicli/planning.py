@@ -66,7 +66,7 @@ def plan_request(cfg: Config, request: Request, redactor: Redactor | None) -> li
     from aicli.cache import cache_key
     from aicli.providers.body import chat_body
 
-    first = request.tier or cfg.default_tier
+    first = cfg.tier_for(request)
     redacted: list[Message] | UsageError | None = None  # redacted once, when a tier needs it
     plans = []
     chain = cfg.fallback_chain(first) if request.fallback else [first]

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from aicli.errors import UsageError
-from aicli.security import close_durably, valid_text
+from aicli.private_files import close_durably
+from aicli.safetext import valid_text
 from aicli.types import Message, TemplateRef, Usage
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ class Recorder:
 
     def _rewrite_unique(self) -> None:
         """Drop lines that a later line with the same key replaced (atomic rewrite, 0600)."""
-        from aicli.security import atomic_write_text
+        from aicli.private_files import atomic_write_text
 
         latest: dict[str, bytes] = {}
         lines = 0

@@ -103,7 +103,7 @@ class AnswerBook:
             last = call.messages[-1]["content"] if call.messages else ""
             raise ProviderFailure(
                 f"no hand-written answer for a request to {call.model}: {last[:300]!r}",
-                retryable=False,
+                fall_back=False,
                 attempts=1,
             )
         self.used.add(key)

@@ -146,7 +146,8 @@ LAYERS: list[tuple[str, set[str]]] = [
       "aicli.reports.results", "aicli.reports.changes", "aicli.reports.tally"}),
     ("helpers with no say in a request; a suite's types",
      {"aicli.digest", "aicli.regexes", "aicli.jsontext", "aicli.yamlsafe", "aicli.stats",
-      "aicli.offload", "aicli.security", "aicli.logs", "aicli.config_schema",
+      "aicli.offload", "aicli.scrub", "aicli.safetext", "aicli.private_files", "aicli.logs",
+      "aicli.config_schema",
       "aicli.suites.model"}),
     ("the bottom: types and errors", {"aicli", "aicli.types", "aicli.errors"}),
 ]  # fmt: skip

@@ -301,7 +301,7 @@ def test_a_failed_line_takes_the_usual_path(server: FakeOpenAI, batch_config: Pa
 
 
 def test_batch_answers_are_checked_like_any_answer(server: FakeOpenAI, batch_config: Path) -> None:
-    from tests.conftest import TEST_KEY
+    from tests.helpers import TEST_KEY
 
     suite()
     # a hostile batch result: a lone surrogate in the answer, the key and escapes in `model`

@@ -73,7 +73,7 @@ def test_a_broken_pipe_is_exit_0_without_a_message() -> None:
     import subprocess
     import sys
 
-    from tests.conftest import _child_env
+    from tests.helpers import child_env as _child_env
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "aicli", "tiers", "--json"],

@@ -138,7 +138,7 @@ def test_bad_flag_value_is_a_usage_error(run_aicli: Any) -> None:
 
 def test_configure_is_idempotent_and_scrubs(capsys: pytest.CaptureFixture[str]) -> None:
     from aicli.logs import configure, log_context
-    from aicli.security import register_secret
+    from aicli.scrub import register_secret
 
     configure("json", logging.INFO)
     configure("json", logging.INFO)

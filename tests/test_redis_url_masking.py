@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from aicli.security import url_secrets, without_credentials
+from aicli.scrub import url_secrets, without_credentials
 
 SECRET = "Q9secretQ"
 USER = "bobTheUser"

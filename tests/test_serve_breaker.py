@@ -142,7 +142,7 @@ class Clock:
 
 
 def failure(kind: Any, status: int | None = None) -> ProviderFailure:
-    return ProviderFailure("x", kind=kind, retryable=True, attempts=1, status=status)
+    return ProviderFailure("x", kind=kind, fall_back=True, attempts=1, status=status)
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,8 @@ from aicli.config import load_config
 from aicli.engine import Engine
 from aicli.request_builder import TemplateSource
 from aicli.serve.app import create_app
-from aicli.serve.deps import ServeState
 from aicli.serve.middleware import unicode_problem
+from aicli.serve.state import ServeState
 from tests.fake_openai import FakeOpenAI
 from tests.helpers import TEST_KEY, TEST_KEY_ENV
 from tests.test_serve import TEMPLATE, write_config

@@ -14,7 +14,7 @@ from typing import Any
 import openai
 
 from aicli.providers.openai import OpenAIProvider
-from aicli.security import safe_line
+from aicli.safetext import safe_line
 
 
 class BatchAPIError(Exception):

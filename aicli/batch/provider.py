@@ -48,7 +48,7 @@ class BatchProvider:
     async def complete(self, call: ProviderCall, on_delta: DeltaSink | None) -> ProviderAnswer:
         key, tier = call.key, call.tier
         if key is None or tier is None:  # nothing to name it by: the usual path
-            raise ProviderFailure(HELD, kind="batch", retryable=True, attempts=0, resend=True)
+            raise ProviderFailure(HELD, kind="batch", fall_back=True, attempts=0, resend=True)
         sched = self.scheduler
         settled = sched.answer(key)
         if settled is None:
@@ -59,7 +59,7 @@ class BatchProvider:
                 )
             if not sched.final:
                 sched.collect(key, tier, self.name, call.model, dict(call.body), self._worst(call))
-                raise ProviderFailure(HELD, kind="batch", retryable=False, attempts=0)
+                raise ProviderFailure(HELD, kind="batch", fall_back=False, attempts=0)
             why = "no batch answered it"
         elif settled.body is not None:
             answer = self._answer(settled.body, call.model)
@@ -70,14 +70,14 @@ class BatchProvider:
         else:
             why = settled.error or "failed"
         if not sched.final:  # the last round sends it the usual way
-            raise ProviderFailure(HELD, kind="batch", retryable=False, attempts=0)
+            raise ProviderFailure(HELD, kind="batch", fall_back=False, attempts=0)
         message = f"provider '{self.name}': the batch did not answer ({why})"
         if self.only:
             raise ProviderFailure(
-                message, kind="batch", retryable=False, attempts=0,
+                message, kind="batch", fall_back=False, attempts=0,
                 hint="run without --batch-only to let it take the usual path",
             )  # fmt: skip
-        raise ProviderFailure(message, kind="batch", retryable=True, attempts=0, resend=True)
+        raise ProviderFailure(message, kind="batch", fall_back=True, attempts=0, resend=True)
 
     def _answer(self, body: dict[str, Any], model: str) -> ProviderAnswer | str:
         """A result line's chat completion, checked and cleaned as a direct answer is."""
@@ -129,7 +129,7 @@ class HeldProvider:
         self.name = name
 
     async def complete(self, call: ProviderCall, on_delta: DeltaSink | None) -> ProviderAnswer:
-        raise ProviderFailure(HELD, kind="batch", retryable=False, attempts=0)
+        raise ProviderFailure(HELD, kind="batch", fall_back=False, attempts=0)
 
     async def aclose(self) -> None:
         return None

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from aicli.security import safe_line
+from aicli.safetext import safe_line
 
 log = logging.getLogger("aicli.batch")
 MAX_LINE_BYTES = 32 * 1024 * 1024

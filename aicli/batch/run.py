@@ -87,7 +87,7 @@ def open_batch(
 
 def _private(directory: Path) -> None:
     from aicli.errors import CacheError
-    from aicli.security import PrivateDir, prepare_private_dir
+    from aicli.private_files import PrivateDir, prepare_private_dir
 
     rules = PrivateDir(
         "batch state", "$AICLI_CACHE_DIR or cache.dir", "batch ids", error=CacheError

@@ -67,7 +67,7 @@ class RunState:
             self._by_id[cid] = record
 
     def save(self) -> None:
-        from aicli.security import atomic_write_text
+        from aicli.private_files import atomic_write_text
 
         body = {
             "version": STATE_VERSION,

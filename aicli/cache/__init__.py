@@ -1,7 +1,8 @@
 """The answer cache: `open_cache(cfg)` picks a backend (disk or Redis) under one ResponseCache.
 
 Layout: entries.py (keys and the CacheEntry JSON), backend.py (the backend Protocols),
-response.py (ResponseCache: the policy), flight.py (single-flight), disk.py + disk_store.py
+response.py (ResponseCache: the policy, over flight.py's single-flight over core.py's keys
+and failing open), disk.py + disk_store.py
 (diskcache), redis.py (redis.asyncio). Importing this package stays cheap: diskcache and redis
 are imported only by the backend that is used.
 """

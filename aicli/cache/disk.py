@@ -30,7 +30,7 @@ from aicli.cache.disk_store import (
     evict_others,
     sweep_orphans,
 )
-from aicli.security import valid_text
+from aicli.safetext import valid_text
 
 if TYPE_CHECKING:
     import diskcache

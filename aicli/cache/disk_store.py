@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aicli.errors import CacheError, CacheUnavailable
-from aicli.security import PrivateDir, check_private_dir, prepare_private_dir, private_umask
+from aicli.private_files import PrivateDir, check_private_dir, prepare_private_dir, private_umask
 
 if TYPE_CHECKING:
     import diskcache

@@ -1,40 +1,46 @@
-"""Single-flight: concurrent requests with the same cache key share one provider call.
+"""SingleFlight: concurrent requests with the same cache key share one provider call.
 
 Within one process the first caller of a key leads and the others await its future. Across
 processes (and machines, with Redis) the leader holds a short-lived lock key in the backend,
 `<namespace>:v1:lock:<key>`, and the others poll for the entry it writes; the lock expires by
 itself if its holder dies. A waiter whose wait passes `wait_s` (the tier's timeout) calls the
 provider itself. A dead backend never stops anyone: they simply call for themselves.
+
+It is a layer of ResponseCache (over CacheCore, under the counters), not a helper beside it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from aicli.cache.core import CacheCore
+from aicli.cache.entries import CacheEntry
 
 if TYPE_CHECKING:
     import asyncio
 
-    from aicli.cache.entries import CacheEntry
-    from aicli.cache.response import ResponseCache
-
-Produce = Callable[[], Awaitable["CacheEntry | None"]]
+Produce = Callable[[], Awaitable[CacheEntry | None]]
+Shared = tuple[CacheEntry | None, bool]  # (the entry, whether another call made it)
 _FIRST_POLL_S = 0.02
 _MAX_POLL_S = 0.25
 
 
-class Flights:
-    """The calls in flight for one ResponseCache, by cache key."""
+class SingleFlight(CacheCore):
+    """CacheCore plus the calls in flight, by cache key."""
 
-    def __init__(self, cache: ResponseCache) -> None:
-        self.cache = cache
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._leaders: dict[str, asyncio.Future[CacheEntry | None]] = {}
 
-    async def run(
+    async def single_flight(
         self, key: str, produce: Produce, *, wait_s: float, store: bool
-    ) -> tuple[CacheEntry | None, bool]:
+    ) -> Shared:
+        """One produce() for concurrent callers of key: (the entry, whether another call made it).
+
+        The caller that produces also stores the answer (when store) before others see it.
+        """
         import asyncio  # not at the top: a CLI cache hit imports this module, never asyncio
 
         leader = self._leaders.get(key)
@@ -48,72 +54,56 @@ class Flights:
             return await produce(), False  # the leader failed or was too slow: our own call
         future: asyncio.Future[CacheEntry | None] = asyncio.get_running_loop().create_future()
         self._leaders[key] = future
-        outcome: tuple[CacheEntry | None, bool] = (None, False)
+        shared: Shared = (None, False)
         try:
-            if store and self.cache.available:
-                outcome = await self._across(key, produce, wait_s)
+            if store and self.available:
+                shared = await self._across(key, produce, wait_s)
             else:  # nothing will be stored for others to find: share within this process only
-                outcome = (await produce(), False)
-            return outcome
+                shared = (await produce(), False)
+            return shared
         finally:
             del self._leaders[key]
-            future.set_result(outcome[0])
+            future.set_result(shared[0])
 
-    async def _across(
-        self, key: str, produce: Produce, wait_s: float
-    ) -> tuple[CacheEntry | None, bool]:
+    async def _across(self, key: str, produce: Produce, wait_s: float) -> Shared:
         """Lead through the backend's lock, or wait for the entry the lock holder writes."""
         import asyncio
 
-        cache = self.cache
         deadline = time.monotonic() + wait_s
         delay = _FIRST_POLL_S
-        folded = getattr(cache.backend, "lead", None) is not None
-        while time.monotonic() < deadline and cache.available:
+        folded = getattr(self.backend, "lead", None) is not None
+        while time.monotonic() < deadline and self.available:
             if folded:
-                outcome = await self._lead(key, produce, wait_s)
-                if outcome is not None:
-                    return outcome
-                if not cache.available:
+                shared = await self._lead(key, produce, wait_s)
+                if shared is not None:
+                    return shared
+                if not self.available:
                     break
-                await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-                delay = min(delay * 1.5, _MAX_POLL_S)
-                continue
-            lock = cache.backend.lock(cache.lock_key(key), ttl_s=wait_s)
-            taken = await cache.guarded(lock.__aenter__, None, writes=True)
-            if taken is None:  # the backend just went down
-                break
-            try:
-                found = await self._fresh(key)  # the previous holder may have just written it
-                if found is not None:
-                    return found, True
-                if taken:
-                    entry = await produce()
-                    if entry is not None:
-                        await cache.set(key, entry)  # before the lock goes: waiters find it
-                    return entry, False
-            finally:
-                await self._release(lock)
+            else:
+                async with self._held(key, wait_s) as taken:
+                    if taken is None:  # the backend just went down
+                        break
+                    found = await self._fresh(key)  # the previous holder may have just written it
+                    if found is not None:
+                        return found, True
+                    if taken:
+                        entry = await produce()
+                        if entry is not None:
+                            await self.set(key, entry)  # before the lock goes: waiters find it
+                        return entry, False
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 1.5, _MAX_POLL_S)
         return await produce(), False
 
-    async def _lead(
-        self, key: str, produce: Produce, wait_s: float
-    ) -> tuple[CacheEntry | None, bool] | None:
+    async def _lead(self, key: str, produce: Produce, wait_s: float) -> Shared | None:
         """One round on a backend that takes the lock and reads the entry in one trip, and
         stores the answer and releases the lock in one more (the disk cache: two trips to its
         thread per miss, not four). None: another process holds the lock and nothing is
         stored yet (poll again), or the backend just went down."""
-        from aicli.cache.entries import CacheEntry
-
-        cache = self.cache
-        backend = cache.backend
-        lock_key, entry_key = cache.lock_key(key), cache.entry_key(key)
-        got = await cache.guarded(
-            lambda: backend.lead(lock_key, wait_s, entry_key),  # type: ignore[attr-defined]
-            None,
-            writes=True,
+        backend: Any = self.backend  # the disk backend's `lead`/`finish` (checked by the caller)
+        lock_key, entry_key = self.lock_key(key), self.entry_key(key)
+        got = await self.guarded(
+            lambda: backend.lead(lock_key, wait_s, entry_key), None, writes=True
         )
         if got is None:
             return None
@@ -126,7 +116,7 @@ class Flights:
                 found = None  # tampered or torn: the answer produced below replaces it
         if found is not None and not found.expired():
             if token is not None:
-                await cache.guarded(lambda: backend.finish(lock_key, token), None, writes=True)  # type: ignore[attr-defined]
+                await self.guarded(lambda: backend.finish(lock_key, token), None, writes=True)
             return found, True
         if token is None:
             return None
@@ -134,15 +124,11 @@ class Flights:
         try:
             entry = await produce()
         finally:  # the answer (when there is one) is stored before the lock goes
-            text = (
-                entry.to_json()
-                if entry is not None and (entry.content or entry.tool_calls)
-                else None
-            )
-            ttl = cache.kept_for(entry) if entry is not None else None
+            text = self.stored_text(entry)
+            ttl = self.kept_for(entry) if entry is not None else None
             expires = entry.expires if entry is not None else None
-            await cache.guarded(
-                lambda: backend.finish(  # type: ignore[attr-defined]
+            await self.guarded(
+                lambda: backend.finish(
                     lock_key,
                     token,
                     entry_key if text is not None else None,
@@ -156,16 +142,6 @@ class Flights:
             )
         return entry, False
 
-    async def _release(self, lock: AbstractAsyncContextManager[bool]) -> None:
-        """Best effort: the answer may be paid for by now (a full disk must not lose it), and a
-        lock left behind lapses by itself after its ttl."""
-        from aicli.errors import CacheError
-
-        try:
-            await lock.__aexit__(None, None, None)
-        except CacheError as exc:
-            self.cache.went_down(exc, "could not release the single-flight lock")
-
     async def _fresh(self, key: str) -> CacheEntry | None:
-        entry = await self.cache.get(key)
+        entry = await self.get(key)
         return entry if entry is not None and not entry.expired() else None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aicli import install_hint
 from aicli.cache.backend import EntryFacts, SpendKeys
 from aicli.errors import CacheError, CacheUnavailable
-from aicli.security import register_secret, url_secrets, without_credentials
+from aicli.scrub import register_secret, url_secrets, without_credentials
 
 if TYPE_CHECKING:
     from aicli.config import Config

@@ -181,7 +181,7 @@ class _NotText(_PromptNotCommand):
 def _check_arguments(argv: list[str]) -> None:
     """Every argument is text before any command sees it: a non-UTF-8 byte would otherwise fail
     much later, wherever the argument is first written (a cache key, a request, a report)."""
-    from aicli.security import safe_line, valid_text
+    from aicli.safetext import safe_line, valid_text
 
     for arg in argv:
         try:

@@ -121,10 +121,20 @@ async def _stats(cache: ResponseCache, budget: float | None) -> dict[str, Any]:
     # read first: stats() closes the stores at its end (a truer size on disk)
     spent = await cache._admin_op(lambda: spend_today(cache))
     s = await cache.stats()
+    s["oldest"], s["newest"] = _iso(s["oldest"]), _iso(s["newest"])  # SPEC: ISO 8601, UTC
     s["spend_today_usd"] = round(spent, 9)
     if budget is not None:
         s["daily_budget_usd"] = budget
     return s
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    from datetime import datetime, timezone
+
+    moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @cache_app.command("stats", short_help="Entries, size, hit rate and the money saved.")

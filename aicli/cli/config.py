@@ -86,7 +86,7 @@ def effective(cfg: Config) -> dict[str, Any]:
     """The config as data after defaults and inheritance, its sections in the order of the
     built-in defaults file; no key values (a config never holds any)."""
     from aicli.config import DEFAULTS_FILE
-    from aicli.security import without_credentials
+    from aicli.scrub import without_credentials
     from aicli.yamlsafe import load
 
     shown: dict[str, Any] = {}

@@ -273,7 +273,7 @@ def handle_errors(
         _command_logging(verbose=verbose, debug=debug, log_format=log_format)
         yield
     except AicliError as exc:
-        from aicli.security import scrub
+        from aicli.scrub import scrub
 
         if debug:
             info(scrub(traceback.format_exc()), "traceback")
@@ -284,7 +284,7 @@ def handle_errors(
 def crash(exc: Exception, debug: bool) -> int:
     """An exception nobody expected: one line asking for a bug report (the traceback too with
     --debug), exit 1."""
-    from aicli.security import scrub
+    from aicli.scrub import scrub
 
     if debug:
         info(scrub(traceback.format_exc()), "traceback")

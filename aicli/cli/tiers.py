@@ -51,7 +51,7 @@ def tiers(
 
 def describe(cfg: Any, name: str) -> dict[str, Any]:
     """One tier as `aicli tiers --json` shows it."""
-    from aicli.security import without_credentials
+    from aicli.scrub import without_credentials
 
     tier = cfg.tier(name)
     provider = cfg.provider(tier.provider)

@@ -117,7 +117,7 @@ async def _threaded(
     except AicliError as exc:
         return [Check(area, "fail", exc.message, exc.hint, area)]
     except Exception as exc:  # a check must report, never crash the report
-        from aicli.security import scrub
+        from aicli.scrub import scrub
 
         detail = f"unexpected {type(exc).__name__}: {scrub(str(exc))[:200]}"
         return [Check(area, "fail", detail, None, area)]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aicli.errors import close_matches
 from aicli.health.model import Check
-from aicli.security import register_secret, scrub, without_credentials
+from aicli.scrub import register_secret, scrub, without_credentials
 
 if TYPE_CHECKING:
     from aicli.config import Config

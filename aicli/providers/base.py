@@ -76,14 +76,15 @@ _PROVIDER_FAULTS = frozenset({"connection", "timeout", "malformed"})
 
 
 class ProviderFailure(Exception):
-    """A provider call failed. `retryable` failures let the engine fall back to the next tier."""
+    """A provider call failed. `fall_back`: the engine tries the next tier of the chain (else
+    the request ends here: a refused request, or a stream already part printed)."""
 
     def __init__(
         self,
         message: str,
         *,
         kind: FailureKind,
-        retryable: bool,
+        fall_back: bool,
         attempts: int,
         status: int | None = None,
         hint: str | None = None,
@@ -96,7 +97,7 @@ class ProviderFailure(Exception):
         super().__init__(message)
         self.message = message
         self.kind = kind
-        self.retryable = retryable
+        self.fall_back = fall_back
         self.attempts = attempts
         self.status = status
         self.hint = hint

@@ -28,14 +28,8 @@ from aicli.providers.base import (
     ResponseObserver,
 )
 from aicli.providers.tool_calls import StreamedToolCalls, dumped, finish_reason, parse_tool_calls
-from aicli.security import (
-    StreamKeys,
-    answer_field,
-    answer_text,
-    register_secret,
-    safe_line,
-    without_credentials,
-)
+from aicli.safetext import StreamKeys, answer_field, answer_text, safe_line
+from aicli.scrub import register_secret, without_credentials
 from aicli.types import FinishEvent, TextDelta, Usage
 
 log = logging.getLogger(__name__)
@@ -267,7 +261,7 @@ class OpenAIProvider:
             raise ProviderFailure(
                 f"malformed response from {self.shown_url}: no choices[0].message in the body",
                 kind="malformed",
-                retryable=True,
+                fall_back=True,
                 attempts=attempts,
             )
         usage_obj = getattr(response, "usage", None)
@@ -294,7 +288,7 @@ class OpenAIProvider:
             return ProviderFailure(
                 f"{where} rejected the API key (401): check ${env}",
                 kind="status",
-                retryable=False,
+                fall_back=False,
                 attempts=attempts,
                 status=401,
                 hint=f"${env} holds the key aicli sent; make sure it is valid for {self.shown_url}",
@@ -308,7 +302,7 @@ class OpenAIProvider:
             status, kind = exc.status_code, "status"
             detail = safe_line(_error_message(exc), 200)  # server text: one clean line
             what = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
-            failure = self._broken(what, status, _retryable(status), attempts, emitted, kind)
+            failure = self._broken(what, status, _falls_back(status), attempts, emitted, kind)
             failure.detail = detail or None
             failure.code, failure.param = _error_field(exc, "code"), _error_field(exc, "param")
             return failure
@@ -316,13 +310,13 @@ class OpenAIProvider:
             what, status, kind = "malformed response", None, "malformed"
         else:
             what, status, kind = safe_line(exc, 200), None, "connection"
-        return self._broken(what, status, _retryable(status), attempts, emitted, kind)
+        return self._broken(what, status, _falls_back(status), attempts, emitted, kind)
 
     def _broken(
         self,
         what: str,
         status: int | None,
-        retryable: bool,
+        fall_back: bool,
         attempts: int,
         emitted: bool,
         kind: FailureKind,
@@ -333,7 +327,7 @@ class OpenAIProvider:
         return ProviderFailure(
             f"provider '{self.name}' ({self.shown_url}): {what}",
             kind=kind,
-            retryable=retryable and not emitted,
+            fall_back=fall_back and not emitted,
             attempts=attempts,
             status=status,
             hint="the partial answer was not cached; run it again" if emitted else None,
@@ -360,7 +354,8 @@ def _reported_usage(obj: Any) -> Usage | None:
     return usage
 
 
-def _retryable(status: int | None) -> bool:
+def _falls_back(status: int | None) -> bool:
+    """Whether the next tier should answer: no answer, a timeout, a conflict, 429 or 5xx."""
     return status is None or status in (408, 409, 429) or status >= 500
 
 

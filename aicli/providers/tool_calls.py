@@ -1,14 +1,15 @@
 """A provider's tool calls and finish reason, read from its answer or stream into OpenAI's shape.
 
 What a server sends is untrusted: a tool call whose parts have the wrong types is a malformed
-answer (ValueError, which the provider turns into a retryable failure), never a crash later.
+answer (ValueError, which the provider turns into a failure the next tier answers), never a
+crash later.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aicli.security import answer_field, answer_text, valid_text
+from aicli.safetext import answer_field, answer_text, valid_text
 from aicli.types import ToolCall, ToolCallDelta
 
 # finish_reason values OpenAI documents; anything else a server invents is reported as "stop".

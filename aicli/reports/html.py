@@ -16,7 +16,8 @@ from typing import Any
 from aicli.reports.atomic import atomic_write
 from aicli.reports.figures import interval, ms, rate, verdicts
 from aicli.reports.html_verdicts import baseline_section, case_table
-from aicli.reports.results import CaseResult, Summary, TierStats, cut, printable
+from aicli.reports.results import CaseResult, Summary, TierStats, cut
+from aicli.safetext import visible
 
 _MAX_ANSWER = 20_000  # characters of an answer kept on the page
 _MAX_INPUT = 2_000  # characters of one variable or of the rendered prompt
@@ -52,7 +53,7 @@ def _row(cells: list[str], tag: str = "td") -> str:
 
 
 def _text(value: str, n: int) -> str:
-    return escape(printable(cut(value.replace("\r\n", "\n"), n)))
+    return escape(visible(cut(value.replace("\r\n", "\n"), n)))
 
 
 @dataclass
@@ -105,7 +106,7 @@ class HtmlWriter:
                 kind=r.reason_kind,
                 reason=r.reason,
                 asserts=[(a.passed, a.label, a.reason) for a in r.assertions],
-                answer=printable(answer.replace("\r\n", "\n")),
+                answer=visible(answer.replace("\r\n", "\n")),
                 latency=r.latency_ms,
                 tokens=r.usage.total_tokens,
                 cost=r.cost_usd,
@@ -153,7 +154,7 @@ class HtmlWriter:
         items = "".join(
             f"<li class='passed'>✓ <code>{escape(label)}</code></li>"
             if ok
-            else f"<li class='failed'>✗ {escape(printable(reason))}</li>"
+            else f"<li class='failed'>✗ {escape(visible(reason))}</li>"
             for ok, label, reason in c.asserts
         )
         asserts = f"<ul class='asserts'>{items}</ul>" if items else ""
@@ -164,13 +165,13 @@ class HtmlWriter:
             if listed and not c.reason.startswith("score "):
                 why = ""  # the list below says it
             text = f"<p><b>{escape(c.kind or c.status)}</b>{': ' if why else ''}"
-            text += f"{escape(printable(why))}</p>"
+            text += f"{escape(visible(why))}</p>"
             answer = f"<h4>Answer</h4>{answer}" if answer else ""
             return (
                 f"<div class='case bad {classes}'>{head}{text}{meta}{self._inputs(c)}"
                 f"{asserts}{answer}</div>"
             )
-        why = f"<p>{escape(printable(c.reason))}</p>" if c.reason else ""
+        why = f"<p>{escape(visible(c.reason))}</p>" if c.reason else ""
         return (
             f"<details class='case good {classes}'><summary>{head}</summary>{why}{meta}"
             f"{asserts}{answer}</details>"

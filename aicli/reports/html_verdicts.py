@@ -5,7 +5,8 @@ from __future__ import annotations
 from html import escape
 
 from aicli.reports.figures import interval, kn, ms, pvalue, rate, signed
-from aicli.reports.results import BaselineDiff, CaseStats, Tally, cut, printable
+from aicli.reports.results import BaselineDiff, CaseStats, Tally, cut
+from aicli.safetext import visible
 
 
 def _row(cells: list[str], tag: str = "td") -> str:
@@ -66,7 +67,7 @@ def baseline_section(diff: BaselineDiff) -> str:
                     f"significant ({c.direction})</span>"
                     if c.significant
                     else "<span class='muted'>within noise</span>",
-                    escape(printable(cut(c.reason, 300))),
+                    escape(visible(cut(c.reason, 300))),
                 ]
             )
             for c in changed

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import IO
 
+from aicli.private_files import close_durably
 from aicli.reports.atomic import dumps
 from aicli.reports.results import CaseResult, Summary
-from aicli.security import close_durably
 
 
 class JsonlWriter:

@@ -17,7 +17,7 @@ from aicli.reports.results import (
     AssertionRecord,
     CaseResult,
 )
-from aicli.security import safe_line
+from aicli.safetext import safe_line
 from aicli.types import TemplateRef, Usage
 
 MAX_REPORT_BYTES = 512 * 1024 * 1024  # far above any real run; refuses a runaway file

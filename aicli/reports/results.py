@@ -6,7 +6,6 @@ from `aicli.suites`, so suites, writers and `report merge` can all build on it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
@@ -40,7 +39,6 @@ __all__ = [
     "TierStats",
     "Verdict",
     "cut",
-    "printable",
 ]
 
 Status = Literal["passed", "failed", "error", "skipped"]
@@ -51,20 +49,12 @@ STATUSES: tuple[Status, ...] = get_args(Status)
 REASON_KINDS: tuple[ReasonKind, ...] = get_args(ReasonKind)
 FORMAT_VERSION = 1  # the JSON report's layout; merge and --baseline refuse any other
 
-# never reach a terminal raw: controls, bidi overrides (they reorder what is shown), line breaks
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """Text safe for a terminal: control characters (escape sequences too) shown as \\xNN."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
-
 
 def one_line(text: str) -> str:
     """The one-line sanitiser every report format uses for names, reasons and excerpts from
-    suites, reports and servers (security.safe_line, uncut): no escape sequence, control or
+    suites, reports and servers (safetext.safe_line, uncut): no escape sequence, control or
     format character, line break, key, or CI workflow command (`::error::`) at any line start."""
-    from aicli.security import safe_line
+    from aicli.safetext import safe_line
 
     return safe_line(text, None)
 
@@ -154,9 +144,10 @@ class CaseResult:
     def excerpt(self, n: int = 200) -> str:
         """The answer on one line, cut to n characters; control characters shown as \\xNN, and
         no key or key tail (an excerpt is shown text; the full answer stays as it came)."""
-        from aicli.security import defuse_commands, scrub
+        from aicli.safetext import defuse_commands, visible
+        from aicli.scrub import scrub
 
-        return cut(defuse_commands(printable(scrub(" ".join(self.output.split())))), n)
+        return cut(defuse_commands(visible(scrub(" ".join(self.output.split())))), n)
 
     def failed_assertions(self) -> list[AssertionRecord]:
         return [a for a in self.assertions if not a.passed]

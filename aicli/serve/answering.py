@@ -9,14 +9,15 @@ from fastapi import Request as HttpRequest
 
 from aicli.cost import Budget
 from aicli.providers.base import ProviderFailure
-from aicli.serve.deps import ServeState, state_of
 from aicli.serve.metrics import failure_kind
+from aicli.serve.state import ServeState, state_of
 from aicli.types import EventSink, Request, Result
 
 
 @dataclass
-class Answering:
-    """Which tier is answering, known before the first streamed delta (for stream headers)."""
+class RequestObserver:
+    """The engine's RunObserver for one HTTP request: which tier is answering, known before
+    the first streamed delta (for stream headers), and each tier's failure in the metrics."""
 
     state: ServeState
     tier: str = ""
@@ -31,31 +32,19 @@ class Answering:
         self.state.metrics.provider_errors.labels(tier, failure_kind(failure)).inc()
 
 
-def requested_tier(state: ServeState, request: Request) -> str:
-    return request.tier or state.cfg.default_tier
-
-
-def cap_max_tokens(state: ServeState, tier: str, asked: int | None) -> int | None:
-    """A caller may ask for fewer tokens than the tier allows, never more."""
-    limit = state.cfg.tier(tier).max_tokens
-    if asked is None or limit is None:
-        return asked
-    return min(asked, limit)
-
-
 async def answer(
     http: HttpRequest,
     request: Request,
     *,
     endpoint: str,
     on_delta: EventSink | None = None,
-    observer: Answering | None = None,
+    observer: RequestObserver | None = None,
 ) -> Result:
     """Run the engine; count the answer; leave the log fields on `http.state`."""
     state = state_of(http)
-    tier = requested_tier(state, request)
+    tier = state.cfg.tier_for(request)
     http.state.tier = tier
-    observer = observer or Answering(state)
+    observer = observer or RequestObserver(state)
     http.state.answering = observer
     # Per request: the config's cap per call. Unlike the CLI, no check_overrun() afterwards: a
     # call over its bound is paid for, so its answer is sent; the overrun is logged, and the
@@ -80,7 +69,7 @@ def answer_headers(result: Result) -> dict[str, str]:
     }
 
 
-def stream_headers(observer: Answering) -> dict[str, str]:
+def stream_headers(observer: RequestObserver) -> dict[str, str]:
     """A stream's headers go out before its answer is complete: what is known by then."""
     headers = {
         "x-aicli-cached": "true" if observer.cached else "false",

@@ -17,10 +17,10 @@ from aicli.engine import Engine
 from aicli.quota import daily_quota
 from aicli.request_builder import TemplateSource
 from aicli.serve import errors, generate, health, metrics_route, openai_api
-from aicli.serve.deps import ServeState
 from aicli.serve.metrics import Metrics
 from aicli.serve.middleware import RequestMiddleware
 from aicli.serve.runner import CONFIG_ENV, read_tokens
+from aicli.serve.state import ServeState
 
 CACHE_RETRY_S = 30.0
 
@@ -67,7 +67,7 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
-    # Auth and the in-flight cap are the middleware's (deps.admit), before any routing.
+    # Auth and the in-flight cap are the middleware's (admission.admit), before any routing.
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     app.include_router(generate.router)

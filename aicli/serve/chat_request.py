@@ -14,9 +14,8 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aicli.serve.answering import cap_max_tokens
-from aicli.serve.deps import ServeState
 from aicli.serve.errors import ServeError
+from aicli.serve.state import ServeState
 from aicli.types import Message
 from aicli.types import Request as AicliRequest
 
@@ -72,7 +71,7 @@ def build(state: ServeState, body: ChatBody, request_id: str) -> AicliRequest:
     request = AicliRequest(
         messages=messages,
         tier=body.model,
-        max_tokens=cap_max_tokens(state, body.model, body.max_tokens),
+        max_tokens=state.cfg.tier(body.model).capped(body.max_tokens),
         temperature=body.temperature,
         seed=body.seed,
         schema=schema,
@@ -81,7 +80,7 @@ def build(state: ServeState, body: ChatBody, request_id: str) -> AicliRequest:
         front="http",
     )
     if body.max_completion_tokens is not None:
-        capped = cap_max_tokens(state, body.model, body.max_completion_tokens)
+        capped = state.cfg.tier(body.model).capped(body.max_completion_tokens)
         extra["max_completion_tokens"] = capped
         if body.max_tokens is None:  # newer models take only this one: aicli adds no other
             extra.pop("max_completion_tokens")

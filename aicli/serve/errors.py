@@ -28,7 +28,7 @@ from aicli.errors import (
     TemplateError,
     UsageError,
 )
-from aicli.security import scrub
+from aicli.scrub import scrub
 
 log = logging.getLogger("aicli.serve")
 

@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aicli.errors import TemplateError
 from aicli.request_builder import PromptInput, build_request
-from aicli.serve.answering import answer, answer_headers, cap_max_tokens
-from aicli.serve.deps import ServeState, off_loop, require_tier, state_of
+from aicli.serve.admission import require_tier
+from aicli.serve.answering import answer, answer_headers
+from aicli.serve.state import ServeState, off_loop, state_of
 from aicli.templates import Template, TemplateStore
 from aicli.types import Request as AicliRequest
 
@@ -67,10 +68,10 @@ async def generate(body: GenerateBody, http: Request) -> JSONResponse:
     # caller chooses: off the event loop. A plain prompt is only joined.
     heavy = given.template is not None or given.schema is not None
     request = await off_loop(state, _render, state, given) if heavy else _render(state, given)
-    tier = request.tier or state.cfg.default_tier
+    tier = state.cfg.tier_for(request)
     # an unknown tier is 400 before anything else
     require_tier(state, tier, "tier" if body.tier else None)
-    request.max_tokens = cap_max_tokens(state, tier, body.max_tokens)
+    request.max_tokens = state.cfg.tier(tier).capped(body.max_tokens)
     request.cache_mode = body.cache
     request.request_id = http.state.request_id
     request.front = "http"  # errors name the body's fields, never CLI flags

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from aicli import __version__
 from aicli.serve.checks import report, worker_cache_check
-from aicli.serve.deps import state_of
+from aicli.serve.state import state_of
 
 router = APIRouter()
 
@@ -25,7 +25,7 @@ async def health(http: Request, deep: bool = False) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-@router.get("/health/live")  # never authenticated (deps.OPEN_PATHS): so it says nothing more
+@router.get("/health/live")  # never authenticated (admission.OPEN_PATHS): so it says nothing more
 async def live() -> dict[str, Any]:
     return {"status": "ok"}
 

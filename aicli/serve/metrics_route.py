@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from aicli.ledger import NANO
-from aicli.serve.deps import state_of
+from aicli.serve.state import state_of
 
 router = APIRouter()
 

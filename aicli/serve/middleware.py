@@ -1,8 +1,8 @@
-"""The ASGI layer around every request: its id, who gets in and how many at once (deps.admit,
-from the headers alone), the body's size, time and Unicode, HEAD as GET, unexpected errors as a
-JSON 500, the request's one log line and its request metrics. Pure ASGI, so a stream is logged
-(and leaves the in-flight count) when its last byte has gone, and a refused request costs no
-routing and no body."""
+"""The ASGI layer around every request: its id, who gets in and how many at once
+(admission.admit, from the headers alone), the body's size, time and Unicode, HEAD as GET,
+unexpected errors as a JSON 500, the request's one log line and its request metrics. Pure ASGI,
+so a stream is logged (and leaves the in-flight count) when its last byte has gone, and a
+refused request costs no routing and no body."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aicli.logs import log_context
-from aicli.serve.deps import LIMITED, ServeState, admit, endpoint_of
+from aicli.serve.admission import LIMITED, admit, endpoint_of
 from aicli.serve.errors import ServeError, error_body
 from aicli.serve.metrics import Metrics
+from aicli.serve.state import ServeState
 
 log = logging.getLogger("aicli.serve.access")
 errlog = logging.getLogger("aicli.serve")

@@ -18,10 +18,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from aicli import offload
 from aicli.errors import AicliError
-from aicli.serve.answering import Answering, answer, answer_headers, stream_headers
+from aicli.serve.answering import RequestObserver, answer, answer_headers, stream_headers
 from aicli.serve.chat_request import ChatBody, build
-from aicli.serve.deps import ServeState, state_of
 from aicli.serve.errors import error_body, for_aicli_error, response_for
+from aicli.serve.state import ServeState, state_of
 from aicli.types import Request as AicliRequest
 from aicli.types import Result, StreamEvent, TextDelta, ToolCallDelta
 
@@ -96,7 +96,7 @@ async def _stream(
     """Start the engine; answer with an error while nothing was streamed (so a failure before
     the first chunk is a plain HTTP error, after fallback), else stream SSE chunks."""
     events: asyncio.Queue[StreamEvent | None] = asyncio.Queue()
-    observer = Answering(state)
+    observer = RequestObserver(state)
     task = asyncio.create_task(
         answer(http, request, endpoint="chat", on_delta=events.put_nowait, observer=observer)
     )
@@ -131,7 +131,7 @@ def _delta(event: TextDelta | ToolCallDelta) -> dict[str, Any]:
 
 async def _chunks(
     request_id: str,
-    observer: Answering,
+    observer: RequestObserver,
     first: StreamEvent | None,
     events: asyncio.Queue[StreamEvent | None],
     task: asyncio.Task[Result],

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from aicli.jsontext import loads_answer
-from aicli.security import safe_line
+from aicli.safetext import safe_line
 from aicli.types import Message
 
 
