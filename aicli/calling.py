@@ -20,6 +20,7 @@ from aicli.cost import (
     Budget,
     SpendLimit,
     Ticket,
+    batch_saving,
     cost_of,
     estimate_usage,
     release_all,
@@ -167,7 +168,7 @@ class TierCaller:
             usage = answer.usage or estimate_usage(plan.messages, answer.content)
             actual = cost_of(usage, tier.price_for(answer.batched))
             if answer.batched:
-                run.batch_saved_usd += max(0.0, cost_of(usage, tier.price) - actual)
+                run.batch_saved_usd += batch_saving(usage, tier)
             # Without reported usage the whole reservation counts: the bound is all we know.
             charged = actual if answer.usage is not None else max(actual, worst)
             if not answer.content.strip() and not answer.tool_calls:  # paid for, nothing to use

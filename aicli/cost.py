@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from aicli.config import Price
+from aicli.config import Price, TierConfig
 from aicli.errors import BudgetError
 from aicli.types import Message, Usage, message_text
 
@@ -63,6 +63,11 @@ def _message_bytes(message: Message) -> int:
     if isinstance(content, str) and len(message) == 2:  # role and text: the common case
         return len(content.encode("utf-8", "surrogatepass"))
     return len(json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def batch_saving(usage: Usage, tier: TierConfig) -> float:
+    """What answering through a batch saved against the tier's direct price, for this usage."""
+    return max(0.0, cost_of(usage, tier.price) - cost_of(usage, tier.price_for(True)))
 
 
 def worst_case_cost(

@@ -95,15 +95,9 @@ class BatchProvider:
         return answer
 
     def _saved(self, tier: str, answer: ProviderAnswer) -> float:
-        from aicli.cost import cost_of
+        from aicli.cost import batch_saving
 
-        if answer.usage is None:
-            return 0.0
-        settings = self.cfg.tier(tier)
-        return max(
-            0.0,
-            cost_of(answer.usage, settings.price) - cost_of(answer.usage, settings.price_for(True)),
-        )
+        return 0.0 if answer.usage is None else batch_saving(answer.usage, self.cfg.tier(tier))
 
     def _worst(self, call: ProviderCall) -> float:
         from aicli.cost import worst_case_cost

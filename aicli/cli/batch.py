@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from aicli.batch.state import TERMINAL
 from aicli.cli import options
 from aicli.cli.output import handle_errors, info, out, print_json
 
@@ -108,7 +110,7 @@ def cancel(
             info("aicli: no unfinished batches")
 
 
-_FINAL = frozenset({"completed", "failed", "expired", "cancelled", "not_submitted"})
+_FINAL = TERMINAL | {"not_submitted"}  # ended on the server, or never made
 
 
 def _states(config: Path | None) -> tuple[Config, list[RunState]]:
@@ -169,36 +171,44 @@ def _apis(cfg: Config) -> Any:
 
 
 async def _refresh(cfg: Config, records: list[BatchRecord]) -> None:
-    from aicli.batch.api import BatchAPIError
+    """Each batch's state as the provider sees it now; one that cannot be read keeps its last."""
     from aicli.cli.output import warn
 
-    api_for, made = _apis(cfg)
-    try:
-        for b in records:
-            assert b.id is not None
-            try:
-                seen = await api_for(b.provider).retrieve(b.id)
-            except BatchAPIError as exc:
-                warn(f"{exc}; showing its last known state")
-                continue
-            b.status, b.counts = seen.status, seen.counts
-    finally:
-        for api in made.values():
-            await api.provider.aclose()
+    def unreadable(b: BatchRecord, exc: Exception) -> None:
+        warn(f"{exc}; showing its last known state")
+
+    await _each(cfg, records, "retrieve", unreadable)
 
 
 async def _cancel(cfg: Config, records: list[BatchRecord]) -> None:
-    from aicli.batch.api import BatchAPIError
+    """Ask the provider to stop each batch; one it refuses ends the command (exit 3)."""
     from aicli.errors import NoAnswerError
+
+    def refused(b: BatchRecord, exc: Exception) -> None:
+        raise NoAnswerError(str(exc), "try again, or check the provider") from None
+
+    await _each(cfg, records, "cancel", refused)
+
+
+async def _each(
+    cfg: Config,
+    records: list[BatchRecord],
+    op: Literal["retrieve", "cancel"],
+    on_error: Callable[[BatchRecord, Exception], None],
+) -> None:
+    """One Batch API call per record (`retrieve` or `cancel`), its answer noted on the record;
+    the providers' clients are closed after."""
+    from aicli.batch.api import BatchAPIError
 
     api_for, made = _apis(cfg)
     try:
         for b in records:
             assert b.id is not None
             try:
-                seen = await api_for(b.provider).cancel(b.id)
+                seen = await getattr(api_for(b.provider), op)(b.id)
             except BatchAPIError as exc:
-                raise NoAnswerError(str(exc), "try again, or check the provider") from None
+                on_error(b, exc)
+                continue
             b.status, b.counts = seen.status, seen.counts
     finally:
         for api in made.values():
