@@ -1,6 +1,10 @@
 """One request, one way: plan (redact, keys) -> cache -> single-flight -> rate limit -> call ->
 fall back -> cache write -> restore -> Result. Every command that needs a model answer goes
-through Engine.run (or run_sync, which answers a fresh cache hit without starting asyncio).
+through Engine.run (or run_sync, which answers a cache hit without starting asyncio).
+
+What is looked up, what is a hit, which tier is called, the stale fallback and when to give up
+are tier_walk.py's decisions; here are its two adapters, which only do the I/O it asks for:
+`_hit_now` (reads without an event loop, up to the first call) and `_run` (async).
 
 asyncio is imported where it is used, here and in what this imports, so that a CLI cache hit
 never imports it (start-up time)."""
@@ -70,8 +74,9 @@ class Engine:
     # -- public API --------------------------------------------------------------------------
 
     def run_sync(self, request: Request, on_delta: EventSink | None = None) -> Result:
-        """`run` for a caller without an event loop, then `aclose`. A fresh cache hit of the
-        first tier asked is answered without one (its cost is a CLI command's start-up)."""
+        """`run` for a caller without an event loop, then `aclose`. An answer the walk reaches
+        before any call (a cache hit; a --cache-only stale one; a replay) is given without one:
+        its cost is a CLI command's start-up."""
         try:
             hit = self._hit_now(request, on_delta)
         except BaseException:
@@ -203,8 +208,8 @@ class Engine:
         else:
             plans = plan_request(self.cfg, request, redactor)
         run = ChainRun(budget or self.budget, quota, observer)
-        cache = self.cache if request.cache_mode != "off" and self.replay is None else None
         walk = TierWalk(request, plans, replay=self.replay is not None)
+        cache = self.cache if walk.uses_cache else None
         # One lookup per tier, just before its call: so the lookups before any call are those
         # _hit_now makes without an event loop.
         while True:
@@ -212,7 +217,7 @@ class Engine:
             if isinstance(step, Read):
                 walk.found(await self._read(step, cache))
             elif isinstance(step, Call):
-                fresh, shared = await self._call_once(request, step.plan, redactor, on_delta, run)
+                fresh, shared = await self._call_once(request, step, cache, redactor, on_delta, run)
                 walk.called(fresh, shared=shared)
             elif isinstance(step, Answer):
                 await self._count(cache, step)
@@ -235,23 +240,23 @@ class Engine:
     async def _call_once(
         self,
         request: Request,
-        plan: Plan,
+        step: Call,
+        cache: ResponseCache | None,
         redactor: Redactor | None,
         on_delta: EventSink | None,
         run: ChainRun,
     ) -> tuple[CacheEntry | None, bool]:
-        """Call one tier unless it is cooling, sharing the call with identical requests in
-        flight (single-flight); the answer is written to the cache. Returns (entry or None,
-        whether another request paid)."""
+        """Call one tier unless it is cooling, through single-flight if the walk says so; the
+        answer is written to the cache. Returns (entry or None, whether another request paid)."""
+        plan = step.plan
         if not self.calls.cooldowns.admit(plan.name):  # cooling, and no probe due
             run.tried.append(plan.name)
             run.last_error = f"tier '{plan.name}' skipped: it failed repeatedly just now"
             return None, False
-        cache = self.cache if request.cache_mode != "off" else None
         if cache is None:
             return await self.calls.call(request, plan, redactor, on_delta, run), False
         store = bool(plan.tier.cache_ttl)
-        if request.cache_mode == "use":  # --refresh and --repeat runs 2..N want their own call
+        if step.flight:
             return await cache.single_flight(
                 plan.key,
                 lambda: self.calls.call(request, plan, redactor, on_delta, run),

@@ -51,10 +51,14 @@ class Read:
 
 @dataclass(frozen=True)
 class Call:
-    """Call the tier (unless its cooldown holds it back); pass the answer to `TierWalk.called`."""
+    """Call the tier (unless its cooldown holds it back); pass the answer to `TierWalk.called`.
+    The answer is written to the cache unless it is --no-cache'd; `flight`: the call is shared
+    with identical requests in flight (not with --refresh, nor --repeat runs 2..N: they want
+    their own call)."""
 
     index: int
     plan: Plan
+    flight: bool
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ class TierWalk:
         self.request, self.plans = request, plans
         self.source = looked_up_in(request, replay=replay)
         self.calls = not replay and request.cache_mode != "only"
+        # whether the cache is used at all (read, written, counted): not by a replay
+        self.uses_cache = not replay and request.cache_mode != "off"
         self._index = 0
         self._looked = False  # whether plans[_index] was looked up
         self._stale: Answer | None = None
@@ -117,7 +123,7 @@ class TierWalk:
             if self.source is not None and not self._looked:
                 return Read(self._index, plan, self.source)
             if self.calls:
-                return Call(self._index, plan)
+                return Call(self._index, plan, flight=self.request.cache_mode == "use")
             self._advance()
         if self._stale is not None:
             return self._stale

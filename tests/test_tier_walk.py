@@ -159,15 +159,29 @@ def test_the_walk_decides_as_the_rules_say(
 
 
 @pytest.mark.parametrize(
-    ("mode", "replay", "source"),
-    [("use", False, "cache"), ("only", False, "cache"), ("refresh", False, None),
-     ("off", False, None), ("use", True, "replay"), ("off", True, "replay")],
-)  # fmt: skip
-def test_where_answers_are_looked_up(mode: CacheMode, replay: bool, source: str | None) -> None:
+    ("mode", "replay", "source", "uses_cache", "flight"),
+    [
+        ("use", False, "cache", True, True),  # a plain run shares its call with identical ones
+        ("only", False, "cache", True, None),  # nothing is called
+        ("refresh", False, None, True, False),  # its own call, written to the cache
+        ("off", False, None, False, False),
+        ("use", True, "replay", False, None),  # a replay never touches the cache
+        ("off", True, "replay", False, None),
+    ],
+)
+def test_where_answers_are_looked_up_and_how_tiers_are_called(
+    mode: CacheMode, replay: bool, source: str | None, uses_cache: bool, flight: bool | None
+) -> None:
     request = Request(messages=[], cache_mode=mode)
     assert looked_up_in(request, replay=replay) == source
-    first = TierWalk(request, fake_plans(2), replay=replay).next()
+    walk = TierWalk(request, fake_plans(2), replay=replay)
+    assert walk.uses_cache is uses_cache
+    first = walk.next()
     assert isinstance(first, Read if source else Call)  # no lookup: the walk starts with a call
+    if isinstance(first, Read):
+        walk.found(None)
+    step = walk.next()
+    assert (step.flight if isinstance(step, Call) else None) is flight
 
 
 @pytest.mark.parametrize(
