@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ STOP_BUDGET = "budget"
 STOP_FAIL_FAST = "fail-fast"
 STOP_INTERRUPTED = "interrupted"
 PROMPT_KEPT = 2_000  # characters of a rendered prompt a result keeps for reviewers
+RENDERED_KEPT = 64  # cases whose rendered prompt a runner keeps (beyond one per worker)
 
 
 @dataclass
@@ -83,7 +84,7 @@ class RunOptions:
         return self.shard is None or shard_of(case_id, self.shard[1]) == self.shard[0]
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     """One run of one case on one tier."""
 
@@ -216,7 +217,9 @@ class Runner:
         self.fatal: AicliError | None = None  # e.g. a missing API key: the run cannot go on
         self.interrupted = False
         self.terminated = False  # the interruption was SIGTERM (CI cancelled the job)
-        self._rendered: dict[str, Rendered | AicliError] = {}
+        # The last few cases rendered: a case's tiers and repeats run one after another, so a
+        # short memory renders each once without holding every rendered prompt of the run.
+        self._rendered: OrderedDict[str, Rendered | AicliError] = OrderedDict()
         self._workers: list[asyncio.Task[None]] = []
         self._unhook: Callable[[], None] = lambda: None
         self._pending: deque[Job] = deque()
@@ -324,12 +327,17 @@ class Runner:
 
     def _render(self, job: Job) -> Rendered:
         key = job.case.id
-        if key not in self._rendered:
+        got = self._rendered.get(key)
+        if got is None:
             try:
-                self._rendered[key] = render_case(job.suite, job.case, self.store)
+                got = render_case(job.suite, job.case, self.store)
             except AicliError as exc:
-                self._rendered[key] = exc
-        got = self._rendered[key]
+                got = exc
+            self._rendered[key] = got
+            if len(self._rendered) > RENDERED_KEPT + self.opts.concurrency:
+                self._rendered.popitem(last=False)
+        else:
+            self._rendered.move_to_end(key)
         if isinstance(got, AicliError):
             raise got
         return got
