@@ -15,18 +15,8 @@ from aicli.config import Config, load_config
 from aicli.errors import BudgetError, NoAnswerError, SuiteError, UsageError
 from aicli.reports.results import CaseResult
 from aicli.suites.load import load_suites
-from aicli.suites.runner import (
-    STOP_BUDGET,
-    STOP_FAIL_FAST,
-    STOP_INTERRUPTED,
-    Job,
-    Runner,
-    RunOptions,
-    build_request,
-    grader_tier,
-    plan_jobs,
-    render_case,
-)
+from aicli.suites.plan import Job, RunOptions, build_request, grader_tier, plan_jobs, render_case
+from aicli.suites.runner import STOP_BUDGET, STOP_FAIL_FAST, STOP_INTERRUPTED, Runner
 from aicli.templates import TemplateStore
 from aicli.types import Request, Result, Usage
 

@@ -20,7 +20,8 @@ from aicli.reports.baseline import compare
 from aicli.reports.changes import DEFAULT_ALPHA
 from aicli.reports.results import CaseResult, Summary
 from aicli.reports.summary import SummaryBuilder
-from aicli.suites.runner import STOP_INTERRUPTED, Job, Runner, RunOptions
+from aicli.suites.plan import Job, RunOptions
+from aicli.suites.runner import STOP_INTERRUPTED, Runner
 
 if TYPE_CHECKING:
     from aicli.batch.scheduler import BatchScheduler
@@ -230,7 +231,7 @@ async def _rounds(
 
 def graders(cfg: Config, jobs: list[Job], opts: RunOptions) -> list[str]:
     """The tiers that judge the llm-rubric assertions of these jobs."""
-    from aicli.suites.runner import grader_tier
+    from aicli.suites.plan import grader_tier
 
     return sorted(
         {
