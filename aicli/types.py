@@ -109,7 +109,7 @@ def answer_events(
     return events
 
 
-@dataclass
+@dataclass(slots=True)
 class Usage:
     """Tokens of one answer, as the provider reported them (or as estimated)."""
 

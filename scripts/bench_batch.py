@@ -4,6 +4,7 @@ Usage (from the repo root):
     python scripts/bench_batch.py                # cost on the shipped suites, then 50,000 requests
     python scripts/bench_batch.py --memory 5000      # a smaller batch
     python scripts/bench_batch.py --memory 0         # cost only
+    python scripts/bench_batch.py --usual            # also the same suite without --batch
 
 Cost: the shipped suites (prompts/) run twice against the test server (tests/fake_openai.py,
 which speaks the Batch API), each with a fresh cache: once as usual, once with --batch, every
@@ -12,7 +13,8 @@ each run, batch_saved_usd, and the share saved against the usual run (target: at
 
 Memory: one suite of N cases (inline prompt, one assertion each) answered through one batch
 (N <= 50,000: one file); printed: the peak RSS of that `aicli test-prompts --batch` process
-(target: under 250 MB for 50,000).
+(target: under 250 MB for 50,000). With --usual, the same suite also runs without --batch
+(`-j 64`, a fresh cache), for the runner's own share of that memory.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -54,17 +55,20 @@ def config(base_url: str, prompts: Path) -> str:
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, float]:
-    """Exit code and peak RSS (MB) of one aicli process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run(
-        [sys.executable, "-m", "aicli", *args],
-        env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-    )  # fmt: skip
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if proc.returncode not in (0, 1):
-        sys.stderr.write(proc.stderr[-2000:])
-        raise SystemExit(f"aicli {' '.join(args[:2])} exited {proc.returncode}")
-    return proc.returncode, max(peak, before) / 1024
+    """Exit code and peak RSS (MB) of one aicli process (its own, from wait4: not the largest
+    of every child so far)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aicli", *args],
+            env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+        )  # fmt: skip
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 1):
+            err.seek(0)
+            sys.stderr.write(err.read()[-2000:].decode(errors="replace"))
+            raise SystemExit(f"aicli {' '.join(args[:2])} exited {code}")
+    return code, usage.ru_maxrss / 1024
 
 
 def cost(server: FakeOpenAI, tmp: Path) -> None:
@@ -88,7 +92,7 @@ def cost(server: FakeOpenAI, tmp: Path) -> None:
     print(f"  saved {saved * 100:.1f}% against the usual run (target >= 45%: {verdict})")
 
 
-def memory(server: FakeOpenAI, tmp: Path, n: int) -> None:
+def memory(server: FakeOpenAI, tmp: Path, n: int, usual: bool) -> None:
     server.reset()
     server.batch.progress_seconds = 0.5
     suite = tmp / "big"  # files of 5,000 cases: a suite file holds at most 250,000 values
@@ -113,17 +117,30 @@ def memory(server: FakeOpenAI, tmp: Path, n: int) -> None:
         f"{n:,} cases through {server.batch.creates} batch(es) of {lines:,} lines: exit {code},"
         f" {took:.1f} s, peak RSS {peak:.0f} MB (target < 250 MB at 50,000: {verdict})"
     )
+    if usual:
+        env["AICLI_CACHE_DIR"] = str(tmp / "cache-big-usual")
+        started = time.monotonic()
+        code, peak = run(
+            ["test-prompts", str(suite), "-j", "64", "--config", str(tmp / "aicli.yaml"),
+             "-o", str(tmp / "big-usual.jsonl")], env, tmp,
+        )  # fmt: skip
+        took = time.monotonic() - started
+        print(
+            f"{n:,} cases without --batch (-j 64): exit {code}, {took:.1f} s,"
+            f" peak RSS {peak:.0f} MB"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--memory", type=int, default=50_000, metavar="N")
+    parser.add_argument("--usual", action="store_true", help="also run the N cases without --batch")
     args = parser.parse_args()
     with FakeOpenAI() as server, tempfile.TemporaryDirectory(prefix="aicli-bench-") as t:
         tmp = Path(t)
         cost(server, tmp)
         if args.memory:
-            memory(server, tmp, args.memory)
+            memory(server, tmp, args.memory, args.usual)
 
 
 if __name__ == "__main__":

@@ -45,9 +45,8 @@ from aicli.reports.results import CaseResult  # noqa: E402
 from aicli.reports.summary import summarize  # noqa: E402
 from aicli.suites.load import load_suites, validate_against_templates  # noqa: E402
 from aicli.suites.model import Suite  # noqa: E402
-from aicli.suites.runner import (  # noqa: E402
+from aicli.suites.plan import (  # noqa: E402
     Job,
-    Runner,
     RunOptions,
     build_request,
     grader_request,
@@ -55,6 +54,7 @@ from aicli.suites.runner import (  # noqa: E402
     plan_jobs,
     render_case,
 )
+from aicli.suites.runner import Runner  # noqa: E402
 from aicli.templates import TemplateStore  # noqa: E402
 from aicli.types import Message, Request, Usage  # noqa: E402
 

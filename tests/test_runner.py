@@ -15,18 +15,8 @@ from aicli.config import Config, load_config
 from aicli.errors import BudgetError, NoAnswerError, SuiteError, UsageError
 from aicli.reports.results import CaseResult
 from aicli.suites.load import load_suites
-from aicli.suites.runner import (
-    STOP_BUDGET,
-    STOP_FAIL_FAST,
-    STOP_INTERRUPTED,
-    Job,
-    Runner,
-    RunOptions,
-    build_request,
-    grader_tier,
-    plan_jobs,
-    render_case,
-)
+from aicli.suites.plan import Job, RunOptions, build_request, grader_tier, plan_jobs, render_case
+from aicli.suites.runner import STOP_BUDGET, STOP_FAIL_FAST, STOP_INTERRUPTED, Runner
 from aicli.templates import TemplateStore
 from aicli.types import Request, Result, Usage
 
@@ -378,3 +368,69 @@ def test_sigint_cancels_in_flight_and_skips_the_rest(tmp_path: Path) -> None:
     assert len(results) == 10  # the rest is reported as skipped, not lost
     assert {r.reason for r in results if r.status == "skipped"} == {STOP_INTERRUPTED}
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler removed
+
+
+def test_a_case_renders_once_and_a_long_run_keeps_few_rendered_prompts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aicli.suites.runner as runner_module
+    from aicli.suites.runner import RENDERED_KEPT
+
+    n = RENDERED_KEPT * 3
+    cases = "\n".join(f"  - {{name: c{i}, vars: {{w: '{i}'}}}}" for i in range(n))
+    cfg, store, suites = setup(tmp_path, f'suite: s\nprompt: "say {{{{ w }}}}"\ncases:\n{cases}\n')
+    rendered: list[str] = []
+
+    def counting(suite: Any, case: Any, store: TemplateStore) -> Any:
+        rendered.append(case.name)
+        return render_case(suite, case, store)
+
+    monkeypatch.setattr(runner_module, "render_case", counting)
+    engine = StubEngine(cfg, lambda req: "ok")
+    opts = RunOptions(tiers=["standard", "premium"], repeat=3, concurrency=4)
+    runner, results = run(engine, store, opts, plan_jobs(suites, cfg, store, opts))
+    assert len(results) == n * 2 * 3 and all(r.status == "passed" for r in results)
+    assert sorted(rendered) == sorted(f"c{i}" for i in range(n))  # 6 runs, one render each
+    assert len(runner._rendered) <= RENDERED_KEPT + opts.concurrency
+    # every run of a case sent the same messages
+    by_case: dict[str, set[str]] = {}
+    for req in engine.requests:
+        by_case.setdefault(str(req.messages[-1]["content"]), set()).add(req.tier or "")
+    assert len(by_case) == n and all(t == {"standard", "premium"} for t in by_case.values())
+
+
+def test_a_run_keeps_only_what_its_terminal_report_needs() -> None:
+    from aicli.reports.results import AssertionRecord
+    from aicli.suites.session import kept
+
+    ok = AssertionRecord("icontains", 'icontains "a"', True, 1.0, "ok")
+    bad = AssertionRecord(
+        "icontains", 'icontains "b"', False, 0.0, "expected b", "assertion_failed"
+    )
+    full: dict[str, Any] = {"output": "the answer", "prompt": "the prompt", "vars": {"w": "x"},
+                            "file": "s.yaml", "model_used": "m", "usage": Usage(1, 2, 3),
+                            "cost_usd": 0.5, "latency_ms": 9.0}  # fmt: skip
+    passed = CaseResult("s", "c1", "standard", assertions=[ok], **full)
+    failed = CaseResult(
+        "s", "c2", "standard", status="failed", reason="expected b", reason_kind="assertion_failed",
+        assertions=[ok, bad], **full,
+    )  # fmt: skip
+    small = kept(passed)
+    assert (small.output, small.prompt, small.vars, small.assertions, small.file) == (
+        "",
+        "",
+        {},
+        [],
+        "",
+    )
+    assert (small.usage, small.cost_usd, small.latency_ms, small.status) == (
+        Usage(1, 2, 3), 0.5, 9.0, "passed",
+    )  # fmt: skip
+    small = kept(failed)
+    assert small.output == "the answer" and small.assertions == [bad]
+    assert (small.reason, small.reason_kind, small.prompt, small.vars) == (
+        "expected b", "assertion_failed", "", {},
+    )  # fmt: skip
+    # the writers' results are left whole
+    assert passed.output == "the answer" and failed.assertions == [ok, bad]
+    assert passed.vars == {"w": "x"}

@@ -9,6 +9,7 @@ rounds collect: its calls wait for the last round, so nothing is paid twice."""
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from aicli.batch.scheduler import BatchScheduler
@@ -49,6 +50,8 @@ class BatchProvider:
         key, tier = call.key, call.tier
         if key is None or tier is None:  # nothing to name it by: the usual path
             raise ProviderFailure(HELD, kind="batch", fall_back=True, attempts=0, resend=True)
+        # One string per request for the state, the answers and `bought` of 50,000 requests.
+        key = sys.intern(key)
         sched = self.scheduler
         settled = sched.answer(key)
         if settled is None:

@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aicli.batch")
 CHUNK_KEY = "aicli_chunk"
+_LENGTH = 2**32 - 1  # the low bits of an answer's place in the answers file: its length
 MAX_ROUNDS = 6  # answers, graders, and room to spare: a loop that never settles still ends
 
 
@@ -69,9 +72,11 @@ class BatchScheduler:
         self.cap_usd = cap_usd  # --max-cost: what may be submitted, worst case at batch price
         self.final = False  # the last round: what has no answer takes the usual path
         self.submitted = 0  # requests this run sent in batches
-        # custom_id -> the result line's body as JSON bytes (small: parsed when used), or why
-        # there is none
-        self._answers: dict[str, bytes | str] = {}
+        # custom_id -> where its result line's body lies in the answers file (offset << 32 |
+        # length: one int, parsed when used), or why there is none. 50,000 answers stay on disk.
+        self._answers: dict[str, int | str] = {}
+        self._spool: int | None = None  # the answers file's descriptor, opened on first answer
+        self._spooled = 0  # its length
         self._refused: set[str] = set()  # over the cap: never submitted
         self.bought: dict[str, float] = {}  # custom_id -> what its batch answer saved
         self._reserved = 0.0
@@ -93,7 +98,8 @@ class BatchScheduler:
             return None
         if isinstance(got, str):
             return Settled(error=got)
-        return Settled(body=json.loads(got))
+        assert self._spool is not None
+        return Settled(body=json.loads(os.pread(self._spool, got & _LENGTH, got >> 32)))
 
     def refused(self, custom_id: str) -> bool:
         return custom_id in self._refused
@@ -134,6 +140,7 @@ class BatchScheduler:
     async def settle_round(self) -> None:
         """Submit what the round collected, then wait until every batch it needs has ended."""
         groups, self._groups = self._groups, {}
+        self._collected = set()  # from here on the state file names the batch of each
         for (provider, tier, model), files in groups.items():
             await self._submit(provider, tier, model, files)
         following, self._follow = self._follow, {}
@@ -248,23 +255,30 @@ class BatchScheduler:
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id is None:
                 continue
-            lines: list[bytes] = []
-            try:
-                async for line in api.lines(file_id):
-                    lines.append(line)
-            except BatchAPIError as exc:  # keep the lines that came
-                log.warning("%s", exc, extra={"event": "batch.download_failed"})
-            for result in parse_lines(lines, f"batch {record.id}"):
-                if result.custom_id not in asked:
-                    foreign += 1
-                    continue
-                if result.custom_id in answered:
-                    continue
-                answered.add(result.custom_id)
-                if result.body is not None:
-                    self._answers[result.custom_id] = json.dumps(result.body).encode()
-                else:
-                    self._answers[result.custom_id] = result.error or "failed"
+            # Downloaded to a file first, then read a line at a time: a result file of 50,000
+            # answers is never held whole.
+            fd, name = tempfile.mkstemp(suffix=".jsonl", dir=self._tmp.name)
+            download = Path(name)
+            with open(fd, "wb") as fh:
+                try:
+                    async for line in api.lines(file_id):  # each without its line break
+                        fh.write(line + b"\n")
+                except BatchAPIError as exc:  # keep the lines that came
+                    log.warning("%s", exc, extra={"event": "batch.download_failed"})
+            with download.open("rb") as fh:
+                for result in parse_lines((x[:-1] for x in fh), f"batch {record.id}"):
+                    if result.custom_id not in asked:
+                        foreign += 1
+                        continue
+                    if result.custom_id in answered:
+                        continue
+                    cid = sys.intern(result.custom_id)  # the one string the state holds too
+                    answered.add(cid)
+                    if result.body is not None:
+                        self._answers[cid] = self._spool_body(result.body)
+                    else:
+                        self._answers[cid] = result.error or "failed"
+            download.unlink()
         if foreign:
             log.warning(
                 "batch %s: ignored %d result line(s) for requests it was not sent", record.id,
@@ -274,8 +288,22 @@ class BatchScheduler:
         record.collected = True
         self.state.save()
 
+    def _spool_body(self, body: dict[str, Any]) -> int:
+        """Append a result line's body to the answers file; where it lies, as one int."""
+        data = json.dumps(body).encode()
+        if self._spool is None:
+            path = Path(self._tmp.name) / "answers.jsonl"
+            self._spool = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.pwrite(self._spool, data, self._spooled)
+        where = self._spooled << 32 | len(data)
+        self._spooled += len(data)
+        return where
+
     def close(self) -> None:
         for files in self._groups.values():
             files.discard()
         self._groups = {}
+        if self._spool is not None:
+            os.close(self._spool)
+            self._spool = None
         self._tmp.cleanup()

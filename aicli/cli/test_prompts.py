@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aicli.cli import options, report_view
+from aicli.cli import options, report_view, run_checks
 from aicli.cli.completion import suite_paths, tier_names
 from aicli.cli.output import (
     error,
@@ -20,11 +20,8 @@ from aicli.cli.progress import progress
 from aicli.cli.startup import long_lived
 
 if TYPE_CHECKING:
-    from aicli.batch.run import BatchSettings
-    from aicli.config import Config
     from aicli.reports.results import CaseResult
-    from aicli.suites.model import Suite
-    from aicli.suites.runner import Job, RunOptions
+    from aicli.suites.plan import Job, RunOptions
 
 
 def test_prompts(
@@ -219,7 +216,7 @@ def test_prompts(
     """
     with handle_errors(debug, verbose=verbose, log_format=log_format):
         from aicli.errors import UsageError
-        from aicli.suites.runner import RunOptions
+        from aicli.suites.plan import RunOptions
 
         cache_mode = options.cache_mode(no_cache, cache_only=cache_only)
         if record is not None and replay is not None:
@@ -227,14 +224,14 @@ def test_prompts(
                 "--record and --replay exclude each other",
                 "record once with --record FILE, then run with --replay FILE",
             )
-        _check_distinct_files(list(output or []), record, replay)
+        run_checks.check_distinct_files(list(output or []), record, replay)
         if (batch_only or batch_timeout != "24h") and not batch:
             raise UsageError(
                 "--batch-only and --batch-timeout need --batch", "add --batch, or drop them"
             )
         from aicli.suites.load import parse_shard
 
-        runs, most = _parse_repeat(repeat, max_repeat)
+        runs, most = run_checks.parse_repeat(repeat, max_repeat)
         opts = RunOptions(
             tiers=list(tier or []),
             model=model,
@@ -249,7 +246,7 @@ def test_prompts(
             redact=False if no_redact else None,
             shard=parse_shard(shard) if shard is not None else None,
             fallback=True if fallback else None,
-            batch=_batch_settings(batch_timeout, batch_only) if batch else None,
+            batch=run_checks.batch_settings(batch_timeout, batch_only) if batch else None,
         )
         code = _main(
             list(paths or []), opts, pass_rate=pass_rate, record=record, replay=replay,
@@ -283,7 +280,7 @@ def _main(
         from aicli.providers import preload
         from aicli.replay import ReplayStore
         from aicli.suites.load import load_suites, validate_against_templates
-        from aicli.suites.runner import plan_jobs
+        from aicli.suites.plan import plan_jobs
         from aicli.suites.session import run_suite
         from aicli.templates import TemplateStore
 
@@ -296,7 +293,7 @@ def _main(
     inputs = [("suite", s.file) for s in suites]
     if Path(cfg.source).is_file():
         inputs.append(("config", Path(cfg.source)))
-    _check_distinct_files(outputs, record, replay, inputs)
+    run_checks.check_distinct_files(outputs, record, replay, inputs)
     replay_store = ReplayStore(replay).load() if replay is not None else None
     if replay_store is None and opts.cache_mode == "off":  # every case calls a model:
         with long_lived():  # the SDK now, frozen, rather than in the first call's event loop
@@ -311,7 +308,7 @@ def _main(
         info(f"aicli: info: {len(jobs)} runs of {cases} cases{more}; answers from {source}")
     writers, json_on_stdout = report_view.open_outputs(outputs, json_out)
     budget = Budget(max_cost if max_cost is not None else cfg.budget.max_cost_usd)
-    fingerprint = _fingerprint(cfg, suites, opts) if opts.batch is not None else None
+    fingerprint = run_checks.fingerprint(cfg, suites, opts) if opts.batch is not None else None
     with progress(None if opts.auto else len(jobs)) as advance:
         outcome = run_suite(
             cfg, store, jobs, opts, writers=writers, budget=budget, record=record,
@@ -348,57 +345,6 @@ def _main(
     return report_view.exit_code(summary, fail_on, pass_rate)
 
 
-def _parse_repeat(repeat: str, max_repeat: int | None) -> tuple[int, int | None]:
-    """`--repeat N` -> (N, None); `--repeat auto` -> (3, M): at least 3 runs, at most M."""
-    from aicli.errors import UsageError
-    from aicli.suites.repeats import DEFAULT_MAX, MIN_RUNS
-
-    text = repeat.strip().lower()
-    if text == "auto":
-        return MIN_RUNS, max_repeat if max_repeat is not None else DEFAULT_MAX
-    if max_repeat is not None:
-        raise UsageError("--max-repeat needs --repeat auto", "or give a fixed --repeat N alone")
-    try:
-        runs = int(text)
-    except ValueError:
-        runs = 0
-    if not 1 <= runs <= 1000:
-        raise UsageError(
-            f"--repeat {repeat!r}: expected a whole number from 1 to 1000, or auto",
-            "e.g. --repeat 5, or --repeat auto --max-repeat 10",
-        )
-    return runs, None
-
-
-def _check_distinct_files(
-    outputs: list[Path],
-    record: Path | None,
-    replay: Path | None,
-    inputs: list[tuple[str, Path]] | None = None,
-) -> None:
-    """A file written by -o or --record must be no other file of the run (a symlink, ./x or a
-    hard link too): two outputs would mix into one, and an input would be overwritten."""
-    from aicli.errors import UsageError
-
-    named = [(what, path, False) for what, path in inputs or []]
-    named += [("--output", p, True) for p in outputs]
-    named += [(f, p, f == "--record") for f, p in (("--record", record), ("--replay", replay)) if p]
-    seen: dict[object, tuple[str, Path, bool]] = {}
-    for what, path, writes in named:
-        try:
-            st = path.stat()
-            ident: object = (st.st_dev, st.st_ino)
-        except OSError:
-            ident = path.resolve()
-        first = seen.get(ident)
-        if first is not None and (writes or first[2]):
-            raise UsageError(
-                f"{what} {path}: the same file as {first[0]} {first[1]}",
-                "give each report and recording its own file",
-            )
-        seen.setdefault(ident, (what, path, writes))
-
-
 def _warn_if_nothing_matched(results: list[CaseResult], replay: Path) -> None:
     ran = [r for r in results if r.status != "skipped"]
     missed = [r for r in ran if r.reason_kind == "api_error" and "not recorded" in r.reason]
@@ -412,55 +358,6 @@ def _warn_if_nothing_matched(results: list[CaseResult], replay: Path) -> None:
         cause, n = causes.most_common(1)[0]
         some = "every request" if n == len(missed) else f"{n} of {len(missed)} requests"
         warn(f"no request matched an answer in {replay}; {some}: {cause}")
-
-
-def _batch_settings(timeout: str, only: bool) -> BatchSettings:
-    import os
-    import re
-
-    from aicli.batch.run import BatchSettings
-    from aicli.errors import UsageError
-
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", timeout)
-    if m is None or float(m.group(1)) <= 0:
-        raise UsageError(
-            f"--batch-timeout: expected a duration such as 90s, 30m or 24h, got {timeout[:40]!r}",
-            "a number with s, m, h or d (seconds when there is no unit)",
-        )
-    scale = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-    settings = BatchSettings(timeout_s=float(m.group(1)) * scale, only=only)
-    poll = os.environ.get("AICLI_BATCH_POLL_SECONDS", "").strip()
-    if poll:
-        try:
-            settings.poll_max_s = max(0.01, float(poll))
-        except ValueError:
-            raise UsageError(
-                f"$AICLI_BATCH_POLL_SECONDS: expected seconds, got {poll[:40]!r}",
-                "unset it for the default (polls back off from 1 s to 60 s)",
-            ) from None
-        settings.poll_first_s = min(settings.poll_first_s, settings.poll_max_s)
-    return settings
-
-
-def _fingerprint(cfg: Config, suites: list[Suite], opts: RunOptions) -> dict[str, object]:
-    """What names a batch run: its suite files, config, tiers, model and parameters."""
-    from aicli.digest import sha256_hex
-
-    def digest(path: Path) -> str:
-        try:
-            return sha256_hex(path.read_bytes())
-        except OSError:
-            return ""
-
-    config = Path(cfg.source)
-    return {
-        "suites": sorted(digest(s.file) for s in suites),
-        "config": digest(config) if config.is_file() else "built-in",
-        "tiers": sorted(opts.tiers), "model": opts.model, "repeat": opts.repeat,
-        "filter": opts.filter, "shard": opts.shard, "grader": opts.grader,
-        "fallback": opts.fallback, "redact": opts.redact,
-        "only": bool(opts.batch and opts.batch.only),
-    }  # fmt: skip
 
 
 def _order(jobs: list[Job]) -> dict[tuple[str, str, str, int], int]:

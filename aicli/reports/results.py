@@ -63,7 +63,7 @@ def cut(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-@dataclass
+@dataclass(slots=True)
 class AssertionRecord:
     """How one assertion fared on one answer, as reports show and store it."""
 
@@ -93,7 +93,7 @@ class AssertionRecord:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class CaseResult:
     """One run of one case on one tier."""
 
@@ -228,7 +228,7 @@ class TierStats:
         return d
 
 
-@dataclass
+@dataclass(slots=True)
 class CaseStats:
     """A case on one tier over its repeats (runs that were not skipped)."""
 

@@ -19,6 +19,7 @@ def percentile(values: list[float], pct: float) -> float | None:
 
 
 _FIELD = {"passed": "passed", "failed": "failed", "error": "errors", "skipped": "skipped"}
+_BIT = {"passed": 1, "failed": 2, "error": 4, "skipped": 8}
 
 
 class SummaryBuilder:
@@ -28,8 +29,9 @@ class SummaryBuilder:
         self._tiers: dict[str, TierStats] = {}
         self._latencies: dict[str, list[float]] = {}
         self._runs: dict[tuple[str, str], Tally] = {}  # (case_id, tier asked for) -> its runs
-        # (case_id, tier label) -> statuses, for the tier comparison
-        self._labels: dict[tuple[str, str], set[str]] = {}
+        # (case_id, tier label) -> the statuses it had, as bits of _BIT (a small int is shared,
+        # a set per case is not: this is held for every case of a run), for the tier comparison
+        self._labels: dict[tuple[str, str], int] = {}
         self._total = Summary()
 
     def add(self, r: CaseResult) -> None:
@@ -55,9 +57,11 @@ class SummaryBuilder:
         if r.status in ("passed", "failed"):
             self._latencies.setdefault(label, []).append(r.latency_ms)
         if r.status != "skipped":
-            key = (r.case_id, r.tier)
+            case_id = r.case_id  # one string for both keys
+            key = (case_id, r.tier)
             self._runs[key] = self._runs.get(key, Tally()).plus(r.status == "passed")
-            self._labels.setdefault((r.case_id, label), set()).add(r.status)
+            both = (case_id, label)
+            self._labels[both] = self._labels.get(both, 0) | _BIT[r.status]
 
     def build(
         self,
@@ -109,10 +113,10 @@ class SummaryBuilder:
         """Cases passing on one tier and failing on another; an error is no verdict."""
         by_case: dict[str, dict[str, str]] = {}
         for (cid, label), statuses in self._labels.items():
-            if "error" in statuses:
+            if statuses & _BIT["error"]:
                 verdict = "error"
             else:
-                verdict = "failed" if "failed" in statuses else "passed"
+                verdict = "failed" if statuses & _BIT["failed"] else "passed"
             by_case.setdefault(cid, {})[label] = verdict
         out = []
         for cid, verdicts in by_case.items():

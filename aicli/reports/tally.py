@@ -16,7 +16,7 @@ Verdict = Literal["passed", "failed"]
 _EPS = 1e-9  # a pass rate equal to the threshold passes, floating error or not
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tally:
     """Runs that ran (skipped ones are not runs) and how many of them passed."""
 

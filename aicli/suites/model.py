@@ -40,7 +40,7 @@ ASSERTION_TYPES: tuple[AssertionType, ...] = TEXT_TYPES + JSON_TYPES + METRIC_TY
 JSON_TYPE_NAMES = ("string", "number", "integer", "boolean", "array", "object", "null")
 
 
-@dataclass
+@dataclass(slots=True)
 class Assertion:
     type: str  # as written, e.g. "not-icontains"
     value: Any = None
@@ -70,7 +70,7 @@ class Assertion:
         return f"{self.type} {shown}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Case:
     suite: str
     name: str

@@ -14,7 +14,7 @@ from aicli.reports.results import CaseResult, Tally
 from aicli.stats import runs_still_needed
 
 if TYPE_CHECKING:
-    from aicli.suites.runner import Job
+    from aicli.suites.plan import Job
 
 MIN_RUNS = 3  # every case runs at least this often
 DEFAULT_MAX = 10

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from aicli.reports.baseline import compare
 from aicli.reports.changes import DEFAULT_ALPHA
 from aicli.reports.results import CaseResult, Summary
 from aicli.reports.summary import SummaryBuilder
-from aicli.suites.runner import STOP_INTERRUPTED, Job, Runner, RunOptions
+from aicli.suites.plan import Job, RunOptions
+from aicli.suites.runner import STOP_INTERRUPTED, Runner
 
 if TYPE_CHECKING:
     from aicli.batch.scheduler import BatchScheduler
@@ -111,7 +113,7 @@ def run_suite(
             builder.add(r)
             for w in writers:
                 w.add(r)
-            results.append(r)
+            results.append(kept(r))
             on_result(r)
 
         scheduler = None
@@ -155,6 +157,26 @@ def run_suite(
         raise runner.fatal
     return RunOutcome(
         summary, results, interrupted, runner.terminated, stopped_by, runner.budget_error, len(jobs)
+    )
+
+
+_NO_VARS: dict[str, object] = {}  # shared by every kept result: never written to
+
+
+def kept(r: CaseResult) -> CaseResult:
+    """What a run holds on to once the writers have a result (for the terminal report, the
+    baseline, the exit code): no prompt, vars, file or model; the answer and the failed
+    assertions only of a run that failed (they explain it). A run of 50,000 cases holds 50,000
+    of these, so nothing else is kept; each writer keeps what its own format needs."""
+    failing = r.status in ("failed", "error")
+    return dataclasses.replace(
+        r,
+        output=r.output if failing else "",
+        assertions=r.failed_assertions() if failing else [],
+        vars=_NO_VARS,
+        prompt="",
+        file="",
+        model_used="",
     )
 
 
@@ -209,7 +231,7 @@ async def _rounds(
 
 def graders(cfg: Config, jobs: list[Job], opts: RunOptions) -> list[str]:
     """The tiers that judge the llm-rubric assertions of these jobs."""
-    from aicli.suites.runner import grader_tier
+    from aicli.suites.plan import grader_tier
 
     return sorted(
         {
