@@ -38,7 +38,7 @@ def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
         quota = daily_quota(cfg, cache)
         state = ServeState(
             cfg=cfg,
-            engine=engine or Engine(cfg, cache=cache),
+            engine=engine or Engine(cfg, cache=cache, transport="aiohttp"),
             metrics=metrics,
             tokens=read_tokens(cfg.serve.tokens_env),
             quota=quota,
