@@ -1,9 +1,10 @@
-"""Config mistakes in reading order: every mistake gets its place in the file, the first one is
-reported with its key path, and a misspelt tier or provider gets "did you mean".
+"""Config mistakes, worded and in reading order: every mistake gets its place in the file, the
+first one is reported with its key path, and a misspelt key, tier or provider gets "did you mean".
 
 Works on the file's data as written (a mapping from YAML), so a reference mistake early in the
 file is reported before a schema mistake later on, and an implied value (`default_tier` left out)
-is blamed only after everything the user wrote.
+is blamed only after everything the user wrote. pydantic's errors (when config_schema.py's own
+check is unsure) are worded here too, never showing a value that may be a key.
 """
 
 from __future__ import annotations
@@ -11,14 +12,20 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aicli.errors import close_matches
+from aicli.config_schema import hints, is_settings
+from aicli.errors import ConfigError, close_matches
 from aicli.scrub import without_credentials
+from aicli.settings import ConfigFile
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 DEFAULTS_HINT = "`aicli config show --defaults` prints every key, with comments"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BUILTIN_TIERS_NOTE = "a file with `tiers:` replaces all the built-in tiers"
+_KEY_PATH = re.compile(r"key|token|secret|passw", re.IGNORECASE)
 
 
 @dataclass(frozen=True, order=True)
@@ -209,3 +216,58 @@ def cycle_mistake(data: Mapping[str, Any], fallbacks: Mapping[str, list[str]]) -
         if name not in state and (found := visit(name, [name])):
             return found
     return None
+
+
+def first_error(mistakes: list[Mistake], label: str) -> ConfigError:
+    """The mistake a reader of the file meets first, as the error to raise."""
+    first = min(mistakes)
+    more = f" (and {len(mistakes) - 1} more problem(s))" if len(mistakes) > 1 else ""
+    return ConfigError(f"{label}: {first.path}: {first.what}{more}", first.hint)
+
+
+def schema_mistakes(exc: ValidationError, data: Mapping[str, Any]) -> list[Mistake]:
+    """pydantic's errors about the file `data`, worded for its reader and placed in it."""
+    mistakes = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            what = (
+                f"unknown key (expected one of: {', '.join(allowed)})" if allowed else "unknown key"
+            )
+            near = close_matches(str(loc[-1]), allowed, n=1)
+            what += f"; did you mean '{near[0]}'?" if near else ""
+        elif err["type"] == "literal_error":
+            what = f"expected {err['ctx']['expected']}, got {_shown(err['input'], path)}"
+        else:
+            what = f"{err['msg']}, got {_shown(err['input'], path)}"
+        mistakes.append(Mistake(position(data, loc), path, what))
+    return mistakes
+
+
+def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
+    """The keys the settings class at `parent` (a pydantic error location) accepts."""
+    kind: Any = ConfigFile
+    for part in parent:
+        if getattr(kind, "__origin__", None) is dict:  # tiers.<name>, providers.<name>
+            kind = kind.__args__[-1]
+            continue
+        fields = hints(kind) if is_settings(kind) else {}
+        if part not in fields:
+            return []
+        kind = fields[part]
+    return sorted(hints(kind)) if is_settings(kind) else []
+
+
+def _shown(value: Any, path: str) -> str:
+    """A rejected value as the error shows it, never one that may be a key: not at a key-like
+    path (a key pasted into `api_key_env` as a list or as digits), not one that looks like one."""
+    if _KEY_PATH.search(path):
+        return f"a {type(value).__name__} (not shown: it may be a key)"
+    from aicli.redact import Redactor
+
+    text = repr(value)
+    if Redactor(["secret"]).redact(text) != text:
+        return "a value that looks like a secret (not shown)"
+    return text if len(text) <= 80 else f"{text[:77]}..."

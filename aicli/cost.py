@@ -9,8 +9,8 @@ import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from aicli.config import Price, TierConfig
 from aicli.errors import BudgetError
+from aicli.settings import Price, TierConfig
 from aicli.types import Message, Usage, message_text
 
 log = logging.getLogger("aicli")

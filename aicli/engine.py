@@ -20,8 +20,9 @@ from aicli.types import EventSink, Request, Result, answer_events
 
 if TYPE_CHECKING:
     from aicli.cache import CacheEntry, ResponseCache
-    from aicli.recording import Recorder, ReplayStore
+    from aicli.recording import Recorder
     from aicli.redact import Redactor
+    from aicli.replay import ReplayStore
 
 log = logging.getLogger(__name__)
 _UNSET: Any = object()

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aicli.config import Config, TierConfig
+from aicli.config import Config
 from aicli.cost import DEFAULT_MAX_TOKENS
 from aicli.errors import UsageError
+from aicli.settings import TierConfig
 from aicli.types import Message, Request
 
 if TYPE_CHECKING:

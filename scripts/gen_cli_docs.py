@@ -13,6 +13,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "cli.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _generated import write_or_check  # noqa: E402
 
 
 def commands() -> list[list[str]]:
@@ -65,16 +68,8 @@ def build() -> str:
 def main() -> int:
     sys.path.insert(0, str(ROOT))
     os.environ["COLUMNS"] = "100"
-    text = build()
-    if "--check" in sys.argv:
-        if not DOC.exists() or DOC.read_text(encoding="utf-8") != text:
-            print("docs/cli.md is out of date: run python scripts/gen_cli_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text, encoding="utf-8")
-    print(f"wrote {DOC.relative_to(ROOT)}")
-    return 0
+    check = "--check" in sys.argv[1:]
+    return write_or_check(DOC, build(), check=check, remedy="python scripts/gen_cli_docs.py")
 
 
 if __name__ == "__main__":

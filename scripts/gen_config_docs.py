@@ -1,7 +1,7 @@
 """Write docs/config-reference.md from the settings' own definitions, so no key goes undocumented.
 
-Every key comes from the settings dataclasses in aicli/config.py (walked from the file's top level),
-its description from the docstring written under the field, its built-in value from
+Every key comes from the settings dataclasses in aicli/settings.py (walked from the file's top
+level), its description from the docstring written under the field, its built-in value from
 aicli/defaults.yaml, its type and bounds from the annotation, and the environment variables that
 override it from `$NAME` in its description. A field without a description stops the script.
 
@@ -23,12 +23,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aicli import config  # noqa: E402
+from _generated import write_or_check  # noqa: E402
+
+from aicli import settings  # noqa: E402
+from aicli.config import DEFAULTS_FILE  # noqa: E402
 from aicli.config_schema import Limit, hints, is_settings  # noqa: E402
 
 DOC = ROOT / "docs" / "config-reference.md"
-SOURCE = ROOT / "aicli" / "config.py"
+SOURCE = ROOT / "aicli" / "settings.py"
 # "`$NAME` overrides" in a description: that variable wins over the key
 OVERRIDE = re.compile(r"`\$([A-Z][A-Z0-9_]+)` overrides")
 
@@ -57,7 +61,7 @@ INTERNAL = {
 
 
 def field_docs() -> dict[str, dict[str, str]]:
-    """Class name -> field name -> the docstring written under the field in aicli/config.py."""
+    """Class name -> field name -> the docstring written under the field in aicli/settings.py."""
     tree = ast.parse(SOURCE.read_text(encoding="utf-8"))
     found: dict[str, dict[str, str]] = {}
     for node in tree.body:
@@ -107,7 +111,7 @@ def settings_classes() -> list[type]:
                 for annotation in hints(inner).values():
                     visit(annotation)
 
-    visit(config._File)
+    visit(settings.ConfigFile)
     return seen
 
 
@@ -170,7 +174,7 @@ def value_text(value: Any) -> str:
 def builtin() -> dict[str, Any]:
     from aicli import yamlsafe
 
-    data: dict[str, Any] = yamlsafe.load(yamlsafe.read_text(config.DEFAULTS_FILE))
+    data: dict[str, Any] = yamlsafe.load(yamlsafe.read_text(DEFAULTS_FILE))
     return data
 
 
@@ -186,9 +190,9 @@ def _default(f: dataclasses.Field[Any]) -> Any:
 def rows(cls: type, prefix: str, defaults: Any, docs: dict[str, dict[str, str]]) -> list[str]:
     """One table row per key of `cls` (nested settings inline, `price.input_per_1m`)."""
     out = []
-    own = [f for f in dataclasses.fields(cls) if f.name not in hints(config.TierSettings)]
+    own = [f for f in dataclasses.fields(cls) if f.name not in hints(settings.TierSettings)]
     fields = own + [f for f in dataclasses.fields(cls) if f not in own]  # a tier's own keys first
-    for f in fields if cls is config.TierConfig else dataclasses.fields(cls):
+    for f in fields if cls is settings.TierConfig else dataclasses.fields(cls):
         kind = hints(cls)[f.name]
         key = f"{prefix}{f.name}"
         if is_settings(kind):  # a mapping inside the section: its row, then one per key
@@ -197,7 +201,7 @@ def rows(cls: type, prefix: str, defaults: Any, docs: dict[str, dict[str, str]])
             continue
         if isinstance(defaults, dict) and f.name in defaults:
             default = value_text(defaults[f.name])
-        elif cls is config.TierConfig and f.name in hints(config.TierSettings):
+        elif cls is settings.TierConfig and f.name in hints(settings.TierSettings):
             default = f"`defaults.{f.name}`"
         else:
             default = value_text(_default(f))
@@ -250,13 +254,13 @@ def build() -> str:
     if missing:
         raise SystemExit(
             "gen_config_docs: these settings have no description (write a docstring under the"
-            f" field in aicli/config.py): {', '.join(missing)}"
+            f" field in aicli/settings.py): {', '.join(missing)}"
         )
     data = builtin()
     head = "| key | type | built-in value | env override | what it does |\n|---|---|---|---|---|\n"
     parts = [
         "# Configuration reference\n\n",
-        "Every key aicli reads, generated from the settings' own definitions in `aicli/config.py`"
+        "Every key aicli reads, generated from the settings' own definitions in `aicli/settings.py`"
         " (types, bounds, descriptions) and the built-in values in `aicli/defaults.yaml` by"
         " `python scripts/gen_config_docs.py`; a test fails when this page is out of date or a"
         " key has no description. Where the file is found and how tiers inherit:"
@@ -264,19 +268,19 @@ def build() -> str:
         "## Top level\n\n",
         head,
     ]
-    file_fields = {f.name: f for f in dataclasses.fields(config._File)}
-    scalars = [n for n, f in file_fields.items() if not _nested(hints(config._File)[n])]
-    top_rows = rows(config._File, "", data, docs)
+    file_fields = {f.name: f for f in dataclasses.fields(settings.ConfigFile)}
+    scalars = [n for n, f in file_fields.items() if not _nested(hints(settings.ConfigFile)[n])]
+    top_rows = rows(settings.ConfigFile, "", data, docs)
     parts.append("\n".join(r for r in top_rows if r.split("`")[1] in scalars) + "\n")
     parts.append("\nSections:\n\n")
     for name in file_fields:
         if name not in scalars:
-            parts.append(f"- `{name}`: {description(config._File, name, docs)}\n")
+            parts.append(f"- `{name}`: {description(settings.ConfigFile, name, docs)}\n")
     unlisted = [n for n in file_fields if n not in scalars and n not in {h for h, _, _ in SECTIONS}]
     if unlisted:  # a new section must get its own table here, or its keys go undocumented
         raise SystemExit(f"gen_config_docs: add these sections to SECTIONS: {', '.join(unlisted)}")
     for heading, prefix, about in SECTIONS:
-        kind = hints(config._File)[heading]
+        kind = hints(settings.ConfigFile)[heading]
         cls = next(t for t in _inner_types(kind) if is_settings(t))
         section_defaults = data.get(heading) if heading not in ("providers", "tiers") else None
         parts.append(f"\n## `{heading}`\n\n{about}\n\n{head}")
@@ -309,15 +313,8 @@ def _builtin_block(heading: str, data: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    text = build()
-    if "--check" in sys.argv[1:]:
-        if not DOC.exists() or DOC.read_text(encoding="utf-8") != text:
-            print(f"{DOC.relative_to(ROOT)} is out of date: run python scripts/gen_config_docs.py")
-            return 1
-        return 0
-    DOC.write_text(text, encoding="utf-8")
-    print(f"wrote {DOC.relative_to(ROOT)}")
-    return 0
+    check = "--check" in sys.argv[1:]
+    return write_or_check(DOC, build(), check=check, remedy="python scripts/gen_config_docs.py")
 
 
 if __name__ == "__main__":

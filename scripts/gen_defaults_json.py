@@ -13,6 +13,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _generated import write_or_check  # noqa: E402
 
 from aicli import yamlsafe  # noqa: E402
 from aicli.config import DEFAULTS_FILE, DEFAULTS_JSON  # noqa: E402
@@ -24,16 +27,9 @@ def build() -> str:
 
 
 def main() -> int:
-    text = build()
-    if "--check" in sys.argv[1:]:
-        current = DEFAULTS_JSON.read_text(encoding="utf-8") if DEFAULTS_JSON.exists() else ""
-        if current != text:
-            print(f"{DEFAULTS_JSON} is out of date: run python scripts/gen_defaults_json.py")
-            return 1
-        return 0
-    DEFAULTS_JSON.write_text(text, encoding="utf-8")
-    print(f"wrote {DEFAULTS_JSON}")
-    return 0
+    check = "--check" in sys.argv[1:]
+    remedy = "python scripts/gen_defaults_json.py"
+    return write_or_check(DEFAULTS_JSON, build(), check=check, remedy=remedy)
 
 
 if __name__ == "__main__":

@@ -29,14 +29,18 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _generated import write_or_check  # noqa: E402
 
 from aicli.cache import CacheEntry  # noqa: E402
 from aicli.config import Config, load_config  # noqa: E402
 from aicli.cost import Budget  # noqa: E402
 from aicli.engine import Engine  # noqa: E402
 from aicli.providers.base import DeltaSink, ProviderAnswer, ProviderCall, ProviderFailure  # noqa: E402
-from aicli.recording import Recorder, ReplayStore  # noqa: E402
+from aicli.recording import Recorder  # noqa: E402
 from aicli.redact import Redactor, detect  # noqa: E402
+from aicli.replay import ReplayStore  # noqa: E402
 from aicli.reports.results import CaseResult  # noqa: E402
 from aicli.reports.summary import summarize  # noqa: E402
 from aicli.suites.load import load_suites, validate_against_templates  # noqa: E402
@@ -228,14 +232,10 @@ def main() -> None:
             recorder.close()
         text = fresh.read_text(encoding="utf-8")
 
+    remedy, note = "python scripts/make_recording.py", f" ({len(text.splitlines())} answers)"
+    code = write_or_check(OUTPUT, text, check=args.check, remedy=remedy, note=note)
     if args.check:
-        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
-        if current != text:
-            sys.exit(f"make_recording: {OUTPUT} is stale; run scripts/make_recording.py")
-        print(f"{OUTPUT.relative_to(REPO)} is up to date")
-        return
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT.relative_to(REPO)} ({len(text.splitlines())} answers)")
+        sys.exit(code)
 
     replay = Engine(cfg, replay=ReplayStore(OUTPUT).load())
     check_green(asyncio.run(run_suites(replay, store, opts, jobs)), "replayed")

@@ -138,11 +138,11 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("the engine's steps", {"aicli.planning", "aicli.calling"}),
     ("the parts below the engine",
      {"aicli.cache", "aicli.providers", "aicli.resilience", "aicli.ledger", "aicli.cost",
-      "aicli.quota", "aicli.recording", "aicli.request_builder"}),
+      "aicli.quota", "aicli.recording", "aicli.replay", "aicli.request_builder"}),
     # reports/results.py (with the diffs and tallies it is built from) holds the types that
     # suites/ and reports/ share: one floor down, as ARCHITECTURE.md says
     ("settings, templates, redaction; the result types",
-     {"aicli.config", "aicli.config_check", "aicli.redact", "aicli.templates",
+     {"aicli.config", "aicli.config_check", "aicli.settings", "aicli.redact", "aicli.templates",
       "aicli.reports.results", "aicli.reports.changes", "aicli.reports.tally"}),
     ("helpers with no say in a request; a suite's types",
      {"aicli.digest", "aicli.regexes", "aicli.jsontext", "aicli.yamlsafe", "aicli.stats",

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from aicli.config import DEFAULTS_FILE, _File, _one_or_many_fallbacks, load_config
+from aicli.config import DEFAULTS_FILE, _one_or_many_fallbacks, load_config
 from aicli.config_schema import check, hints, is_settings, pydantic_model
+from aicli.settings import ConfigFile
 from aicli.yamlsafe import load
 from tests.helpers import REPO_ROOT, child_env
 
@@ -43,7 +44,7 @@ def every_path() -> list[list[str]]:
             if inner is not None:
                 walk(inner, [*here, "t"] if _is_dict(hint) else here)
 
-    walk(_File, [])
+    walk(ConfigFile, [])
     return paths
 
 
@@ -75,13 +76,13 @@ def same(fast: Any, slow: Any) -> bool:
 
 
 def agree(data: dict[str, Any]) -> None:
-    fast = check(_File, data)
+    fast = check(ConfigFile, data)
     try:
-        model = pydantic_model(_File).model_validate(data)
+        model = pydantic_model(ConfigFile).model_validate(data)
     except ValidationError:
         assert fast is None, f"accepted what pydantic rejects: {data}"
         return
-    slow = check(_File, model.model_dump(exclude_unset=True))
+    slow = check(ConfigFile, model.model_dump(exclude_unset=True))
     assert slow is not None, f"pydantic's own output is not accepted: {data}"
     if fast is not None:
         assert same(fast, slow), data
@@ -96,7 +97,7 @@ def test_every_key_with_every_kind_of_value(path: list[str]) -> None:
 
 def test_the_builtin_config_passes_the_quick_check() -> None:
     data = _one_or_many_fallbacks(load(DEFAULTS_FILE.read_text()))
-    assert check(_File, data) is not None
+    assert check(ConfigFile, data) is not None
     agree(data)
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from aicli.cache import CacheEntry
 from aicli.errors import UsageError
-from aicli.recording import Recorder, ReplayStore
+from aicli.recording import Recorder
+from aicli.replay import ReplayStore
 from aicli.types import TemplateRef, Usage
 
 TPL = TemplateRef("extraction", "1.2.0", "abcdef123456")

@@ -31,17 +31,7 @@ def merge(
     baseline: report_view.BaselineOpt = None,
     fail_on: report_view.FailOnOpt = report_view.FailOn.any,
     alpha: report_view.AlphaOpt = 0.05,
-    pass_rate: Annotated[
-        float,
-        typer.Option(
-            "--pass-rate",
-            metavar="PCT",
-            min=0.0,
-            max=100.0,
-            help="Exit 0 when at least this percentage of the runs passed; also the pass rate a "
-            "case needs (give the run's own --pass-rate).",
-        ),
-    ] = 100.0,
+    pass_rate: report_view.PassRateOpt = 100.0,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="List passed cases too.")
     ] = False,
@@ -51,8 +41,9 @@ def merge(
     """Merge JSON reports (the shards of one run) into one report.
 
     Prints the terminal summary and writes any -o format; the last stdout line is
-    `N passed, N failed`. Exit codes: 0 no case failed, 1 a case failed, 2 an unreadable
-    report, an unknown format_version, or the same case+tier+repeat in two reports.
+    `N passed, N failed`. Give the run's own --pass-rate: every verdict is derived again.
+    Exit codes: 0 no case failed, 1 a case failed, 2 an unreadable report, an unknown
+    format_version, or the same case+tier+repeat in two reports.
 
     \b
     Examples:

@@ -65,6 +65,17 @@ OutputOpt = Annotated[
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Write the JSON report to stdout (same as -o -).")
 ]
+PassRateOpt = Annotated[
+    float,
+    typer.Option(
+        "--pass-rate",
+        metavar="PCT",
+        min=0.0,
+        max=100.0,
+        help="Exit 0 when at least this percentage of the runs that were not skipped passed; with "
+        "repeats also the pass rate a case needs (its verdict, and where --repeat auto decides).",
+    ),
+]
 AlphaOpt = Annotated[
     float,
     typer.Option(

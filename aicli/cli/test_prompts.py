@@ -98,17 +98,7 @@ def test_prompts(
             "case-insensitive substring.",
         ),
     ] = None,
-    pass_rate: Annotated[
-        float,
-        typer.Option(
-            "--pass-rate",
-            metavar="PCT",
-            min=0.0,
-            max=100.0,
-            help="Exit 0 when at least this percentage of the cases that ran passed; with repeats "
-            "also the pass rate a case needs (its verdict, and where --repeat auto decides).",
-        ),
-    ] = 100.0,
+    pass_rate: report_view.PassRateOpt = 100.0,
     fail_fast: Annotated[
         bool,
         typer.Option(
@@ -291,7 +281,7 @@ def _main(
         from aicli.cost import Budget
         from aicli.errors import BudgetError
         from aicli.providers import preload
-        from aicli.recording import ReplayStore
+        from aicli.replay import ReplayStore
         from aicli.suites.load import load_suites, validate_against_templates
         from aicli.suites.runner import plan_jobs
         from aicli.suites.session import run_suite

@@ -16,7 +16,6 @@ import httpx2
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from aicli.config import ProviderConfig
 from aicli.errors import MissingKeyError
 from aicli.providers import retries
 from aicli.providers.base import (
@@ -31,6 +30,7 @@ from aicli.providers.base import (
 from aicli.providers.tool_calls import StreamedToolCalls, dumped, finish_reason, parse_tool_calls
 from aicli.safetext import StreamKeys, answer_field, answer_text, safe_line
 from aicli.scrub import register_secret, without_credentials
+from aicli.settings import ProviderConfig
 from aicli.types import FinishEvent, TextDelta, Usage
 
 log = logging.getLogger(__name__)

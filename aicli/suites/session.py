@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from aicli.engine import Engine
     from aicli.errors import BudgetError
     from aicli.providers.base import Provider
-    from aicli.recording import ReplayStore
+    from aicli.replay import ReplayStore
     from aicli.reports.read import Report
     from aicli.templates import TemplateStore
 
