@@ -66,16 +66,15 @@ class RunObserver(Protocol):
 @dataclass
 class ChainRun:
     """One request's run down its tier chain, the mutable part: the tiers tried, the attempts,
-    the stale fallback, the last error; and what the caller passed with it (its spending limits,
-    its observer). Not batch/state.py's RunState (a batch run's file on disk), nor a check's
-    Outcome (suites/assertions.py)."""
+    the last error (the walk's decisions are tier_walk.py's); and what the caller passed with it
+    (its spending limits, its observer). Not batch/state.py's RunState (a batch run's file on
+    disk), nor a check's Outcome (suites/assertions.py)."""
 
     budget: Budget
     quota: SpendLimit | None = None  # the service's daily cap (per-key budgets: more limits)
     observer: RunObserver | None = None
     attempts: int = 0
     tried: list[str] = field(default_factory=list)
-    stale: tuple[Plan, CacheEntry] | None = None
     last_error: str = ""
     last_hint: str | None = None  # what fixes last_error when the answer, not the provider, failed
     batch_saved_usd: float = 0.0  # what answering through a batch saved against the tier's price

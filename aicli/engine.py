@@ -1,6 +1,10 @@
 """One request, one way: plan (redact, keys) -> cache -> single-flight -> rate limit -> call ->
 fall back -> cache write -> restore -> Result. Every command that needs a model answer goes
-through Engine.run (or run_sync, which answers a fresh cache hit without starting asyncio).
+through Engine.run (or run_sync, which answers a cache hit without starting asyncio).
+
+What is looked up, what is a hit, which tier is called, the stale fallback and when to give up
+are tier_walk.py's decisions; here are its two adapters, which only do the I/O it asks for:
+`_hit_now` (reads without an event loop, up to the first call) and `_run` (async).
 
 asyncio is imported where it is used, here and in what this imports, so that a CLI cache hit
 never imports it (start-up time)."""
@@ -8,7 +12,7 @@ never imports it (start-up time)."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
 from aicli.calling import ChainRun, RunObserver, TierCaller
 from aicli.config import Config
@@ -16,6 +20,7 @@ from aicli.cost import Budget, SpendLimit
 from aicli.errors import AicliError, NoAnswerError
 from aicli.planning import Plan, make_redactor, plan_request
 from aicli.providers.base import HttpTransport, Provider
+from aicli.tier_walk import Answer, Call, GiveUp, Read, TierWalk, looked_up_in, no_answer
 from aicli.types import EventSink, Request, Result, answer_events
 
 if TYPE_CHECKING:
@@ -32,23 +37,6 @@ LONG_TEXT = 16_384  # characters of prompt past which redaction runs off the eve
 
 def _text_length(request: Request) -> int:
     return sum(len(m.get("content") or "") for m in request.messages)
-
-
-def _reads(request: Request) -> bool:
-    """Whether a request reads the cache (not --refresh, --no-cache, --repeat runs 2..N)."""
-    return request.cache_mode in ("use", "only")
-
-
-def _read_before_any_call(request: Request, plans: list[Plan]) -> list[Plan]:
-    """The tiers whose cached answer is looked up before any tier is called: every one with
-    --cache-only (nothing is called), else the first (a plain run calls the first tier before
-    it looks the next one up). A fresh answer among them is the hit, in this order."""
-    return plans if request.cache_mode == "only" else plans[:1]
-
-
-def _fresh(entry: CacheEntry | None) -> TypeGuard[CacheEntry]:
-    """Whether a cached entry answers (an expired one is only a stale fallback)."""
-    return entry is not None and not entry.expired()
 
 
 class Engine:
@@ -88,8 +76,9 @@ class Engine:
     # -- public API --------------------------------------------------------------------------
 
     def run_sync(self, request: Request, on_delta: EventSink | None = None) -> Result:
-        """`run` for a caller without an event loop, then `aclose`. A fresh cache hit of the
-        first tier asked is answered without one (its cost is a CLI command's start-up)."""
+        """`run` for a caller without an event loop, then `aclose`. An answer the walk reaches
+        before any call (a cache hit; a --cache-only stale one; a replay) is given without one:
+        its cost is a CLI command's start-up."""
         try:
             hit = self._hit_now(request, on_delta)
         except BaseException:
@@ -154,36 +143,41 @@ class Engine:
             )  # fmt: skip
 
     def _hit_now(self, request: Request, on_delta: EventSink | None) -> Result | None:
-        """`_run`'s answer when it is a fresh cache hit of the first tier it would look up, read
-        without an event loop; None when `_run` must decide (a miss, a stale or unreadable
-        entry, replay, --refresh/--no-cache, a backend that cannot answer synchronously)."""
-        if self.replay is not None or not _reads(request):
+        """`_run`'s answer when the walk reaches it before any call (a fresh hit; with
+        --cache-only, a stale one; a replay), read without an event loop; None when the walk
+        needs one: a call, a miss to count, a backend that cannot answer synchronously."""
+        source = looked_up_in(request, replay=self.replay is not None)
+        if source is None:  # the walk starts with a call
             return None
         from aicli.logs import log_context
 
         with log_context(request_id=request.request_id):
             try:
                 redactor = self._start(request)
-                cache = self.cache
-                if cache is None or not cache.answers_now:
+                cache = self.cache if source == "cache" else None
+                if source == "cache" and (cache is None or not cache.answers_now):
                     return None
                 plans = plan_request(self.cfg, request, redactor)
-                for index, plan in enumerate(_read_before_any_call(request, plans)):
-                    entry = cache.get_now(plan.key)
-                    if _fresh(entry):
-                        cache.record_hit_now(entry)
-                        run = ChainRun(self.budget)
-                        result = self._finish(
-                            request, plan, entry, redactor, on_delta, index, run, cached=True
-                        )
-                        break
-                else:
+                walk = TierWalk(request, plans, replay=self.replay is not None)
+                while isinstance(step := walk.next(), Read):
+                    walk.found(self._read_now(step, cache))
+                if not isinstance(step, Answer):
                     return None
+                if cache is not None and step.counts == "hit":
+                    cache.record_hit_now(step.entry)
+                result = self._finish(request, step, redactor, on_delta, ChainRun(self.budget))
             except AicliError as exc:
                 self._log_failed(request, exc)
                 raise
             self._log_done(result)
             return result
+
+    def _read_now(self, step: Read, cache: ResponseCache | None) -> CacheEntry | None:
+        if step.source == "replay":
+            assert self.replay is not None
+            return self.replay.get(step.plan.key)
+        assert cache is not None
+        return cache.get_now(step.plan.key)
 
     def _start(self, request: Request) -> Redactor | None:
         """Every path's first step, before any I/O: an unknown tier is exit 2 before all else;
@@ -215,68 +209,26 @@ class Engine:
             plans = await offload.run(plan_request, self.cfg, request, redactor)
         else:
             plans = plan_request(self.cfg, request, redactor)
-        if self.replay is not None:
-            return self._replayed(request, plans, redactor, on_delta)
-
         run = ChainRun(budget or self.budget, quota, observer)
-        reads = _reads(request)
-        cache = self.cache if request.cache_mode != "off" else None
-        # One lookup per tier, just before its call: so the lookups before any call are
-        # _read_before_any_call's (what _hit_now reads without an event loop).
-        for index, plan in enumerate(plans):
-            entry = await cache.get(plan.key) if (cache is not None and reads) else None
-            if _fresh(entry):
-                await self._count_hit(entry)
-                return self._finish(
-                    request, plan, entry, redactor, on_delta, index, run, cached=True
-                )
-            if entry is not None and run.stale is None:
-                run.stale = (plan, entry)
-            if request.cache_mode == "only":
-                continue
-            if not self.calls.cooldowns.admit(plan.name):  # cooling, and no probe due
-                run.tried.append(plan.name)
-                run.last_error = f"tier '{plan.name}' skipped: it failed repeatedly just now"
-                continue
-            fresh, shared = await self._call_once(request, plan, redactor, on_delta, run)
-            if fresh is not None:
-                if shared:  # an identical request in flight paid for it: like a hit
-                    await self._count_hit(fresh)
-                    return self._finish(
-                        request, plan, fresh, redactor, on_delta, index, run, cached=True
-                    )
-                await self._count_miss(reads)
-                return self._finish(request, plan, fresh, redactor, None, index, run)
-
-        if cache is not None and reads and run.stale is None:
-            await self._count_miss(True)  # a stale answer served below counts as a hit instead
-        if run.stale is not None:
-            plan, entry = run.stale
-            why = run.last_error or "--cache-only"
-            log.warning(
-                "serving an expired cached answer (stale) for tier '%s': %s", plan.name, why,
-                extra={"event": "cache.stale", "tier": plan.name, "reason": why},
-            )  # fmt: skip
-            await self._count_hit(entry)
-            return self._finish(
-                request, plan, entry, redactor, on_delta, plans.index(plan), run,
-                cached=True, stale=True,
-            )  # fmt: skip
-        if request.cache_mode == "only":
-            raise NoAnswerError(
-                "not in the cache: --cache-only found no answer for this request"
-                f" (tiers looked up: {', '.join(p.name for p in plans)})",
-                "run it once without --cache-only to fill the cache",
-            )
-        raise NoAnswerError(
-            f"no answer from tiers {', '.join(run.tried)}: {run.last_error}",
-            run.last_hint
-            or (
-                "check the endpoint and your network, or use --cache-only / -t echo"
-                if request.front == "cli"
-                else "the providers behind this tier failed; try again later"
-            ),
-        )
+        walk = TierWalk(request, plans, replay=self.replay is not None)
+        cache = self.cache if walk.uses_cache else None
+        # One lookup per tier, just before its call: so the lookups before any call are those
+        # _hit_now makes without an event loop.
+        while True:
+            step = walk.next()
+            if isinstance(step, Read):
+                walk.found(await self._read(step, cache))
+            elif isinstance(step, Call):
+                fresh, shared = await self._call_once(request, step, cache, redactor, on_delta, run)
+                walk.called(fresh, shared=shared)
+            elif isinstance(step, Answer):
+                await self._count(cache, step)
+                return self._finish(request, step, redactor, on_delta, run)
+            else:
+                await self._count(cache, step)
+                if step.why == "replay":
+                    raise self._not_recorded(request, plans[0])
+                raise no_answer(step.why, request, plans, run)
 
     async def aclose(self) -> None:
         await self.calls.aclose()
@@ -290,18 +242,23 @@ class Engine:
     async def _call_once(
         self,
         request: Request,
-        plan: Plan,
+        step: Call,
+        cache: ResponseCache | None,
         redactor: Redactor | None,
         on_delta: EventSink | None,
         run: ChainRun,
     ) -> tuple[CacheEntry | None, bool]:
-        """Call one tier, sharing the call with identical requests in flight (single-flight);
-        the answer is written to the cache. Returns (entry, whether another request paid)."""
-        cache = self.cache if request.cache_mode != "off" else None
+        """Call one tier unless it is cooling, through single-flight if the walk says so; the
+        answer is written to the cache. Returns (entry or None, whether another request paid)."""
+        plan = step.plan
+        if not self.calls.cooldowns.admit(plan.name):  # cooling, and no probe due
+            run.tried.append(plan.name)
+            run.last_error = f"tier '{plan.name}' skipped: it failed repeatedly just now"
+            return None, False
         if cache is None:
             return await self.calls.call(request, plan, redactor, on_delta, run), False
         store = bool(plan.tier.cache_ttl)
-        if request.cache_mode == "use":  # --refresh and --repeat runs 2..N want their own call
+        if step.flight:
             return await cache.single_flight(
                 plan.key,
                 lambda: self.calls.call(request, plan, redactor, on_delta, run),
@@ -319,29 +276,20 @@ class Engine:
         wait = self.calls.traits_for(plan.tier.provider).flight_wait_s
         return wait if wait is not None else float(plan.tier.timeout_seconds or 30)
 
-    def _replayed(
-        self,
-        request: Request,
-        plans: list[Plan],
-        redactor: Redactor | None,
-        on_delta: EventSink | None,
-    ) -> Result:
-        assert self.replay is not None
-        for index, plan in enumerate(plans):
-            entry = self.replay.get(plan.key)
-            if entry is not None:
-                result = self._finish(
-                    request, plan, entry, redactor, on_delta, index, ChainRun(self.budget)
-                )
-                # nothing is spent now; what the answer cost then still compares tiers offline
-                result.recorded_cost_usd, result.cost_usd = result.cost_usd, 0.0
-                return result
+    async def _read(self, step: Read, cache: ResponseCache | None) -> CacheEntry | None:
+        if step.source == "replay":
+            assert self.replay is not None
+            return self.replay.get(step.plan.key)
+        return await cache.get(step.plan.key) if cache is not None else None
+
+    def _not_recorded(self, request: Request, first: Plan) -> NoAnswerError:
+        """A replay's miss names what changed since the recording (the endpoint, model, prompt)."""
         from aicli.recording import request_facts
 
-        first = plans[0]
+        assert self.replay is not None
         asked = request_facts(self.cfg.base_url(first.tier.provider), first.model, first.messages)
         cause, hint = self.replay.why_missing(first.name, asked, request.template)
-        raise NoAnswerError(
+        return NoAnswerError(
             f"no recorded answer for this request (tier '{first.name}', model {first.model}):"
             f" not recorded: {cause}",
             hint,
@@ -350,16 +298,20 @@ class Engine:
     def _finish(
         self,
         request: Request,
-        plan: Plan,
-        entry: CacheEntry,
+        answer: Answer,
         redactor: Redactor | None,
         on_delta: EventSink | None,
-        index: int,
         run: ChainRun,
-        *,
-        cached: bool = False,
-        stale: bool = False,
     ) -> Result:
+        """The walk's answer as the request's Result: restored, streamed (unless a call already
+        streamed it), recorded."""
+        plan, entry, cached = answer.plan, answer.entry, answer.cached
+        if answer.stale:
+            why = run.last_error or "--cache-only"
+            log.warning(
+                "serving an expired cached answer (stale) for tier '%s': %s", plan.name, why,
+                extra={"event": "cache.stale", "tier": plan.name, "reason": why},
+            )  # fmt: skip
         content, tool_calls = entry.content, entry.tool_calls
         if redactor is not None and plan.redacted:
             from aicli.redact.walk import restore_tool_calls
@@ -367,9 +319,9 @@ class Engine:
             content = redactor.restore(content)
             if tool_calls:
                 tool_calls = restore_tool_calls(tool_calls, redactor.restore)
-        if on_delta is not None and (content or tool_calls):
+        if on_delta is not None and answer.streams and (content or tool_calls):
             if run.observer is not None:
-                run.observer.answering(plan.name, entry.model_used, cached, stale)
+                run.observer.answering(plan.name, entry.model_used, cached, answer.stale)
             for event in answer_events(content, tool_calls, entry.finish_reason):
                 on_delta(event)  # a cache hit or replay streams at once
         if self.recorder is not None:
@@ -380,17 +332,20 @@ class Engine:
         saved = run.batch_saved_usd
         if cached and plan.key in self.bought:  # paid by this run (a batch), not a hit
             cached, saved = False, self.bought[plan.key]
+        # a replay spends nothing now; what the answer cost then still compares tiers offline
+        replayed = answer.kind == "replayed"
         return Result(
             content=content,
             tier=plan.name,
             model_used=entry.model_used,
             usage=entry.usage,
-            cost_usd=0.0 if cached else entry.cost_usd,
+            cost_usd=0.0 if cached or replayed else entry.cost_usd,
+            recorded_cost_usd=entry.cost_usd if replayed else None,
             latency_ms=entry.latency_ms,
             request_id=request.request_id,
             cached=cached,
-            stale=stale,
-            fallback_used=index > 0,
+            stale=answer.stale,
+            fallback_used=answer.index > 0,
             attempts=run.attempts,
             template=request.template,
             provider=entry.provider,
@@ -404,10 +359,12 @@ class Engine:
             logprobs=entry.logprobs,
         )
 
-    async def _count_hit(self, entry: CacheEntry) -> None:
-        if self.cache is not None:  # counters fail open inside ResponseCache
-            await self.cache.record_hit(entry)
-
-    async def _count_miss(self, reads: bool) -> None:
-        if reads and self.cache is not None:
-            await self.cache.record_miss()
+    @staticmethod
+    async def _count(cache: ResponseCache | None, step: Answer | GiveUp) -> None:
+        """Add to the counter the walk names (counters fail open inside ResponseCache)."""
+        if cache is None or step.counts is None:
+            return
+        if isinstance(step, Answer) and step.counts == "hit":
+            await cache.record_hit(step.entry)
+        else:
+            await cache.record_miss()

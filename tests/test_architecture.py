@@ -135,7 +135,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("report writers and readers; the batch transport under the suites",
      {"aicli.reports", "aicli.batch"}),
     ("the engine: one request, one way", {"aicli.engine"}),
-    ("the engine's steps", {"aicli.planning", "aicli.calling"}),
+    ("the engine's steps and decisions", {"aicli.planning", "aicli.calling", "aicli.tier_walk"}),
     ("the parts below the engine",
      {"aicli.cache", "aicli.providers", "aicli.resilience", "aicli.ledger", "aicli.cost",
       "aicli.quota", "aicli.recording", "aicli.replay", "aicli.request_builder"}),
