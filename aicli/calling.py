@@ -32,6 +32,7 @@ from aicli.errors import NoAnswerError, RejectedError
 from aicli.planning import Plan, max_tokens_for
 from aicli.providers import traits as provider_traits
 from aicli.providers.base import (
+    HttpTransport,
     Provider,
     ProviderAnswer,
     ProviderCall,
@@ -87,9 +88,14 @@ class TierCaller:
     """Providers, limits and cooldowns shared by every call of one engine."""
 
     def __init__(
-        self, cfg: Config, providers: dict[str, Provider] | None, concurrency: int
+        self,
+        cfg: Config,
+        providers: dict[str, Provider] | None,
+        concurrency: int,
+        transport: HttpTransport = "httpx",
     ) -> None:
         self.cfg = cfg
+        self.transport = transport
         self.limiters = TierLimiters()
         # At most `concurrency` calls in flight per tier, fewer while the provider answers 429.
         self.concurrency = TierConcurrency(concurrency)
@@ -111,7 +117,7 @@ class TierCaller:
             from aicli.providers import make_provider
 
             self._providers[name] = make_provider(
-                self.cfg, name, pool_size=self.concurrency.ceiling
+                self.cfg, name, pool_size=self.concurrency.ceiling, transport=self.transport
             )
         return self._providers[name]
 

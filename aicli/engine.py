@@ -19,7 +19,7 @@ from aicli.config import Config
 from aicli.cost import Budget, SpendLimit
 from aicli.errors import AicliError, NoAnswerError
 from aicli.planning import Plan, make_redactor, plan_request
-from aicli.providers.base import Provider
+from aicli.providers.base import HttpTransport, Provider
 from aicli.tier_walk import Answer, Call, GiveUp, Read, TierWalk, looked_up_in, no_answer
 from aicli.types import EventSink, Request, Result, answer_events
 
@@ -52,6 +52,7 @@ class Engine:
         budget: Budget | None = None,
         providers: dict[str, Provider] | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
+        transport: HttpTransport = "httpx",
     ) -> None:
         self.cfg = cfg
         self._cache = cache
@@ -59,7 +60,7 @@ class Engine:
         self.recorder = recorder
         self.replay = replay
         self.budget = budget or Budget(cfg.budget.max_cost_usd)
-        self.calls = TierCaller(cfg, providers, concurrency)
+        self.calls = TierCaller(cfg, providers, concurrency, transport)
         # Cache keys whose entries this invocation paid for through a batch (the batch's
         # savings): their hits are reported as answers bought now, at their cost.
         self.bought: dict[str, float] = {}

@@ -54,7 +54,10 @@ ENVIRONMENT = {
     "NO_COLOR": "no colours (wins over `FORCE_COLOR` and `CLICOLOR_FORCE`, which colour a CI log)",
 }
 # Read by the code but set by aicli itself, never by a user.
-INTERNAL = {"AICLI_SERVE_CONFIG": "how `aicli serve` hands its workers the config file it loaded"}
+INTERNAL = {
+    "AICLI_SERVE_CONFIG": "how `aicli serve` hands its workers the config file it loaded",
+    "AICLI_SERVE_WORKERS": "how many workers share the cache (one: no cache lock)",
+}
 
 
 def field_docs() -> dict[str, dict[str, str]]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import settings
 
 from tests.fake_openai import FakeOpenAI
 from tests.helpers import (
@@ -21,6 +22,11 @@ from tests.helpers import (
     default_config,
     run_aicli,
 )
+
+# No property test is a timed test: Hypothesis's per-example deadline (200 ms) fails examples
+# on a loaded 2-core machine, not because of the code (speed is checked by scripts/bench_*).
+settings.register_profile("aicli", deadline=None)
+settings.load_profile("aicli")
 
 _DROP_ENV = {"OPENAI_API_KEY", "OPENAI_BASE_URL", "AICLI_CONFIG", "AICLI_CACHE_DIR", "NO_COLOR"}
 

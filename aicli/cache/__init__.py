@@ -56,14 +56,20 @@ def require_backend_package(cfg: Config) -> str:
     return name
 
 
-def open_cache(cfg: Config, *, retry_after_s: float | None = None) -> ResponseCache:
+def open_cache(
+    cfg: Config, *, retry_after_s: float | None = None, sole_process: bool = False
+) -> ResponseCache:
     """The configured cache; nothing is opened or connected until its first use.
 
     retry_after_s: how long a long-running process waits before trying an unavailable backend
     again (None: once it fails, this invocation carries on without a cache).
+    sole_process: the caller is the only process answering through this cache (a one-worker
+    service): on the disk cache single-flight then stays in the process, without the backend's
+    lock. Redis is shared across machines by design, so it always takes the lock.
     """
     backend: CacheBackend
     stale_for: float | None = None
+    sole_writer = False
     if require_backend_package(cfg) == "redis":
         from aicli.cache.redis import RedisBackend, redis_url
 
@@ -71,6 +77,11 @@ def open_cache(cfg: Config, *, retry_after_s: float | None = None) -> ResponseCa
         stale_for = float(cfg.cache.stale_for)
     else:
         backend = DiskBackend(resolve_cache_dir(cfg), size_limit_mb=cfg.cache.size_limit_mb)
+        sole_writer = sole_process
     return ResponseCache(
-        backend, namespace=cfg.cache.namespace, stale_for=stale_for, retry_after_s=retry_after_s
+        backend,
+        namespace=cfg.cache.namespace,
+        stale_for=stale_for,
+        retry_after_s=retry_after_s,
+        sole_writer=sole_writer,
     )

@@ -4,7 +4,8 @@ Within one process the first caller of a key leads and the others await its futu
 processes (and machines, with Redis) the leader holds a short-lived lock key in the backend,
 `<namespace>:v1:lock:<key>`, and the others poll for the entry it writes; the lock expires by
 itself if its holder dies. A waiter whose wait passes `wait_s` (the tier's timeout) calls the
-provider itself. A dead backend never stops anyone: they simply call for themselves.
+provider itself. A dead backend never stops anyone: they simply call for themselves. A
+`sole_writer` (the one worker of a service on the disk cache) skips the backend's lock.
 
 It is a layer of ResponseCache (over CacheCore, under the counters), not a helper beside it.
 """
@@ -30,9 +31,13 @@ _MAX_POLL_S = 0.25
 class SingleFlight(CacheCore):
     """CacheCore plus the calls in flight, by cache key."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sole_writer: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._leaders: dict[str, asyncio.Future[CacheEntry | None]] = {}
+        # This process is the only one answering from this cache (a one-worker service on the
+        # disk cache): the in-process leaders are all the single-flight there is, and the
+        # backend's lock (two SQLite write transactions per miss) is skipped.
+        self.sole_writer = sole_writer
 
     async def single_flight(
         self, key: str, produce: Produce, *, wait_s: float, store: bool
@@ -56,8 +61,13 @@ class SingleFlight(CacheCore):
         self._leaders[key] = future
         shared: Shared = (None, False)
         try:
-            if store and self.available:
+            if store and self.available and not self.sole_writer:
                 shared = await self._across(key, produce, wait_s)
+            elif store and self.available:
+                entry = await produce()
+                if entry is not None:
+                    await self.set(key, entry)  # before the future resolves: waiters find it
+                shared = (entry, False)
             else:  # nothing will be stored for others to find: share within this process only
                 shared = (await produce(), False)
             return shared

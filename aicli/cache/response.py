@@ -39,9 +39,14 @@ class ResponseCache(SingleFlight):
         namespace: str = "aicli",
         stale_for: float | None = None,
         retry_after_s: float | None = None,
+        sole_writer: bool = False,
     ) -> None:
         super().__init__(
-            backend, namespace=namespace, stale_for=stale_for, retry_after_s=retry_after_s
+            backend,
+            namespace=namespace,
+            stale_for=stale_for,
+            retry_after_s=retry_after_s,
+            sole_writer=sole_writer,
         )
         # Counter deltas that arrived while a write was in flight: they go out together in the
         # next write, so a busy server makes one counter write per batch, not one per hit.

@@ -54,7 +54,9 @@ def serve(
 
         cfg = load_config(config)
         # find_spec, not import: prometheus_client must first see its multiprocess directory
-        missing = [m for m in ("fastapi", "uvicorn", "prometheus_client") if not find_spec(m)]
+        missing = [
+            m for m in ("fastapi", "uvicorn", "prometheus_client", "aiohttp") if not find_spec(m)
+        ]
         if missing:
             raise UsageError(
                 f"aicli serve needs the 'serve' extra ({', '.join(missing)} not installed)",

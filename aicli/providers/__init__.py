@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable
 
 from aicli.config import Config
-from aicli.providers.base import Provider, Traits
+from aicli.providers.base import HttpTransport, Provider, Traits
 
 _SDK_MODULE = "aicli.providers.openai"
 # Each provider type's traits (a new type adds its row, not checks of its name elsewhere).
@@ -23,10 +23,13 @@ def traits(cfg: Config, name: str) -> Traits:
     return TRAITS[cfg.provider(name).type]
 
 
-def make_provider(cfg: Config, name: str, *, pool_size: int = 0) -> Provider:
+def make_provider(
+    cfg: Config, name: str, *, pool_size: int = 0, transport: HttpTransport = "httpx"
+) -> Provider:
     """Build the provider called `name` in the config (imports the SDK only for openai types).
 
-    `pool_size`: how many calls may be in flight at once, so connections are kept for them."""
+    `pool_size`: how many calls may be in flight at once, so connections are kept for them;
+    `transport`: the HTTP client under the SDK (see base.HttpTransport)."""
     provider = cfg.provider(name)
     if provider.type == "echo":
         from aicli.providers.echo import EchoProvider
@@ -35,7 +38,9 @@ def make_provider(cfg: Config, name: str, *, pool_size: int = 0) -> Provider:
     import_shallow(_SDK_MODULE)
     from aicli.providers.openai import OpenAIProvider
 
-    return OpenAIProvider(name, provider, cfg.base_url(name), pool_size=pool_size)
+    return OpenAIProvider(
+        name, provider, cfg.base_url(name), pool_size=pool_size, transport=transport
+    )
 
 
 def preload(cfg: Config, tiers: Iterable[str]) -> None:

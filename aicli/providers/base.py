@@ -71,6 +71,12 @@ class ProviderAnswer:
 # (an HTTP error: `status` says which), "malformed" (a body that is not a chat completion),
 # "empty" (an answer with no text), "schema" (an answer that breaks the request's JSON Schema).
 # "batch": a batch run's call that a batch did not answer (yet): says nothing of the provider
+# The HTTP client under the SDK: httpx (its default) or aiohttp (the SDK's DefaultAioHttpClient,
+# the `openai[aiohttp]` extra that aicli-prod[serve] installs). The service takes aiohttp: at 64
+# calls in flight its C parser and pool cost a quarter less CPU per call than httpx's h11 and
+# pool scan (scripts/bench_serve.py). A one-shot CLI keeps httpx: aiohttp's import is start-up.
+HttpTransport = Literal["httpx", "aiohttp"]
+
 FailureKind = Literal["connection", "timeout", "status", "malformed", "empty", "schema", "batch"]
 _PROVIDER_FAULTS = frozenset({"connection", "timeout", "malformed"})
 

@@ -9,12 +9,15 @@ for any other timeout. Imported only with the SDK.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import httpx2
 import openai
+
+from aicli.providers.base import HttpTransport
 
 
 def attempt_seconds(request: httpx2.Request, default: httpx2.Timeout) -> float | None:
@@ -28,6 +31,15 @@ def _timed_out(request: httpx2.Request, seconds: float) -> httpx2.ReadTimeout:
     return httpx2.ReadTimeout(
         f"no complete answer within {seconds:g} s (timeout_seconds)", request=request
     )
+
+
+def _honest(exc: httpx2.ConnectTimeout, request: httpx2.Request) -> httpx2.TransportError:
+    """The error a transport's ConnectTimeout stands for. The SDK's aiohttp mapping (its vendored
+    httpx_aiohttp) calls every refused or dropped connection a ConnectTimeout, which the SDK
+    reports as a timeout; one not caused by a timeout is a connection failure, as httpx says."""
+    if exc.__cause__ is None or isinstance(exc.__cause__, TimeoutError):
+        return exc
+    return httpx2.ConnectError(str(exc), request=request)
 
 
 class _DeadlineStream(httpx2.AsyncByteStream):
@@ -51,21 +63,27 @@ class _DeadlineStream(httpx2.AsyncByteStream):
                 return
             except TimeoutError:
                 raise _timed_out(self._request, self._seconds) from None
+            except httpx2.ConnectTimeout as exc:
+                raise _honest(exc, self._request) from exc.__cause__
             yield chunk
 
     async def aclose(self) -> None:
         await self._inner.aclose()
 
 
-class DeadlineClient(openai.DefaultAsyncHttpxClient):
-    """The SDK's default client, with one deadline per attempt (see the module docstring)."""
+class _Deadline(httpx2.AsyncClient):
+    """One deadline per attempt (see the module docstring), over whichever client it is mixed
+    into: the SDK's default (httpx) or its aiohttp one."""
 
     async def send(
         self, request: httpx2.Request, *, stream: bool = False, **kwargs: Any
     ) -> httpx2.Response:
         seconds = attempt_seconds(request, self.timeout)
         if seconds is None:
-            return await super().send(request, stream=stream, **kwargs)
+            try:
+                return await super().send(request, stream=stream, **kwargs)
+            except httpx2.ConnectTimeout as exc:
+                raise _honest(exc, request) from exc.__cause__
         deadline = anyio.current_time() + seconds
         response: httpx2.Response | None = None
         try:
@@ -79,7 +97,25 @@ class DeadlineClient(openai.DefaultAsyncHttpxClient):
                 await response.aclose()
             if isinstance(exc, TimeoutError):
                 raise _timed_out(request, seconds) from None
+            if isinstance(exc, httpx2.ConnectTimeout):
+                raise _honest(exc, request) from exc.__cause__
             raise
         if stream:  # a stream is read later, chunk by chunk: each read keeps the deadline
             response.stream = _DeadlineStream(response.stream, deadline, request, seconds)
         return response
+
+
+class DeadlineClient(_Deadline, openai.DefaultAsyncHttpxClient):
+    """The SDK's default client (httpx), with one deadline per attempt."""
+
+
+class AioDeadlineClient(_Deadline, openai.DefaultAioHttpClient):
+    """The SDK's aiohttp client (`openai[aiohttp]`), with one deadline per attempt."""
+
+
+def deadline_client(transport: HttpTransport) -> type[httpx2.AsyncClient]:
+    """The client class for a transport; aiohttp only when it is installed (aicli-prod[serve]
+    brings it), else the SDK's default, which every install has."""
+    if transport == "aiohttp" and importlib.util.find_spec("aiohttp") is not None:
+        return AioDeadlineClient
+    return DeadlineClient

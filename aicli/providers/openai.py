@@ -21,6 +21,7 @@ from aicli.providers import retries
 from aicli.providers.base import (
     DeltaSink,
     FailureKind,
+    HttpTransport,
     ProviderAnswer,
     ProviderCall,
     ProviderFailure,
@@ -79,13 +80,20 @@ CHAT_PATH = "/chat/completions"
 
 class OpenAIProvider:
     def __init__(
-        self, name: str, cfg: ProviderConfig, base_url: str, *, pool_size: int = 0
+        self,
+        name: str,
+        cfg: ProviderConfig,
+        base_url: str,
+        *,
+        pool_size: int = 0,
+        transport: HttpTransport = "httpx",
     ) -> None:
         self.name = name
         self.cfg = cfg
         self.base_url = base_url
         self.shown_url = without_credentials(base_url)  # for messages: no credential of the URL
         self.pool_size = pool_size  # calls in flight at once (-j): keep that many connections
+        self.transport = transport
         self._client: openai.AsyncOpenAI | None = None
         # One client per (timeout, retries), all sharing one connection pool: with_options()
         # builds a whole client, too slow to do for every call.
@@ -113,14 +121,14 @@ class OpenAIProvider:
                 DEFAULT_CONNECTION_LIMITS as limits,
             )
 
-            from aicli.providers.deadline import DeadlineClient
+            from aicli.providers.deadline import deadline_client
 
             keep = max(limits.max_keepalive_connections or 0, self.pool_size)
             self._client = openai.AsyncOpenAI(
                 api_key=self._api_key(),
                 base_url=self.base_url,
                 # each HTTP attempt, body included, ends by timeout_seconds
-                http_client=DeadlineClient(
+                http_client=deadline_client(self.transport)(
                     event_hooks={"request": [_on_request], "response": [_on_response]},
                     limits=type(limits)(
                         max_connections=max(limits.max_connections or 0, keep),

@@ -19,26 +19,27 @@ from aicli.request_builder import TemplateSource
 from aicli.serve import errors, generate, health, metrics_route, openai_api
 from aicli.serve.metrics import Metrics
 from aicli.serve.middleware import RequestMiddleware
-from aicli.serve.runner import CONFIG_ENV, read_tokens
+from aicli.serve.runner import CONFIG_ENV, WORKERS_ENV, read_tokens
 from aicli.serve.state import ServeState
 
 CACHE_RETRY_S = 30.0
 
 
-def create_app(cfg: Config, *, engine: Engine | None = None) -> FastAPI:
-    """The app for one worker. Changes nothing in the process (logging, switch interval: the
-    worker's entry, serve/worker.py, does that), so a test can build it in process."""
+def create_app(cfg: Config, *, engine: Engine | None = None, workers: int = 1) -> FastAPI:
+    """The app for one of `workers` workers. Changes nothing in the process (logging, switch
+    interval: the worker's entry, serve/worker.py, does that), so a test can build it in
+    process."""
     metrics = Metrics(list(cfg.tiers))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One cache per worker; after a failure a probe tries the backend again after 1 s,
         # doubling up to 30 s, and the cache is used again as soon as it answers.
-        cache = open_cache(cfg, retry_after_s=CACHE_RETRY_S)
+        cache = open_cache(cfg, retry_after_s=CACHE_RETRY_S, sole_process=workers == 1)
         quota = daily_quota(cfg, cache)
         state = ServeState(
             cfg=cfg,
-            engine=engine or Engine(cfg, cache=cache),
+            engine=engine or Engine(cfg, cache=cache, transport="aiohttp"),
             metrics=metrics,
             tokens=read_tokens(cfg.serve.tokens_env),
             quota=quota,
@@ -89,4 +90,5 @@ def _warm_imports() -> None:
 
 def app_from_env() -> FastAPI:
     """The factory uvicorn calls in each worker: the config the runner chose, loaded again."""
-    return create_app(load_config(os.environ.get(CONFIG_ENV) or None))
+    workers = int(os.environ.get(WORKERS_ENV) or 1)
+    return create_app(load_config(os.environ.get(CONFIG_ENV) or None), workers=workers)

@@ -20,6 +20,7 @@ from aicli.serve.worker import WorkerSpec, bind, reuse_port_available, serve_wor
 
 # Nothing here imports prometheus_client: it must first see PROMETHEUS_MULTIPROC_DIR.
 CONFIG_ENV = "AICLI_SERVE_CONFIG"  # how the runner hands workers the config file it loaded
+WORKERS_ENV = "AICLI_SERVE_WORKERS"  # and how many workers share the cache
 
 
 def read_tokens(env_name: str) -> list[bytes]:
@@ -81,6 +82,7 @@ def run(
     metrics_dir = tempfile.mkdtemp(prefix="aicli-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # before prometheus_client is imported
     os.environ[CONFIG_ENV] = "" if cfg.source == BUILTIN else str(Path(cfg.source).resolve())
+    os.environ[WORKERS_ENV] = str(workers)
     spec = WorkerSpec(
         host, port, cfg.serve.keep_alive_seconds, cfg.serve.shutdown_timeout, reuse_port=reuse
     )
