@@ -26,7 +26,7 @@ from aicli.config import Config, load_config
 from aicli.engine import Engine
 from aicli.errors import NoAnswerError
 from aicli.planning import Plan, make_redactor, plan_request
-from aicli.recording import ReplayStore
+from aicli.replay import ReplayStore
 from aicli.request_builder import PromptInput, build_request
 from aicli.tier_walk import Answer, Call, GiveUp, Read, TierWalk, looked_up_in
 from aicli.types import CacheMode, Request, Result
