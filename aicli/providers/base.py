@@ -73,8 +73,9 @@ class ProviderAnswer:
 # "batch": a batch run's call that a batch did not answer (yet): says nothing of the provider
 # The HTTP client under the SDK: httpx (its default) or aiohttp (the SDK's DefaultAioHttpClient,
 # the `openai[aiohttp]` extra that aicli-prod[serve] installs). The service takes aiohttp: at 64
-# calls in flight its C parser and pool cost a quarter less CPU per call than httpx's h11 and
-# pool scan (scripts/bench_serve.py). A one-shot CLI keeps httpx: aiohttp's import is start-up.
+# calls in flight its C parser and pool make a cache miss cost about a fifth less CPU than
+# httpx's h11 and pool scan (scripts/bench_serve.py). A one-shot CLI keeps httpx: aiohttp's
+# import would add to its start-up.
 HttpTransport = Literal["httpx", "aiohttp"]
 
 FailureKind = Literal["connection", "timeout", "status", "malformed", "empty", "schema", "batch"]
