@@ -15,6 +15,7 @@ from httpx import ASGITransport, AsyncClient
 from aicli.config import load_config
 from aicli.engine import Engine
 from aicli.errors import AicliError
+from aicli.providers import deadline
 from aicli.providers.base import HttpTransport
 from aicli.providers.deadline import AioDeadlineClient, DeadlineClient, deadline_client
 from aicli.types import Request
@@ -126,3 +127,22 @@ async def test_the_service_calls_providers_through_aiohttp(
         assert resp.status_code == 200 and resp.json()["content"] == "through aiohttp"
         provider: Any = app.state.aicli.engine.calls.provider("fake")
         assert isinstance(provider._get_client()._client, AioDeadlineClient)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_reply_past_the_size_cap_is_cut_off_and_the_tier_falls_back(
+    server: FakeOpenAI, make_config: Any, monkeypatch: pytest.MonkeyPatch, transport: HttpTransport
+) -> None:
+    monkeypatch.setattr(deadline, "MAX_RESPONSE_BYTES", 64 * 1024)
+    cfg = make_config(tiers={"standard": {"max_retries": 0}})
+    server.set_answer("standard-model", "too long " * 20_000)  # ~180 KB of JSON
+    content, tier, _, _ = _run(cfg, transport, _ask("short, please"), False)
+    assert (content, tier) == ("short, please", "economy")  # the next tier's (echo) answer
+
+    server.reset()
+    server.set_answer("standard-model", "too long " * 20_000)
+    alone = _ask("short, please", fallback=False)
+    outcome = _run(cfg, transport, alone, False)
+    assert outcome[0] == "error" and "the reply was larger than 0 MB" in outcome[2], outcome
+    streamed = _run(cfg, transport, alone, True)
+    assert streamed[0] == "error" and "larger than" in streamed[2], streamed

@@ -19,6 +19,36 @@ import openai
 
 from aicli.providers.base import HttpTransport
 
+# A provider's whole reply, decoded. An answer at the largest max_tokens with logprobs is a few
+# MB; more is a broken or hostile server, and reading on would only fill the memory.
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+
+class ResponseTooLarge(httpx2.ReadError):
+    """A reply past MAX_RESPONSE_BYTES: read no further (the tier falls back like a broken
+    connection)."""
+
+
+def _too_large(request: httpx2.Request) -> ResponseTooLarge:
+    limit = MAX_RESPONSE_BYTES // (1024 * 1024)
+    return ResponseTooLarge(f"the reply was larger than {limit} MB", request=request)
+
+
+async def _read_bounded(response: httpx2.Response, request: httpx2.Request) -> None:
+    """`response.aread()` that stops past MAX_RESPONSE_BYTES of decoded body (a compressed
+    reply is counted as it unpacks, so a small gzip bomb is stopped too)."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        raise _too_large(request)
+    parts, size = [], 0
+    async for part in response.aiter_bytes():
+        size += len(part)
+        if size > MAX_RESPONSE_BYTES:
+            raise _too_large(request)
+        parts.append(part)
+    # What aread() itself stores; httpx reads `_content` for .content, .text and .json().
+    response._content = b"".join(parts)
+
 
 def attempt_seconds(request: httpx2.Request, default: httpx2.Timeout) -> float | None:
     """The attempt's time limit: the largest of its httpx timeouts (the SDK sets them all)."""
@@ -52,6 +82,7 @@ class _DeadlineStream(httpx2.AsyncByteStream):
         self._deadline = deadline
         self._request = request
         self._seconds = seconds
+        self._size = 0  # bytes so far: a stream is bounded like a whole reply
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         chunks = self._inner.__aiter__()
@@ -65,6 +96,9 @@ class _DeadlineStream(httpx2.AsyncByteStream):
                 raise _timed_out(self._request, self._seconds) from None
             except httpx2.ConnectTimeout as exc:
                 raise _honest(exc, self._request) from exc.__cause__
+            self._size += len(chunk)
+            if self._size > MAX_RESPONSE_BYTES:
+                raise _too_large(self._request)
             yield chunk
 
     async def aclose(self) -> None:
@@ -91,7 +125,7 @@ class _Deadline(httpx2.AsyncClient):
             with anyio.fail_after(seconds):
                 response = await super().send(request, stream=True, **kwargs)
                 if not stream:
-                    await response.aread()
+                    await _read_bounded(response, request)
         except BaseException as exc:
             if response is not None:  # the body was cut short: never back into the pool
                 await response.aclose()

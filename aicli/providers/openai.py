@@ -27,6 +27,7 @@ from aicli.providers.base import (
     ProviderFailure,
     ResponseObserver,
 )
+from aicli.providers.deadline import ResponseTooLarge
 from aicli.providers.tool_calls import StreamedToolCalls, dumped, finish_reason, parse_tool_calls
 from aicli.safetext import StreamKeys, answer_field, answer_text, safe_line
 from aicli.scrub import register_secret, without_credentials
@@ -305,7 +306,9 @@ class OpenAIProvider:
         if isinstance(exc, openai.APITimeoutError):
             what, status, kind = "timed out", None, "timeout"
         elif isinstance(exc, openai.APIConnectionError):
-            what, status, kind = f"connection failed ({safe_line(exc, 120)})", None, "connection"
+            # the SDK words every transport error "Connection error."; ours says what it was
+            cause = exc.__cause__ if isinstance(exc.__cause__, ResponseTooLarge) else exc
+            what, status, kind = f"connection failed ({safe_line(cause, 120)})", None, "connection"
         elif isinstance(exc, openai.APIStatusError):
             status, kind = exc.status_code, "status"
             detail = safe_line(_error_message(exc), 200)  # server text: one clean line
