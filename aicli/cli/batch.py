@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from aicli.config import Config
 
 batch_app = typer.Typer(no_args_is_help=True)
-JSON = typer.Option(False, "--json", help="Print one JSON object instead of text.")
 
 
 @batch_app.callback()
@@ -39,7 +38,7 @@ def list_batches(
     offline: Annotated[
         bool, typer.Option("--offline", help="Show what the state files say; ask no server.")
     ] = False,
-    json_out: bool = JSON,
+    json_out: options.JsonObjectOpt = False,
     config: options.ConfigOpt = None,
     log_format: options.LogFormatOpt = None,
     debug: options.DebugOpt = False,

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 cache_app = typer.Typer(no_args_is_help=True)
 
-JSON = typer.Option(False, "--json", help="Print one JSON object instead of text.")
-
 
 @cache_app.callback()
 def _group(
@@ -139,7 +137,7 @@ def _iso(ts: float | None) -> str | None:
 
 @cache_app.command("stats", short_help="Entries, size, hit rate and the money saved.")
 def stats(
-    json_out: bool = JSON,
+    json_out: options.JsonObjectOpt = False,
     config: options.ConfigOpt = None,
     log_format: options.LogFormatOpt = None,
     debug: options.DebugOpt = False,
@@ -178,7 +176,7 @@ def stats(
 @cache_app.command("clear", short_help="Delete every cached answer.")
 def clear(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    json_out: bool = JSON,
+    json_out: options.JsonObjectOpt = False,
     config: options.ConfigOpt = None,
     log_format: options.LogFormatOpt = None,
     debug: options.DebugOpt = False,
@@ -222,7 +220,7 @@ def _done(cache: ResponseCache, what: str, count: int) -> dict[str, Any]:
 
 @cache_app.command("prune", short_help="Delete expired answers.")
 def prune(
-    json_out: bool = JSON,
+    json_out: options.JsonObjectOpt = False,
     config: options.ConfigOpt = None,
     log_format: options.LogFormatOpt = None,
     debug: options.DebugOpt = False,

@@ -24,6 +24,11 @@ ConfigOpt = Annotated[
         show_default=False,
     ),
 ]
+# `--json` where a command prints one object (the cache and batch subcommands); commands whose
+# JSON has its own shape say so in their own help.
+JsonObjectOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object instead of text.")
+]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
 LogFormatOpt = Annotated[
     LogFormatChoice | None,
